@@ -1,0 +1,1 @@
+"""cohortroute: serve several versions of a multi-tenant app and move tenants between them."""

@@ -1,0 +1,54 @@
+"""The exceptions cohortroute raises; every one derives from :class:`CohortRouteError`.
+
+Each message says what went wrong *and* what to do about it, because the people who read them
+are operators in the middle of a rollout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class CohortRouteError(Exception):
+    """Root of every error cohortroute raises on purpose."""
+
+
+class ConfigurationError(CohortRouteError, ValueError):
+    """The router, a store URL or an argument is set up wrongly; raised at construction."""
+
+
+class InvalidHostError(CohortRouteError, ValueError):
+    """A Host header that is malformed or not served here; the router answers it with 400."""
+
+
+class ValidationError(CohortRouteError, ValueError):
+    """A state change was refused because an argument is malformed (tenant, tag, percent...)."""
+
+
+class UnknownVersionError(ValidationError):
+    """A pin, rule or rollout names a version the store has never seen."""
+
+    def __init__(self, version: str, known: Iterable[str]) -> None:
+        self.version = version
+        self.known = sorted(known)
+        listed = ", ".join(self.known) if self.known else "(none yet: start a router first)"
+        super().__init__(
+            f"unknown version {version!r}; known versions: {listed}. "
+            "A version becomes known when a router that mounts it starts."
+        )
+
+
+class StoreError(CohortRouteError):
+    """The store failed: unreachable, timed out, or holds data this release cannot read."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store could not be reached; check the URL, the server and the network."""
+
+
+class SchemaError(StoreError):
+    """The store was written by a newer (or unknown) cohortroute schema; upgrade cohortroute."""
+
+
+class ConflictError(CohortRouteError):
+    """A state change conflicts with the current state (for example no rollout is running)."""

@@ -1,0 +1,1 @@
+"""Shared fixtures. Service fixtures (Redis, PostgreSQL) live in tests/services.py."""
