@@ -1,1 +1,55 @@
-"""cohortroute: serve several versions of a multi-tenant app and move tenants between them."""
+"""cohortroute: serve several versions of a multi-tenant app and move tenants between them.
+
+Wrap the versions in :class:`CohortRouter`; each tenant (``acme`` in ``acme.example.com``) is
+served the version decided for it by pins, tag rules and the rollout held in a store.
+"""
+
+from .bucketing import bucket
+from .decision import Decision, Reason, decide
+from .errors import (
+    CohortRouteError,
+    ConfigurationError,
+    ConflictError,
+    InvalidHostError,
+    SchemaError,
+    StoreError,
+    StoreUnavailableError,
+    UnknownVersionError,
+    ValidationError,
+)
+from .policy import AuditEntry, Policy, Rollout, TenantRecord, format_percent, parse_percent
+from .router import ASGICohortRouter, CohortRouter, WSGICohortRouter
+from .store import Store, open_store
+from .tenancy import SubdomainResolver, parse_host
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ASGICohortRouter",
+    "AuditEntry",
+    "CohortRouteError",
+    "CohortRouter",
+    "ConfigurationError",
+    "ConflictError",
+    "Decision",
+    "InvalidHostError",
+    "Policy",
+    "Reason",
+    "Rollout",
+    "SchemaError",
+    "Store",
+    "StoreError",
+    "StoreUnavailableError",
+    "SubdomainResolver",
+    "TenantRecord",
+    "UnknownVersionError",
+    "ValidationError",
+    "WSGICohortRouter",
+    "__version__",
+    "bucket",
+    "decide",
+    "format_percent",
+    "open_store",
+    "parse_host",
+    "parse_percent",
+]

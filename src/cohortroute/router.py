@@ -1,0 +1,410 @@
+"""CohortRouter: the WSGI and ASGI entry points and the dispatch (the hot path).
+
+Per request: Host -> tenant -> decision -> mounted app. A warm request is one dictionary look-up
+keyed by the raw Host value plus a clock read; everything else happens on a cache miss. The
+cache is bounded (a flood of random subdomains cannot grow memory without bound) and dropped
+whenever the store's revision moves, which the router confirms at most once per refresh interval
+-- no background thread, so it is fork-safe under ``gunicorn --preload``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from time import monotonic
+from typing import TYPE_CHECKING, Any
+
+from asgiref.wsgi import WsgiToAsgi, WsgiToAsgiInstance
+
+from .cache import StateView
+from .decision import Decision, Reason, decide
+from .errors import ConfigurationError, InvalidHostError, UnknownVersionError
+from .policy import TenantRecord, check_version_name
+from .store.base import Store, open_store
+from .tenancy import DEFAULT_RESERVED, SubdomainResolver, TenantResolver, parse_host
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+log = logging.getLogger("cohortroute")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+DECISION_KEY = "cohortroute.decision"
+TENANT_KEY = "cohortroute.tenant"
+
+# An entry of the decision cache: (decision or None for a rejected host, tenant, target app).
+_Entry = tuple["Decision | None", "str | None", Any]
+
+
+def is_asgi_app(app: object) -> bool:
+    """True for an ASGI 3 application: a coroutine function or an object with ``async __call__``."""
+    if inspect.iscoroutinefunction(app):
+        return True
+    call = getattr(app, "__call__", None)  # noqa: B004 - we need the method, not callable()
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+class CohortRouter:
+    """Serve several mounted versions of an app, each tenant on the version decided for it.
+
+    ``CohortRouter(apps=...)`` returns a WSGI application when every version is WSGI, and an
+    ASGI application when any version is ASGI (WSGI versions are then mounted through asgiref);
+    ``interface="asgi"`` forces ASGI. Both expose the same Python API (:meth:`explain`,
+    :attr:`store`, :meth:`status`).
+
+    :param apps: version name -> WSGI or ASGI callable, e.g. ``{"2026.11": old, "2026.12": new}``.
+    :param default: the version everybody gets unless something says otherwise; the first
+        version when omitted. It seeds the store's default when the store has none; afterwards
+        the store's default wins (``finalize`` changes it), and this one is the fallback when the
+        store names a version that is not mounted here.
+    :param domains: the domains tenants live under: ``acme.example.com`` -> ``acme``.
+    :param store: a store URL (``memory://``, ``sqlite:///state.db``, ``redis://...``) or Store.
+    :param reserved: labels that are not tenants (``www`` by default).
+    :param allow_unknown_hosts: serve hosts outside every domain the default instead of 400.
+    :param tenant_resolver: replaces the domain rule: called with the validated, lower-cased host
+        name (no port) and returns a tenant or None; decisions are cached per host.
+    :param cache_size: how many distinct hosts the decision cache holds before it starts over.
+    :param refresh_interval: seconds between revision checks with the store (the store's own
+        default when None; changes made through this process are seen at once regardless).
+    """
+
+    def __new__(cls, apps: Mapping[str, Any], *args: Any, **kwargs: Any) -> CohortRouter:
+        if cls is CohortRouter:
+            interface = kwargs.get("interface", "auto")
+            values = list(apps.values()) if isinstance(apps, Mapping) else []
+            asgi = interface == "asgi" or (
+                interface == "auto" and any(is_asgi_app(a) for a in values)
+            )
+            cls = ASGICohortRouter if asgi else WSGICohortRouter
+        return object.__new__(cls)
+
+    def __init__(
+        self,
+        apps: Mapping[str, Any],
+        *,
+        default: str | None = None,
+        domains: Iterable[str] | None = None,
+        store: str | Store = "memory://",
+        reserved: Iterable[str] = DEFAULT_RESERVED,
+        allow_unknown_hosts: bool = False,
+        tenant_resolver: TenantResolver | None = None,
+        cache_size: int = 100_000,
+        refresh_interval: float | None = None,
+        interface: str = "auto",
+    ) -> None:
+        if interface not in ("auto", "wsgi", "asgi"):
+            raise ConfigurationError(
+                f"interface must be 'auto', 'wsgi' or 'asgi', not {interface!r}"
+            )
+        if not isinstance(apps, Mapping) or not apps:
+            raise ConfigurationError(
+                "apps must be a non-empty mapping of version name to app, e.g. "
+                "apps={'2026.11': old_app, '2026.12': new_app}"
+            )
+        for name, app in apps.items():
+            check_version_name(name)
+            if not callable(app):
+                raise ConfigurationError(f"apps[{name!r}] is not a WSGI or ASGI callable: {app!r}")
+        self.apps: dict[str, Any] = dict(apps)
+        if default is None:
+            default = next(iter(self.apps))
+        if default not in self.apps:
+            raise ConfigurationError(
+                f"default {default!r} is not one of the mounted versions: "
+                f"{', '.join(self.apps)}; pass default= one of them"
+            )
+        self.default = default
+        if tenant_resolver is not None:
+            if not callable(tenant_resolver):
+                raise ConfigurationError("tenant_resolver must be a callable(host) -> tenant")
+            self._resolver: TenantResolver = tenant_resolver
+        else:
+            if domains is None:
+                raise ConfigurationError(
+                    "give domains=['example.com'] (tenants are subdomains of it) "
+                    "or a tenant_resolver"
+                )
+            self._resolver = SubdomainResolver(
+                domains, reserved=reserved, allow_unknown_hosts=allow_unknown_hosts
+            )
+        if cache_size < 1:
+            raise ConfigurationError("cache_size must be at least 1")
+        self._store = open_store(store)
+        interval = self._store.refresh_interval if refresh_interval is None else refresh_interval
+        if interval < 0:
+            raise ConfigurationError("refresh_interval must be >= 0 seconds")
+        self._refresh_interval = float(interval)
+        self._view = StateView(self._store, list(self.apps), default)
+        self._cache: dict[Any, _Entry] = {}
+        self._cache_size = cache_size
+        self._generation = 0
+        self._next_check = 0.0
+        self._refresh_lock = threading.Lock()
+        self._overrides: dict[str | None, str] = {}
+        self._warned_unmounted: set[str] = set()
+        self._targets: dict[str, Any] = self._mount()
+        self._view.register()
+        self._view.refresh()
+        self._store.subscribe(self._on_store_change)
+
+    # --- the Python API ----------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        """The store this router reads: pin, tag, set rules and run rollouts through it."""
+        return self._store
+
+    def explain(self, tenant: str | None) -> Decision:
+        """The decision a request for ``tenant`` would get now, read fresh from the store."""
+        name = None if tenant is None else tenant.lower()
+        record = None if name is None else self._store.tenant(name)
+        return self._checked(
+            decide(self._store.policy(), record, self.default, override=self._override(name))
+        )
+
+    def status(self) -> dict[str, Any]:
+        """Health of this router's view of the store: revision, degraded flag, last error."""
+        return {
+            "revision": self._view.revision,
+            "degraded": self._view.degraded,
+            "last_error": self._view.last_error,
+            "cached_hosts": len(self._cache),
+            "versions": list(self.apps),
+            "default": self._view.policy.default or self.default,
+        }
+
+    # --- test overrides (used by cohortroute.testing) -------------------------------------------
+
+    def _set_override(self, version: str | None, tenant: str | None = None) -> str | None:
+        """Force ``version`` for one tenant (or every request when None); returns the previous."""
+        if version is not None and version not in self.apps:
+            raise UnknownVersionError(version, self.apps)
+        key = None if tenant is None else tenant.lower()
+        previous = self._overrides.get(key)
+        if version is None:
+            self._overrides.pop(key, None)
+        else:
+            self._overrides[key] = version
+        self._drop_cache()
+        return previous
+
+    def _override(self, tenant: str | None) -> str | None:
+        if not self._overrides:
+            return None
+        return self._overrides.get(tenant, self._overrides.get(None))
+
+    # --- the decision machinery (cold path) ----------------------------------------------------
+
+    def _mount(self) -> dict[str, Any]:
+        return dict(self.apps)
+
+    def _reject(self, message: str) -> Any:
+        raise NotImplementedError
+
+    def _on_store_change(self) -> None:
+        self._next_check = 0.0
+
+    def _drop_cache(self) -> None:
+        self._generation += 1
+        self._cache.clear()
+
+    def _refresh(self, now: float) -> None:
+        if not self._refresh_lock.acquire(blocking=False):
+            return  # another thread is refreshing; serve from the cache meanwhile
+        try:
+            self._next_check = now + self._refresh_interval
+            if self._view.refresh():
+                self._drop_cache()
+        finally:
+            self._refresh_lock.release()
+
+    def _checked(self, decision: Decision) -> Decision:
+        if decision.version in self.apps:
+            return decision
+        if decision.version not in self._warned_unmounted:
+            self._warned_unmounted.add(decision.version)
+            log.warning(
+                "cohortroute: the store names version %r, which is not mounted here (mounted: %s); "
+                "serving %r instead. Mount it, or fix the pin/rule/rollout that names it.",
+                decision.version,
+                ", ".join(self.apps),
+                self.default,
+            )
+        return Decision(
+            decision.tenant,
+            self.default,
+            Reason.DEFAULT,
+            bucket=decision.bucket,
+            detail=f"{decision.version} is not mounted here",
+        )
+
+    def _miss(self, key: Any, raw: str) -> _Entry:
+        generation = self._generation
+        try:
+            host = parse_host(raw)
+            tenant = self._resolver(host)
+        except InvalidHostError as exc:
+            entry: _Entry = (None, None, self._reject(str(exc)))
+        else:
+            record: TenantRecord | None = None
+            stale = False
+            if tenant is not None:
+                record = self._view.tenant(tenant)
+                if record is None:  # the store failed and nothing is known: default, retry later
+                    record, stale = TenantRecord(tenant), True
+            decision = self._checked(
+                decide(self._view.policy, record, self.default, override=self._override(tenant))
+            )
+            entry = (decision, tenant, self._targets[decision.version])
+            if stale:
+                return entry
+        cache = self._cache
+        if len(cache) >= self._cache_size:
+            cache.clear()  # start over rather than evict one by one: O(1) and bounded
+        if generation == self._generation:
+            cache[key] = entry
+        return entry
+
+
+def _bad_request_body(message: str) -> bytes:
+    return f"400 Bad Request: {message}.\n".encode()
+
+
+class WSGICohortRouter(CohortRouter):
+    """The WSGI flavour of :class:`CohortRouter` (every mounted version is a WSGI app)."""
+
+    def __init__(self, apps: Mapping[str, Any], **kwargs: Any) -> None:
+        if kwargs.get("interface") == "wsgi" and any(is_asgi_app(a) for a in apps.values()):
+            raise ConfigurationError(
+                "interface='wsgi' but some versions are ASGI apps; serve the router with an ASGI "
+                "server (uvicorn) and leave interface='auto'"
+            )
+        super().__init__(apps, **kwargs)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        host = environ.get("HTTP_HOST")
+        if host is None:
+            # HTTP/1.0 requests may omit Host; SERVER_NAME is the server's own name then.
+            host = (
+                environ.get("SERVER_NAME", "")
+                if environ.get("SERVER_PROTOCOL") == "HTTP/1.0"
+                else ""
+            )
+        now = monotonic()
+        if now >= self._next_check:
+            self._refresh(now)
+        entry = self._cache.get(host)
+        if entry is None:
+            entry = self._miss(host, host)
+        environ[DECISION_KEY] = entry[0]
+        environ[TENANT_KEY] = entry[1]
+        app: WSGIApplication = entry[2]
+        return app(environ, start_response)
+
+    def _reject(self, message: str) -> WSGIApplication:
+        body = _bad_request_body(message)
+        headers = [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+        ]
+
+        def bad_request(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+            start_response("400 Bad Request", headers)
+            return [body]
+
+        return bad_request
+
+
+class _WsgiVersionInstance(WsgiToAsgiInstance):
+    """asgiref's per-request WSGI bridge, also copying our decision keys into the environ."""
+
+    def build_environ(self, scope: Scope, body: Any) -> dict[str, Any]:
+        environ: dict[str, Any] = super().build_environ(scope, body)  # type: ignore[no-untyped-call]
+        environ[DECISION_KEY] = scope.get(DECISION_KEY)
+        environ[TENANT_KEY] = scope.get(TENANT_KEY)
+        return environ
+
+
+class _WsgiVersion(WsgiToAsgi):
+    """A WSGI version mounted under the ASGI router; websockets cannot reach it (closed 1003)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await send({"type": "websocket.close", "code": 1003})
+            return
+        instance = _WsgiVersionInstance(self.wsgi_application, self.duplicate_header_limit)  # type: ignore[no-untyped-call]
+        await instance(scope, receive, send)
+
+
+class ASGICohortRouter(CohortRouter):
+    """The ASGI flavour of :class:`CohortRouter`; also owns lifespan for every ASGI version."""
+
+    def _mount(self) -> dict[str, Any]:
+        self._asgi_versions = [(n, a) for n, a in self.apps.items() if is_asgi_app(a)]
+        return {
+            n: a if is_asgi_app(a) else _WsgiVersion(a)  # type: ignore[no-untyped-call]
+            for n, a in self.apps.items()
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http" or kind == "websocket":
+            host = None
+            for name, value in scope["headers"]:
+                if name == b"host":
+                    host = value
+                    break
+            if host is None:
+                server = scope.get("server")
+                host = (
+                    server[0].encode("latin-1")
+                    if server and scope.get("http_version") == "1.0"
+                    else b""
+                )
+            now = monotonic()
+            if now >= self._next_check:
+                self._refresh(now)
+            entry = self._cache.get(host)
+            if entry is None:
+                entry = self._miss(host, host.decode("latin-1"))
+            scope[DECISION_KEY] = entry[0]
+            scope[TENANT_KEY] = entry[1]
+            await entry[2](scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(scope, receive, send)
+        else:
+            # An unknown scope type: hand it to the default version, as a server would.
+            await self._targets[self.default](scope, receive, send)
+
+    def _reject(self, message: str) -> ASGIApp:
+        body = _bad_request_body(message)
+
+        async def bad_request(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008, "reason": message[:120]})
+                return
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 400,
+                    "headers": [
+                        (b"content-type", b"text/plain; charset=utf-8"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+
+        return bad_request
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from ._lifespan import run_lifespan
+
+        await run_lifespan(self._asgi_versions, scope, receive, send)
