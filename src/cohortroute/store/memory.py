@@ -42,7 +42,7 @@ class _Reader(StateReader):
 class MemoryStore(Store, scheme="memory"):
     """State held in this process; ``memory://`` (nothing after the scheme)."""
 
-    refresh_interval = 0.0
+    refresh_interval = 1.0  # every write is local, and local writes notify routers at once
 
     def __init__(self) -> None:
         super().__init__()

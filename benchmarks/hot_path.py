@@ -1,0 +1,204 @@
+"""Hot-path benchmark: ns per warm request, CohortRouter against bare and hand-written dispatch.
+
+Run: ``python benchmarks/hot_path.py`` (``--quick`` for a short run). Every figure comes from the
+same run on the same machine, so the ratios mean something even where absolute numbers do not:
+
+* WSGI: a bare app call, a hand-written dispatcher
+  (``apps[assign[host.split(".", 1)[0]]]``), werkzeug's DispatcherMiddleware, CohortRouter warm.
+* ASGI: a bare app call, a hand-written ASGI host dispatcher, CohortRouter warm.
+
+Ratios are net of building the request (the environ copy for WSGI), as the targets are stated:
+WSGI warm <= 1.5x the hand-written dispatcher and <= 0.6x DispatcherMiddleware; ASGI warm <= 1.5x
+the hand-written ASGI dispatcher.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+from cohortroute import CohortRouter
+
+TENANTS = [f"tenant{i}" for i in range(200)]
+HOSTS = [f"{t}.example.com" for t in TENANTS]
+
+
+def wsgi_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    return [b"ok"]
+
+
+def _start_response(status: str, headers: Any, exc_info: Any = None) -> None:
+    return None
+
+
+def _environ(host: str) -> dict[str, Any]:
+    """An environ shaped like gunicorn's for ``GET /`` from curl (same keys, same count)."""
+    return {
+        "wsgi.errors": sys.stderr,
+        "wsgi.version": (1, 0),
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "wsgi.file_wrapper": object,
+        "wsgi.input_terminated": True,
+        "SERVER_SOFTWARE": "gunicorn/23.0.0",
+        "wsgi.input": None,
+        "gunicorn.socket": None,
+        "REQUEST_METHOD": "GET",
+        "QUERY_STRING": "",
+        "RAW_URI": "/orders/42/items",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": host,
+        "HTTP_USER_AGENT": "curl/8.5.0",
+        "HTTP_ACCEPT": "*/*",
+        "wsgi.url_scheme": "http",
+        "REMOTE_ADDR": "127.0.0.1",
+        "REMOTE_PORT": "51234",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "PATH_INFO": "/orders/42/items",
+        "SCRIPT_NAME": "",
+    }
+
+
+def bench(fn: Callable[[], Any], loops: int, repeats: int) -> float:
+    """Median ns per call of ``fn`` over ``repeats`` timings of ``loops`` calls each."""
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter_ns()
+        for _ in range(loops):
+            fn()
+        samples.append((time.perf_counter_ns() - start) / loops)
+    return statistics.median(samples)
+
+
+def wsgi_cases(loops: int, repeats: int) -> dict[str, float]:
+    apps = {"v1": wsgi_app, "v2": wsgi_app}
+    assign = {t: ("v2" if i % 2 else "v1") for i, t in enumerate(TENANTS)}
+
+    def hand_written(environ: dict[str, Any], start_response: Any) -> Any:
+        return apps[assign[environ["HTTP_HOST"].split(".", 1)[0]]](environ, start_response)
+
+    # Path-prefix mounts, the way DispatcherMiddleware is used for side-by-side versions.
+    dispatcher = DispatcherMiddleware(wsgi_app, {"/v1": wsgi_app, "/v2": wsgi_app})
+    router = CohortRouter(apps, domains=["example.com"])
+    for i, tenant in enumerate(TENANTS):
+        if i % 2:
+            router.store.pin(tenant, "v2")
+    environs = [_environ(h) for h in HOSTS]
+    for env in environs:  # warm the router's cache
+        router(dict(env), _start_response)
+    n = len(environs)
+    counter = [0]
+
+    def runner(app: Any) -> Callable[[], Any]:
+        def call() -> Any:
+            i = counter[0] = (counter[0] + 1) % n
+            return app(environs[i].copy(), _start_response)
+
+        return call
+
+    def build_only() -> Any:
+        i = counter[0] = (counter[0] + 1) % n
+        return environs[i].copy()
+
+    return {
+        "build environ": bench(build_only, loops, repeats),
+        "bare app": bench(runner(wsgi_app), loops, repeats),
+        "hand-written": bench(runner(hand_written), loops, repeats),
+        "DispatcherMiddleware": bench(runner(dispatcher), loops, repeats),
+        "CohortRouter": bench(runner(router), loops, repeats),
+    }
+
+
+async def asgi_app(scope: Any, receive: Any, send: Any) -> None:
+    return None
+
+
+def asgi_cases(loops: int, repeats: int) -> dict[str, float]:
+    apps = {"v1": asgi_app, "v2": asgi_app}
+    assign = {t.encode(): ("v2" if i % 2 else "v1") for i, t in enumerate(TENANTS)}
+
+    async def hand_written(scope: Any, receive: Any, send: Any) -> None:
+        for name, value in scope["headers"]:
+            if name == b"host":
+                await apps[assign[value.split(b".", 1)[0]]](scope, receive, send)
+                return
+
+    router = CohortRouter(apps, domains=["example.com"])
+    for i, tenant in enumerate(TENANTS):
+        if i % 2:
+            router.store.pin(tenant, "v2")
+    scopes = [
+        {
+            "type": "http",
+            "method": "GET",
+            "path": "/",
+            "headers": [(b"user-agent", b"bench"), (b"host", h.encode()), (b"accept", b"*/*")],
+        }
+        for h in HOSTS
+    ]
+    n = len(scopes)
+
+    def timed(app: Any) -> float:
+        async def many() -> float:
+            samples = []
+            for _ in range(repeats):
+                start = time.perf_counter_ns()
+                for j in range(loops):
+                    await app(scopes[j % n], None, None)
+                samples.append((time.perf_counter_ns() - start) / loops)
+            return statistics.median(samples)
+
+        return asyncio.run(many())
+
+    asyncio.run(_warm(router, scopes))
+    return {
+        "bare app": timed(asgi_app),
+        "hand-written": timed(hand_written),
+        "CohortRouter": timed(router),
+    }
+
+
+async def _warm(router: Any, scopes: list[dict[str, Any]]) -> None:
+    for scope in scopes:
+        await router(scope, None, None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer loops, for a smoke run")
+    args = parser.parse_args(argv)
+    loops, repeats = (5_000, 5) if args.quick else (50_000, 15)
+
+    wsgi = wsgi_cases(loops, repeats)
+    base = wsgi.pop("build environ")
+    print(
+        f"WSGI (ns/request, median of {repeats} x {loops}; environ copy {base:.0f} ns netted out)"
+    )
+    net = {k: v - base for k, v in wsgi.items()}
+    for name, value in net.items():
+        print(f"  {name:22s} {value:8.0f}")
+    wsgi_vs_hand = net["CohortRouter"] / net["hand-written"]
+    wsgi_vs_dm = net["CohortRouter"] / net["DispatcherMiddleware"]
+    print(f"  CohortRouter / hand-written         = {wsgi_vs_hand:.2f}x  (target <= 1.5x)")
+    print(f"  CohortRouter / DispatcherMiddleware = {wsgi_vs_dm:.2f}x  (target <= 0.6x)")
+
+    asgi = asgi_cases(loops, repeats)
+    print(f"ASGI (ns/request, median of {repeats} x {loops})")
+    for name, value in asgi.items():
+        print(f"  {name:22s} {value:8.0f}")
+    asgi_vs_hand = asgi["CohortRouter"] / asgi["hand-written"]
+    print(f"  CohortRouter / hand-written         = {asgi_vs_hand:.2f}x  (target <= 1.5x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
