@@ -1,17 +1,27 @@
-"""The router's view of the store: the policy per revision, and last-known state when it fails.
+"""The router's view of the store: the policy per revision, tenant records, and degraded mode.
 
-The hot path never calls the store. A router asks this view for the policy and for a tenant's
-record only on a decision-cache miss, and asks it at most once per refresh interval whether the
-revision moved. When the store fails, the view keeps answering from the last state it saw and
-reports itself degraded, so a store hiccup never fails a user's request.
+The hot path never calls the store. A router asks this view for a tenant's record only on a
+decision-cache miss, and asks it at most once per refresh interval whether the revision moved.
+
+When the store fails, the view keeps answering from the last state it saw and reports itself
+degraded, so a store hiccup never fails a user's request. For a remote store (one that sets
+``Store.remote``: Redis, PostgreSQL) every read runs in a small per-process thread pool and the
+request waits at most ``lookup_timeout`` (50 ms by default) for it: a slow store delays no
+request by more than that, and at most one look-up per tenant is in flight (single-flight), so
+a slow store never sees a thundering herd. Local stores (memory, SQLite) are read inline, with
+no thread at all.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from functools import partial
 
 from cachetools import TTLCache
 
@@ -21,14 +31,15 @@ from .store.base import Store
 
 log = logging.getLogger("cohortroute")
 
-_LOG_EVERY = 30.0  # seconds between repeated log lines about the same store failure
+_LOG_EVERY = 30.0  # seconds between repeated log lines about store failures
+_MAX_INFLIGHT = 256  # distinct tenant look-ups queued at once before new misses get the default
 
 
 class StateView:
-    """Cached reads of one store for one router, with degraded-mode bookkeeping.
+    """Cached, failure-tolerant reads of one store for one router.
 
-    ``records`` is the cold tier: recently read tenant records, bounded and expiring, in front
-    of the store. It is dropped with everything else when the revision moves.
+    ``on_change`` is called (from any thread) whenever decisions made so far may be stale: the
+    revision moved, or the store answered again after an outage.
     """
 
     def __init__(
@@ -37,70 +48,138 @@ class StateView:
         versions: Sequence[str],
         default: str,
         *,
+        on_change: Callable[[], None],
+        lookup_timeout: float = 0.05,
         record_cache_size: int = 100_000,
         record_ttl: float = 300.0,
     ) -> None:
         self.store = store
         self._versions = list(versions)
         self._default = default
+        self._on_change = on_change
+        self.lookup_timeout = lookup_timeout
+        self._remote = bool(getattr(store, "remote", False))
         self._lock = threading.Lock()
         self._registered = False
         self.policy = Policy(default=None, versions=frozenset(versions), revision=-1)
         self.revision = -1
         self.degraded = False
         self.last_error: str | None = None
+        self.errors = 0
         self._last_log = 0.0
+        self._generation = 0
         self._records: TTLCache[str, TenantRecord] = TTLCache(record_cache_size, record_ttl)
+        self._pid = os.getpid()
+        self._executor: ThreadPoolExecutor | None = None
+        self._inflight: dict[str, Future[TenantRecord]] = {}
+        self._refreshing: Future[None] | None = None
 
-    def register(self) -> bool:
-        """Record this router's versions in the store (once); False when the store failed."""
-        if self._registered:
-            return True
-        try:
-            self.store.register_versions(self._versions, self._default, actor="cohortroute-router")
-        except StoreError as exc:
-            self._failed("could not record this router's versions in the store", exc)
-            return False
-        self._registered = True
-        return True
+    # --- public ---------------------------------------------------------------------------
 
-    def refresh(self) -> bool:
-        """Re-read the policy if the revision moved; True when the caller must drop its caches."""
-        if not self._registered and not self.register():
-            return False
-        try:
-            revision = self.store.revision()
-            if revision == self.revision:
-                return self._recovered()
-            policy = self.store.policy()
-        except StoreError as exc:
-            self._failed("could not read the store; serving the last-known state", exc)
-            return False
+    def refresh(self) -> None:
+        """Re-read the policy if the revision moved (bounded by ``lookup_timeout`` if remote)."""
+        if not self._remote:
+            self._refresh_now()
+            return
+        pool = self._pool()
         with self._lock:
-            self.policy = policy
-            self.revision = policy.revision
-            self._records.clear()
-        self._recovered()
-        return True
+            future = self._refreshing
+            if future is None or future.done():
+                future = self._refreshing = pool.submit(self._refresh_now)
+        try:
+            future.result(timeout=self.lookup_timeout)
+        except FutureTimeout:
+            self._failed("the store is slow; serving the last-known state meanwhile", None)
 
     def tenant(self, name: str) -> TenantRecord | None:
-        """The tenant's record; None when the store failed and nothing is known about it."""
+        """The tenant's record; None when the store failed or is slow and nothing is known."""
         with self._lock:
             record = self._records.get(name)
+            generation = self._generation
         if record is not None:
             return record
+        if not self._remote:
+            try:
+                return self._load(name, generation)
+            except StoreError:
+                return None
+        pool = self._pool()
+        with self._lock:
+            future = self._inflight.get(name)
+            if future is None:
+                if len(self._inflight) >= _MAX_INFLIGHT:
+                    return None
+                future = pool.submit(self._load, name, generation)
+                self._inflight[name] = future
+                future.add_done_callback(partial(self._forget, name))
+        try:
+            return future.result(timeout=self.lookup_timeout)
+        except FutureTimeout:
+            self._failed("the store is slow; new tenants get the default meanwhile", None)
+            return None
+        except StoreError:
+            return None
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _pool(self) -> ThreadPoolExecutor:
+        # Created lazily in the process that uses it: a pool inherited through fork is dead.
+        if self._executor is None or self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._inflight = {}
+            self._refreshing = None
+            self._executor = ThreadPoolExecutor(4, thread_name_prefix="cohortroute-store")
+        return self._executor
+
+    def _forget(self, name: str, _future: object = None) -> None:
+        with self._lock:
+            self._inflight.pop(name, None)
+
+    def _load(self, name: str, generation: int) -> TenantRecord:
         try:
             record = self.store.tenant(name)
         except StoreError as exc:
             self._failed("could not read a tenant from the store; serving the default", exc)
-            return None
+            raise
+        except Exception as exc:  # a custom store's bug must not fail the request either
+            self._failed("the store raised an unexpected error", exc)
+            raise StoreError(str(exc)) from exc
         with self._lock:
-            self._records[name] = record
+            if generation == self._generation:
+                self._records[name] = record
         return record
 
-    def _failed(self, what: str, exc: CohortRouteError) -> None:
+    def _refresh_now(self) -> None:
+        try:
+            if not self._registered:
+                self.store.register_versions(
+                    self._versions, self._default, actor="cohortroute-router"
+                )
+                self._registered = True
+            revision = self.store.revision()
+            if revision == self.revision:
+                if self._recovered():
+                    self._on_change()
+                return
+            policy = self.store.policy()
+        except StoreError as exc:
+            self._failed("could not read the store; serving the last-known state", exc)
+            return
+        except Exception as exc:  # a custom store's bug: keep serving, say so
+            self._failed("the store raised an unexpected error", exc)
+            return
+        with self._lock:
+            self.policy = policy
+            self.revision = policy.revision
+            self._generation += 1
+            self._records.clear()
+        self._recovered()
+        self._on_change()
+
+    def _failed(self, what: str, exc: BaseException | CohortRouteError | None) -> None:
         self.degraded = True
-        self.last_error = f"{what}: {exc}"
+        self.errors += 1
+        self.last_error = what if exc is None else f"{what}: {exc}"
         now = time.monotonic()
         if now - self._last_log >= _LOG_EVERY:
             self._last_log = now

@@ -73,6 +73,8 @@ class CohortRouter:
     :param cache_size: how many distinct hosts the decision cache holds before it starts over.
     :param refresh_interval: seconds between revision checks with the store (the store's own
         default when None; changes made through this process are seen at once regardless).
+    :param lookup_timeout: the longest a request waits for a remote store (Redis, PostgreSQL)
+        on a cache miss; a slower store gets the request the last-known or default decision.
     """
 
     def __new__(cls, apps: Mapping[str, Any], *args: Any, **kwargs: Any) -> CohortRouter:
@@ -97,6 +99,7 @@ class CohortRouter:
         tenant_resolver: TenantResolver | None = None,
         cache_size: int = 100_000,
         refresh_interval: float | None = None,
+        lookup_timeout: float = 0.05,
         interface: str = "auto",
     ) -> None:
         if interface not in ("auto", "wsgi", "asgi"):
@@ -141,7 +144,6 @@ class CohortRouter:
         if interval < 0:
             raise ConfigurationError("refresh_interval must be >= 0 seconds")
         self._refresh_interval = float(interval)
-        self._view = StateView(self._store, list(self.apps), default)
         self._cache: dict[Any, _Entry] = {}
         self._cache_size = cache_size
         self._generation = 0
@@ -150,8 +152,14 @@ class CohortRouter:
         self._overrides: dict[str | None, str] = {}
         self._warned_unmounted: set[str] = set()
         self._targets: dict[str, Any] = self._mount()
-        self._view.register()
-        self._view.refresh()
+        self._view = StateView(
+            self._store,
+            list(self.apps),
+            default,
+            on_change=self._drop_cache,
+            lookup_timeout=lookup_timeout,
+        )
+        self._view.refresh()  # records our versions; never fails, at worst starts degraded
         self._store.subscribe(self._on_store_change)
 
     # --- the Python API ----------------------------------------------------------------------
@@ -175,6 +183,7 @@ class CohortRouter:
             "revision": self._view.revision,
             "degraded": self._view.degraded,
             "last_error": self._view.last_error,
+            "store_errors": self._view.errors,
             "cached_hosts": len(self._cache),
             "versions": list(self.apps),
             "default": self._view.policy.default or self.default,
@@ -220,8 +229,7 @@ class CohortRouter:
             return  # another thread is refreshing; serve from the cache meanwhile
         try:
             self._next_check = now + self._refresh_interval
-            if self._view.refresh():
-                self._drop_cache()
+            self._view.refresh()  # calls _drop_cache when the revision moved
         finally:
             self._refresh_lock.release()
 

@@ -112,6 +112,9 @@ class Store(abc.ABC):
     schemes: ClassVar[tuple[str, ...]] = ()
     #: How often (seconds) a router confirms the revision with this store; 0 = every request.
     refresh_interval: float = 1.0
+    #: True for stores across a network: routers then read them off the request thread, waiting
+    #: at most their ``lookup_timeout``, so a slow store cannot stall requests.
+    remote: ClassVar[bool] = False
 
     def __init_subclass__(cls, scheme: str | Sequence[str] | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
