@@ -2,17 +2,33 @@
 
 Precedence is total and documented: **override > pin > tag rule > rollout > default**. A
 tenant with no tenant (apex, ``www``, an IP) gets the default with reason ``no-tenant``.
-:func:`decide` touches no store and no clock, so the same inputs always give the same answer:
-that is what ``explain`` shows and what the router caches.
+:func:`decide` touches no store, so the same inputs always give the same answer: that is what
+``explain`` shows and what the router caches. The only input that is not an argument is the
+clock for a *timed* plan (``Rollout.auto``), and only when the caller passes no ``now``.
+
+Inside the rollout step, in this order:
+
+* a tenant rolled back from this rollout (``held``) stays on the default;
+* a tenant whose bucket is below the percentage gets the candidate;
+* a tenant whose **ratchet** names the candidate keeps it, even when the percentage was lowered:
+  customers never bounce between versions; only an explicit rollback moves them back.
+
+**Migration gating.** When the rollout is ``gated`` (the candidate needs a per-tenant data
+migration), the version follows the tenant's *data*, whatever the precedence says: a tenant is
+only served the candidate once its data was migrated to it, and a migrated tenant is never sent
+back to the old version on new data. While its migration runs (or after one that failed and could
+not be undone) the decision carries ``maintenance=True`` and the router answers 503 with
+Retry-After.
 """
 
 from __future__ import annotations
 
 import enum
+import time
 from dataclasses import dataclass
 
 from .bucketing import bucket
-from .policy import Policy, TenantRecord
+from .policy import BUSY_STATUSES, Policy, Rollout, TenantRecord
 
 
 class Reason(str, enum.Enum):
@@ -35,6 +51,10 @@ class Decision:
 
     ``bucket`` is the tenant's bucket in the active rollout (None without one) and ``detail``
     a short human explanation, e.g. ``"bucket 412 < 500 (5%)"`` or ``"tag beta"``.
+    ``maintenance`` is True while the tenant's data is being migrated: the router answers 503
+    with Retry-After instead of serving ``version`` (the version its data is at).
+
+    .. versionadded:: 0.1 ``maintenance``.
     """
 
     tenant: str | None
@@ -42,6 +62,7 @@ class Decision:
     reason: Reason
     bucket: int | None = None
     detail: str = ""
+    maintenance: bool = False
 
 
 def decide(
@@ -50,11 +71,13 @@ def decide(
     default: str,
     *,
     override: str | None = None,
+    now: float | None = None,
 ) -> Decision:
     """Decide the version for a tenant (``record``; None when the request has no tenant).
 
     ``default`` is the version to use when the policy names none. The caller checks that the
-    chosen version is mounted; this function only applies the precedence.
+    chosen version is mounted; this function only applies the precedence and migration gating.
+    ``now`` (Unix time) places a timed plan; the current time when omitted.
     """
     tenant = None if record is None else record.name
     if override is not None:
@@ -62,35 +85,130 @@ def decide(
     fallback = policy.default or default
     if record is None:
         return Decision(None, fallback, Reason.NO_TENANT, detail="request has no tenant")
+    rollout = policy.rollout
+    if rollout is not None and rollout.auto:
+        rollout = rollout.at(time.time() if now is None else now)
+    wanted = _intended(policy, rollout, record, fallback)
+    if rollout is None or not rollout.gated:
+        return wanted
+    return _gated(rollout, record, fallback, wanted)
+
+
+def intended(
+    policy: Policy,
+    record: TenantRecord,
+    default: str,
+    *,
+    now: float | None = None,
+) -> Decision:
+    """The decision before migration gating: where the precedence wants the tenant to be.
+
+    The migration runner moves a tenant's data when this names the gated candidate while
+    :func:`decide` still serves the old version; ``preview`` compares it step to step.
+    """
+    rollout = policy.rollout
+    if rollout is not None and rollout.auto:
+        rollout = rollout.at(time.time() if now is None else now)
+    return _intended(policy, rollout, record, policy.default or default)
+
+
+def _intended(
+    policy: Policy, rollout: Rollout | None, record: TenantRecord, fallback: str
+) -> Decision:
+    name = record.name
     if record.pin is not None:
-        return Decision(tenant, record.pin, Reason.PIN, detail=f"pinned to {record.pin}")
+        return Decision(name, record.pin, Reason.PIN, detail=f"pinned to {record.pin}")
     rule = policy.rule_for(record.tags)
     if rule is not None:
-        return Decision(tenant, rule[1], Reason.TAG, detail=f"tag {rule[0]} -> {rule[1]}")
-    rollout = policy.rollout
-    if rollout is not None:
-        b = bucket(rollout.salt, record.name)
-        if b < rollout.percent:
-            return Decision(
-                record.name,
-                rollout.candidate,
-                Reason.ROLLOUT,
-                bucket=b,
-                detail=f"bucket {b} < {rollout.percent} of 10000",
+        return Decision(name, rule[1], Reason.TAG, detail=f"tag {rule[0]} -> {rule[1]}")
+    if rollout is None:
+        return Decision(name, fallback, Reason.DEFAULT, detail="no rollout running")
+    b = bucket(rollout.salt, name)
+    if record.held_salt == rollout.salt:
+        return Decision(
+            name,
+            fallback,
+            Reason.DEFAULT,
+            bucket=b,
+            detail=f"rolled back from {rollout.candidate}; stays on {fallback} for this rollout",
+        )
+    if b < rollout.percent:
+        return Decision(
+            name,
+            rollout.candidate,
+            Reason.ROLLOUT,
+            bucket=b,
+            detail=f"bucket {b} < {rollout.percent} of 10000",
+        )
+    if record.ratchet == rollout.candidate:
+        return Decision(
+            name,
+            rollout.candidate,
+            Reason.ROLLOUT,
+            bucket=b,
+            detail=(
+                f"kept on {rollout.candidate} by the ratchet (bucket {b}); "
+                "only a rollback moves it back"
+            ),
+        )
+    return Decision(
+        name,
+        fallback,
+        Reason.DEFAULT,
+        bucket=b,
+        detail=f"bucket {b} >= {rollout.percent} of 10000",
+    )
+
+
+def _gated(rollout: Rollout, record: TenantRecord, fallback: str, wanted: Decision) -> Decision:
+    """Make the decision follow the tenant's data in a rollout that needs migrations."""
+    candidate = rollout.candidate
+    migrated = record.data_version == candidate
+    status = record.migration_status
+    if status in BUSY_STATUSES:
+        if status == "migrating":
+            detail = "its data is being migrated; retry shortly"
+        else:
+            detail = (
+                "its last migration failed and could not be undone: repair its data, then "
+                "`cohortroute rollout run` (or `rollout rollback --tenant` with --force)"
             )
-        if record.ratchet == rollout.candidate:
-            return Decision(
-                record.name,
-                rollout.candidate,
-                Reason.ROLLOUT,
-                bucket=b,
-                detail=f"kept on {rollout.candidate} by the ratchet (bucket {b})",
-            )
+        return Decision(
+            record.name,
+            candidate if migrated else fallback,
+            Reason.ROLLOUT if migrated else Reason.DEFAULT,
+            bucket=wanted.bucket,
+            detail=detail,
+            maintenance=True,
+        )
+    if wanted.version == candidate and not migrated:
         return Decision(
             record.name,
             fallback,
             Reason.DEFAULT,
-            bucket=b,
-            detail=f"bucket {b} >= {rollout.percent} of 10000",
+            bucket=wanted.bucket,
+            detail=(
+                f"{wanted.detail}, but its data is not migrated to {candidate} yet; "
+                "`cohortroute rollout run` migrates it"
+            ),
         )
-    return Decision(record.name, fallback, Reason.DEFAULT, detail="no rollout running")
+    if wanted.version != candidate and migrated:
+        return Decision(
+            record.name,
+            candidate,
+            Reason.ROLLOUT,
+            bucket=wanted.bucket,
+            detail=(
+                f"its data is migrated to {candidate}, so it stays there until "
+                "`cohortroute rollout rollback` moves it back"
+            ),
+        )
+    if migrated and wanted.reason is Reason.ROLLOUT:
+        return Decision(
+            record.name,
+            candidate,
+            Reason.ROLLOUT,
+            bucket=wanted.bucket,
+            detail=f"{wanted.detail}; data migrated to {candidate}",
+        )
+    return wanted

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import ValidationError
@@ -81,6 +81,15 @@ class Rollout:
     ``percent`` is in basis points (0..10000). ``plan`` holds the planned steps (basis points),
     ``step`` the index of the current one (-1 without a plan), ``every`` the minimum dwell per
     step in seconds, ``step_started_at`` when the current step began, and ``halted`` freezes it.
+
+    ``auto`` makes the plan timed: the rollout moves to the next step by itself every ``every``
+    seconds. Nothing is written when that happens -- every process computes the same current
+    step from what is stored, through :meth:`at` (so no scheduler runs in the routers).
+    ``gated`` says the candidate needs a per-tenant data migration: a tenant is only served it
+    once its data has been migrated (see :mod:`cohortroute.migrations`). ``halt_reason`` says
+    why a halted rollout was halted (by an operator, or by the runner past its failure limit).
+
+    .. versionadded:: 0.1 ``auto``, ``gated`` and ``halt_reason``.
     """
 
     candidate: str
@@ -92,6 +101,48 @@ class Rollout:
     every: float | None = None
     step_started_at: float | None = None
     halted: bool = False
+    auto: bool = False
+    gated: bool = False
+    halt_reason: str | None = None
+
+    def at(self, now: float) -> Rollout:
+        """The rollout as it stands at ``now``: timed (``auto``) plans moved on by the clock.
+
+        A rollout that is not timed, or halted, is returned unchanged. Pure: the same stored
+        rollout and the same ``now`` give the same answer in every process.
+        """
+        every = self.every
+        start = self.step_started_at
+        if not self.auto or self.halted or not every or start is None or now - start < every:
+            return self
+        first = next_step_index(self.plan, self.percent)
+        if first is None:
+            return self
+        elapsed = int((now - start) // every)
+        index = min(first + elapsed - 1, len(self.plan) - 1)
+        return replace(
+            self,
+            percent=self.plan[index],
+            step=index,
+            step_started_at=start + (index - first + 1) * every,
+        )
+
+    def next_change(self, now: float) -> float | None:
+        """When (Unix time) a timed plan next moves on by itself; None when it never will."""
+        if not self.auto or self.halted or not self.every:
+            return None
+        current = self.at(now)
+        if current.step_started_at is None or next_step_index(self.plan, current.percent) is None:
+            return None
+        return current.step_started_at + self.every
+
+
+def next_step_index(plan: tuple[int, ...], percent: int) -> int | None:
+    """Index of the first plan step above ``percent`` (basis points); None past the last one."""
+    for index, points in enumerate(plan):
+        if points > percent:
+            return index
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +175,17 @@ class TenantRecord:
     ``ratchet`` marks the version a rollout moved the tenant to: it stays there when the rollout
     is lowered or halted, until an explicit rollback. ``state`` is free-form room for the rollout
     controller (migration status, leases...), stored as JSON.
+
+    The keys the controller keeps in ``state`` (see ``docs/rollouts.md``):
+
+    * ``registered`` -- Unix time the tenant entered the registry (a router served it, or it was
+      imported or added);
+    * ``held`` -- the salt of the rollout this tenant was rolled back from: it stays on the
+      default for the rest of that rollout;
+    * ``data`` -- the version the tenant's data was migrated to, during a gated rollout;
+    * ``modules`` -- per module, the migration number the tenant's data is at;
+    * ``migration`` -- the last or current migration: status, from, to, timings, error;
+    * ``lease`` -- which runner owns the tenant's migration, and until when.
     """
 
     name: str
@@ -135,6 +197,43 @@ class TenantRecord:
     def is_empty(self) -> bool:
         """True when the record carries nothing worth storing."""
         return self.pin is None and not self.tags and self.ratchet is None and not self.state
+
+    @property
+    def registered(self) -> bool:
+        """True once the tenant is in the registry (served by a router, imported or added)."""
+        return STATE_REGISTERED in self.state
+
+    @property
+    def data_version(self) -> str | None:
+        """The version this tenant's data was migrated to in a gated rollout, if any."""
+        value = self.state.get(STATE_DATA)
+        return value if isinstance(value, str) else None
+
+    @property
+    def migration_status(self) -> str | None:
+        """``migrating``, ``failed``, ``broken`` or ``ok`` for the last migration; None if none."""
+        migration = self.state.get(STATE_MIGRATION)
+        if isinstance(migration, Mapping):
+            status = migration.get("status")
+            return status if isinstance(status, str) else None
+        return None
+
+    @property
+    def held_salt(self) -> str | None:
+        """The salt of the rollout this tenant was rolled back from (it stays on the default)."""
+        value = self.state.get(STATE_HELD)
+        return value if isinstance(value, str) else None
+
+
+STATE_REGISTERED = "registered"
+STATE_HELD = "held"
+STATE_DATA = "data"
+STATE_MODULES = "modules"
+STATE_MIGRATION = "migration"
+STATE_LEASE = "lease"
+
+#: Migration statuses during which the tenant's data is in flux: its requests get 503.
+BUSY_STATUSES = frozenset({"migrating", "broken"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +266,9 @@ def rollout_to_json(rollout: Rollout | None) -> dict[str, Any] | None:
         "every": rollout.every,
         "step_started_at": rollout.step_started_at,
         "halted": rollout.halted,
+        "auto": rollout.auto,
+        "gated": rollout.gated,
+        "halt_reason": rollout.halt_reason,
     }
 
 
@@ -186,6 +288,9 @@ def rollout_from_json(data: Mapping[str, Any] | None) -> Rollout | None:
             None if data.get("step_started_at") is None else float(data["step_started_at"])
         ),
         halted=bool(data.get("halted", False)),
+        auto=bool(data.get("auto", False)),
+        gated=bool(data.get("gated", False)),
+        halt_reason=None if data.get("halt_reason") is None else str(data["halt_reason"]),
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from time import monotonic
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ from asgiref.wsgi import WsgiToAsgi, WsgiToAsgiInstance
 from .cache import StateView
 from .decision import Decision, Reason, decide
 from .errors import ConfigurationError, InvalidHostError, UnknownVersionError
+from .migrations import Migrations, maintenance_asgi, maintenance_wsgi
 from .policy import TenantRecord, check_version_name
 from .store.base import Store, open_store
 from .tenancy import DEFAULT_RESERVED, SubdomainResolver, TenantResolver, parse_host
@@ -41,6 +43,13 @@ TENANT_KEY = "cohortroute.tenant"
 
 # An entry of the decision cache: (decision or None for a rejected host, tenant, target app).
 _Entry = tuple["Decision | None", "str | None", Any]
+
+# Rollout controller (issue 5): at most this many served-but-unregistered tenants wait for the
+# next batched registration write; more are picked up again after the next cache drop.
+_MAX_UNREGISTERED = 10_000
+# ... and they are written at least this many seconds after the first of them was served, so
+# newly seen tenants share one write (each write makes every router drop its cache).
+REGISTER_DELAY = 1.0
 
 
 def is_asgi_app(app: object) -> bool:
@@ -75,6 +84,12 @@ class CohortRouter:
         default when None; changes made through this process are seen at once regardless).
     :param lookup_timeout: the longest a request waits for a remote store (Redis, PostgreSQL)
         on a cache miss; a slower store gets the request the last-known or default decision.
+    :param migrations: the app's :class:`~cohortroute.migrations.Migrations`; sets the 503
+        response (``Retry-After``, body) a tenant gets while its data migrates. Gating itself
+        needs nothing here: it is in the store, so every router applies it.
+    :param register_tenants: record the tenants this router serves in the store's registry
+        (batched, once per tenant, off the request thread) so the rollout controller knows them.
+        Turn it off when tenants are imported instead, or when random subdomains could be served.
     """
 
     def __new__(cls, apps: Mapping[str, Any], *args: Any, **kwargs: Any) -> CohortRouter:
@@ -101,6 +116,8 @@ class CohortRouter:
         refresh_interval: float | None = None,
         lookup_timeout: float = 0.05,
         interface: str = "auto",
+        migrations: Migrations | None = None,
+        register_tenants: bool = True,
     ) -> None:
         if interface not in ("auto", "wsgi", "asgi"):
             raise ConfigurationError(
@@ -152,6 +169,17 @@ class CohortRouter:
         self._overrides: dict[str | None, str] = {}
         self._warned_unmounted: set[str] = set()
         self._targets: dict[str, Any] = self._mount()
+        # Rollout controller (issue 5): the 503 + Retry-After answer for migrating tenants, the
+        # tenants waiting for the batched registry write, and the next timed-plan step (Unix time).
+        self._maintenance_target = self._maintenance(
+            30 if migrations is None else migrations.retry_after,
+            Migrations().maintenance_body if migrations is None else migrations.maintenance_body,
+        )
+        self._register_tenants = register_tenants
+        self._unregistered: set[str] = set()
+        self._registering = threading.Lock()
+        self._register_due: float | None = None
+        self._step_at: float | None = None
         self._view = StateView(
             self._store,
             list(self.apps),
@@ -217,6 +245,9 @@ class CohortRouter:
     def _reject(self, message: str) -> Any:
         raise NotImplementedError
 
+    def _maintenance(self, retry_after: int, body: str) -> Any:
+        raise NotImplementedError
+
     def _on_store_change(self) -> None:
         self._next_check = 0.0
 
@@ -230,8 +261,48 @@ class CohortRouter:
         try:
             self._next_check = now + self._refresh_interval
             self._view.refresh()  # calls _drop_cache when the revision moved
+            self._rollout_upkeep(now)  # rollout controller (issue 5)
         finally:
             self._refresh_lock.release()
+
+    def _rollout_upkeep(self, now: float) -> None:
+        """Rollout controller (issue 5): timed-plan steps and the batched tenant registry.
+
+        A timed plan moves on at a known instant without any store write, so decisions made
+        before it are dropped right then, and the next check is scheduled for it. Tenants
+        served but unknown to the registry are recorded in one write, off the request thread.
+        """
+        rollout = self._view.policy.rollout
+        step_at = self._step_at
+        if rollout is None or not rollout.auto:
+            self._step_at = None
+        else:
+            wall = time.time()
+            if step_at is not None and wall >= step_at:
+                self._drop_cache()
+            self._step_at = rollout.next_change(wall)
+            if self._step_at is not None:
+                self._next_check = min(self._next_check, now + max(self._step_at - wall, 0.0))
+        due = self._register_due
+        if due is not None and now >= due and not self._registering.locked():
+            self._register_due = None
+            threading.Thread(
+                target=self._flush_registrations, name="cohortroute-register", daemon=True
+            ).start()
+
+    def _flush_registrations(self) -> None:
+        """Record the tenants waiting for registration in one batched write (issue 5)."""
+        with self._registering:
+            pending, self._unregistered = self._unregistered, set()
+            if not pending:
+                return
+            try:
+                self._store.register_tenants(sorted(pending), actor="cohortroute-router")
+            except Exception as exc:  # never fail anything over the registry; retry later
+                log.warning("cohortroute: could not register %d tenants: %s", len(pending), exc)
+                if len(self._unregistered) < _MAX_UNREGISTERED:
+                    self._unregistered |= pending
+                    self._register_due = monotonic() + REGISTER_DELAY
 
     def _checked(self, decision: Decision) -> Decision:
         if decision.version in self.apps:
@@ -267,12 +338,30 @@ class CohortRouter:
                 record = self._view.tenant(tenant)
                 if record is None:  # the store failed and nothing is known: default, retry later
                     record, stale = TenantRecord(tenant), True
-            decision = self._checked(
-                decide(self._view.policy, record, self.default, override=self._override(tenant))
+            decided = decide(
+                self._view.policy, record, self.default, override=self._override(tenant)
             )
-            entry = (decision, tenant, self._targets[decision.version])
+            decision = self._checked(decided)
+            # Rollout controller (issue 5): a tenant whose data is migrating gets 503 +
+            # Retry-After; a tenant the registry does not know yet waits for the batched write.
+            target = (
+                self._maintenance_target
+                if decided.maintenance
+                else self._targets[decision.version]
+            )
+            entry = (decision, tenant, target)
             if stale:
                 return entry
+            if (
+                record is not None
+                and tenant is not None
+                and self._register_tenants
+                and not record.registered
+                and len(self._unregistered) < _MAX_UNREGISTERED
+            ):
+                self._unregistered.add(tenant)
+                if self._register_due is None:
+                    self._register_due = monotonic() + REGISTER_DELAY
         cache = self._cache
         if len(cache) >= self._cache_size:
             cache.clear()  # start over rather than evict one by one: O(1) and bounded
@@ -328,6 +417,9 @@ class WSGICohortRouter(CohortRouter):
             return [body]
 
         return bad_request
+
+    def _maintenance(self, retry_after: int, body: str) -> WSGIApplication:
+        return maintenance_wsgi(retry_after, body)  # rollout controller (issue 5)
 
 
 class _WsgiVersionInstance(WsgiToAsgiInstance):
@@ -411,6 +503,9 @@ class ASGICohortRouter(CohortRouter):
             await send({"type": "http.response.body", "body": body})
 
         return bad_request
+
+    def _maintenance(self, retry_after: int, body: str) -> ASGIApp:
+        return maintenance_asgi(retry_after, body)  # rollout controller (issue 5)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         from ._lifespan import run_lifespan

@@ -18,13 +18,14 @@ import secrets
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from ..errors import ConfigurationError, ConflictError, UnknownVersionError, ValidationError
 from ..policy import (
+    STATE_REGISTERED,
     AuditEntry,
     Policy,
     Rollout,
@@ -208,7 +209,7 @@ class Store(abc.ABC):
         self, versions: Iterable[str], default: str | None = None, *, actor: str | None = None
     ) -> int:
         """Record versions as known; make ``default`` the default if the store has none yet."""
-        names = [check_version_name(v) for v in versions]
+        names = list(dict.fromkeys(check_version_name(v) for v in versions))
         if default is not None and default not in names:
             names.append(check_version_name(default))
 
@@ -434,9 +435,138 @@ class Store(abc.ABC):
 
         return self._write(change, actor)
 
+    # --- appended for the rollout controller (issue 5): batched tenant writes, the registry ----
+
+    def update_tenants(
+        self,
+        tenants: Iterable[str],
+        action: str,
+        update: Callable[[TenantRecord, Policy], TenantRecord],
+        *,
+        describe: Callable[[TenantRecord, TenantRecord], tuple[Any, Any]] | None = None,
+        audit_each: bool = True,
+        batch_size: int = 10_000,
+        actor: str | None = None,
+    ) -> int:
+        """Apply ``update`` to many tenants, ``batch_size`` tenants per atomic transaction.
+
+        Each batch is one commit (one revision), so a million tenants cost a hundred writes, not
+        a million. With ``audit_each`` every changed tenant gets its own audit entry -- its
+        before/after from ``describe(before, after)``, the whole record by default -- so
+        ``history(tenant)`` tells its story; without it each batch gets one summary entry.
+        Returns the revision after the last batch.
+        """
+        names = list(dict.fromkeys(check_tenant_name(t) for t in tenants))
+        if batch_size < 1:
+            raise ValidationError("batch_size must be at least 1")
+        revision = self.revision() if not names else 0
+        for start in range(0, len(names), batch_size):
+            chunk = names[start : start + batch_size]
+
+            def change(state: StateReader, chunk: list[str] = chunk) -> Mutation:
+                policy = state.policy()
+                m = Mutation()
+                for name in chunk:
+                    record = state.tenant(name)
+                    after = update(record, policy)
+                    if after == record:
+                        continue
+                    m.tenants[name] = after
+                    if audit_each:
+                        old, new = (describe or _describe)(record, after)
+                        m.record(action, name, old, new)
+                if m.tenants and not audit_each:
+                    m.record(action, None, None, {"tenants": len(m.tenants)})
+                return m
+
+            revision = self._write(change, actor)
+        return revision
+
+    def register_tenants(
+        self,
+        tenants: Iterable[str],
+        *,
+        tags: Mapping[str, Iterable[str]] | None = None,
+        audit_each: bool = False,
+        batch_size: int = 10_000,
+        actor: str | None = None,
+    ) -> int:
+        """Record tenants in the registry (and add the given ``tags``); returns how many were new.
+
+        Already registered tenants cost no write unless new tags are added to them, so a router
+        may call this for any tenant it is unsure about. Large imports are written
+        ``batch_size`` tenants per transaction, with one summary audit entry per batch unless
+        ``audit_each``.
+        """
+        labels = {
+            check_tenant_name(name): frozenset(check_tag_name(t) for t in values)
+            for name, values in (tags or {}).items()
+        }
+        new: set[str] = set()
+
+        def update(record: TenantRecord, policy: Policy) -> TenantRecord:
+            added = labels.get(record.name, frozenset())
+            if record.registered and added <= record.tags:
+                return record
+            state = dict(record.state)
+            if not record.registered:
+                state[STATE_REGISTERED] = time.time()
+                new.add(record.name)
+            return replace(record, tags=record.tags | added, state=state)
+
+        self.update_tenants(
+            tenants,
+            "tenants-register",
+            update,
+            describe=lambda before, after: (
+                None,
+                {"tags": sorted(after.tags), "registered": after.state.get(STATE_REGISTERED)},
+            ),
+            audit_each=audit_each,
+            batch_size=batch_size,
+            actor=actor,
+        )
+        return len(new)
+
+    def update_policy(
+        self,
+        action: str,
+        update: Callable[[Policy], Policy],
+        *,
+        moves: Callable[[Policy, Policy], Iterable[tuple[str, Any, Any]]] | None = None,
+        actor: str | None = None,
+    ) -> int:
+        """Like :meth:`update_rollout`, plus one audit entry per tenant the change moves.
+
+        ``moves(before, after)`` returns ``(tenant, from, to)`` for every tenant the change moves
+        (the rollout controller passes the exact ``preview`` list), so each tenant's history shows
+        when a percentage change moved it, without writing its record.
+        """
+
+        def change(state: StateReader) -> Mutation:
+            policy = state.policy()
+            after = update(policy)
+            m = Mutation()
+            if after != policy:
+                m.record(
+                    action, None, rollout_to_json(policy.rollout), rollout_to_json(after.rollout)
+                )
+                if policy.default != after.default:
+                    m.record("set-default", None, policy.default, after.default)
+                for tenant, old, new in moves(policy, after) if moves is not None else ():
+                    m.record(action, tenant, old, new)
+                m.policy = replace(after, revision=policy.revision)
+            return m
+
+        return self._write(change, actor)
+
 
 def _rule_text(tag: str, version: str | None) -> str | None:
     return None if version is None else f"{tag} -> {version}"
+
+
+def _describe(before: TenantRecord, after: TenantRecord) -> tuple[Any, Any]:
+    return _summary(before), _summary(after)
 
 
 def _summary(record: TenantRecord) -> dict[str, Any]:

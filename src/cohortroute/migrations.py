@@ -1,0 +1,268 @@
+"""Per-tenant data migrations, declared next to the app: Magento-style upgrade/downgrade steps.
+
+Each version of the app says which *module versions* its data needs, and each module has
+numbered upgrade steps (and, ideally, the matching downgrade steps)::
+
+    from cohortroute.migrations import Migrations
+
+    migrations = Migrations(retry_after=30)
+    migrations.version("2026.11", notes=1)
+    migrations.version("2026.12", notes=2, billing=1)
+
+    @migrations.upgrade(2, module="notes")
+    def split_title(tenant: str) -> None: ...          # notes 1 -> 2, on one tenant's data
+
+    @migrations.downgrade(2, module="notes")
+    def join_title(tenant: str) -> None: ...           # notes 2 -> 1
+
+A version that declares nothing needs nothing; a module a version does not name is at 0. With a
+single module, ``migrations.version("2026.12", 2)`` and ``@migrations.upgrade(2)`` use the
+module ``"app"``. Every step receives the tenant name and works on that tenant's data only.
+
+A step should be atomic (one database transaction) or idempotent: the runner records each
+completed step in the tenant's record, so a rerun skips what is done and a crashed run resumes
+with the step it was in. The runner itself -- leases, batches, the flip -- is
+:class:`cohortroute.rollout.RolloutController`; this module only *declares* and *plans*.
+
+While a tenant migrates, the router answers its requests with :func:`maintenance_wsgi` /
+:func:`maintenance_asgi`: 503 with ``Retry-After`` (configurable here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from .errors import ConfigurationError
+from .policy import check_version_name
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+StepFn = Callable[[str], None]
+"""A migration step: called with the tenant name, changes that tenant's data, raises on failure."""
+
+DEFAULT_MODULE = "app"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step of a tenant's migration: module ``module`` goes up to, or down from, ``number``.
+
+    ``run`` is None for a downgrade nobody declared; :meth:`Migrations.plan` keeps such steps
+    so the caller can refuse (or, forced, skip) them knowingly.
+    """
+
+    module: str
+    number: int
+    direction: Literal["up", "down"]
+    run: StepFn | None
+
+    @property
+    def after(self) -> int:
+        """The module's number once this step is done."""
+        return self.number if self.direction == "up" else self.number - 1
+
+    def __str__(self) -> str:
+        arrow = f"{self.number - 1} -> {self.number}"
+        if self.direction == "down":
+            arrow = f"{self.number} -> {self.number - 1}"
+        return f"{self.module} {arrow}"
+
+
+class Migrations:
+    """The migration steps of one app, per module, and the module versions each version needs.
+
+    :param retry_after: seconds a client is told to wait (``Retry-After``) while its tenant
+        migrates.
+    :param maintenance_body: the body of that 503 response.
+    :param snapshot: optional ``snapshot(tenant) -> token`` taken before a tenant migrates; when
+        a step fails, ``restore(tenant, token)`` puts the data back instead of running the
+        downgrade steps (for example a copy of the tenant's SQLite file).
+    :param restore: see ``snapshot``; both or neither.
+    :param discover: optional ``discover() -> tenant names`` listing every tenant that has data;
+        the controller registers them before running, so ``finalize`` migrates tenants no router
+        has served yet.
+    """
+
+    def __init__(
+        self,
+        *,
+        retry_after: int = 30,
+        maintenance_body: str = (
+            "503 Service Unavailable: this account is being upgraded; try again in a moment.\n"
+        ),
+        snapshot: Callable[[str], Any] | None = None,
+        restore: Callable[[str, Any], None] | None = None,
+        discover: Callable[[], Iterable[str]] | None = None,
+    ) -> None:
+        if not isinstance(retry_after, int) or retry_after < 0:
+            raise ConfigurationError("retry_after must be a whole number of seconds >= 0")
+        if (snapshot is None) != (restore is None):
+            raise ConfigurationError("give both snapshot= and restore=, or neither")
+        self.retry_after = retry_after
+        self.maintenance_body = maintenance_body
+        self.snapshot = snapshot
+        self.restore = restore
+        self.discover = discover
+        self._versions: dict[str, dict[str, int]] = {}
+        self._modules: list[str] = []
+        self._up: dict[tuple[str, int], StepFn] = {}
+        self._down: dict[tuple[str, int], StepFn] = {}
+
+    # --- declaring ----------------------------------------------------------------------------
+
+    def version(self, name: str, number: int | None = None, /, **modules: int) -> None:
+        """Declare the module versions app version ``name`` needs (``number`` for module "app")."""
+        check_version_name(name)
+        wanted = dict(modules)
+        if number is not None:
+            wanted[DEFAULT_MODULE] = number
+        for module, value in wanted.items():
+            if not isinstance(value, int) or value < 0:
+                raise ConfigurationError(
+                    f"module {module!r} of version {name!r} needs a whole number >= 0, "
+                    f"got {value!r}"
+                )
+            self._module(module)
+        self._versions[name] = wanted
+
+    def upgrade(self, number: int, module: str = DEFAULT_MODULE) -> Callable[[StepFn], StepFn]:
+        """Decorator: the step that takes ``module`` from ``number - 1`` to ``number``."""
+        return self._register(self._up, number, module, "upgrade")
+
+    def downgrade(self, number: int, module: str = DEFAULT_MODULE) -> Callable[[StepFn], StepFn]:
+        """Decorator: the step that takes ``module`` from ``number`` back to ``number - 1``."""
+        return self._register(self._down, number, module, "downgrade")
+
+    def _register(
+        self, table: dict[tuple[str, int], StepFn], number: int, module: str, kind: str
+    ) -> Callable[[StepFn], StepFn]:
+        if not isinstance(number, int) or number < 1:
+            raise ConfigurationError(f"a {kind} step number is a whole number >= 1, not {number!r}")
+        self._module(module)
+
+        def decorator(fn: StepFn) -> StepFn:
+            if (module, number) in table:
+                raise ConfigurationError(f"{kind} {module} {number} is declared twice")
+            table[(module, number)] = fn
+            return fn
+
+        return decorator
+
+    def _module(self, module: str) -> None:
+        if not isinstance(module, str) or not module.isidentifier():
+            raise ConfigurationError(f"a module name is a Python identifier, not {module!r}")
+        if module not in self._modules:
+            self._modules.append(module)
+
+    # --- reading ------------------------------------------------------------------------------
+
+    @property
+    def versions(self) -> list[str]:
+        """The versions declared so far."""
+        return list(self._versions)
+
+    def modules_for(self, version: str) -> dict[str, int]:
+        """The module versions ``version`` needs (non-zero ones only; undeclared: none)."""
+        return {m: n for m, n in self._versions.get(version, {}).items() if n}
+
+    def needs_migration(self, from_version: str, to_version: str) -> bool:
+        """True when a tenant's data must change to go from one version to the other."""
+        return self.modules_for(from_version) != self.modules_for(to_version)
+
+    def check(self) -> None:
+        """Raise ConfigurationError when a declared version needs an upgrade nobody wrote."""
+        for version, modules in self._versions.items():
+            for module, top in modules.items():
+                missing = [n for n in range(1, top + 1) if (module, n) not in self._up]
+                if missing:
+                    raise ConfigurationError(
+                        f"version {version!r} needs {module} {top}, but no upgrade is declared "
+                        f"for {module} {', '.join(map(str, missing))}: add "
+                        f"@migrations.upgrade({missing[0]}, module={module!r})"
+                    )
+
+    def plan(self, current: Mapping[str, int], target: Mapping[str, int]) -> list[Step]:
+        """The steps from module versions ``current`` to ``target``, in the order to run them.
+
+        Downgrades first (modules in reverse declaration order, highest number first), then
+        upgrades (declaration order, lowest number first), so modules declared later may depend
+        on earlier ones. A missing downgrade appears with ``run=None``.
+        """
+        steps: list[Step] = []
+        for module in reversed(self._modules):
+            have, want = current.get(module, 0), target.get(module, 0)
+            for n in range(have, want, -1):
+                steps.append(Step(module, n, "down", self._down.get((module, n))))
+        for module in self._modules:
+            have, want = current.get(module, 0), target.get(module, 0)
+            for n in range(have + 1, want + 1):
+                fn = self._up.get((module, n))
+                if fn is None:
+                    raise ConfigurationError(
+                        f"no upgrade is declared for {module} {n}: add "
+                        f"@migrations.upgrade({n}, module={module!r})"
+                    )
+                steps.append(Step(module, n, "up", fn))
+        for module in set(current) | set(target):
+            if module not in self._modules and current.get(module, 0) != target.get(module, 0):
+                raise ConfigurationError(
+                    f"tenant data mentions module {module!r}, which these migrations do not "
+                    "declare; load the migrations of the app that wrote it"
+                )
+        return steps
+
+    def reverse(self, step: Step) -> Step:
+        """The step that undoes ``step`` (its ``run`` is None when nobody declared it)."""
+        key = (step.module, step.number)
+        if step.direction == "up":
+            return Step(step.module, step.number, "down", self._down.get(key))
+        return Step(step.module, step.number, "up", self._up.get(key))
+
+
+# --- the maintenance response -----------------------------------------------------------------
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+def maintenance_wsgi(retry_after: int, body: str) -> WSGIApplication:
+    """A WSGI app answering 503 with ``Retry-After``: what a migrating tenant's requests get."""
+    data = body.encode()
+    headers = [
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Content-Length", str(len(data))),
+        ("Retry-After", str(retry_after)),
+        ("Cache-Control", "no-store"),
+    ]
+
+    def maintenance(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        start_response("503 Service Unavailable", headers)
+        return [data]
+
+    return maintenance
+
+
+def maintenance_asgi(
+    retry_after: int, body: str
+) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """The ASGI twin of :func:`maintenance_wsgi`; websockets are closed with 1013 (try later)."""
+    data = body.encode()
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(data)).encode()),
+        (b"retry-after", str(retry_after).encode()),
+        (b"cache-control", b"no-store"),
+    ]
+
+    async def maintenance(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1013, "reason": "upgrading"})
+            return
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": data})
+
+    return maintenance

@@ -1,0 +1,737 @@
+"""The PostgreSQL store: ``postgresql://user@host:5432/db?schema=cohortroute``.
+
+Four tables, created on first use (idempotently, under an advisory lock, so concurrent first
+users do not trip over each other); their names start with ``table_prefix``
+(``cohortroute_`` by default) and live in ``schema`` when one is given (created if missing),
+else in the connection's current schema::
+
+    {prefix}meta     name -> value; the ``schema_version`` row says which layout this is
+    {prefix}state    the single row (id = 1) holding the revision and the policy (json)
+    {prefix}tenants  tenant name -> record (json)
+    {prefix}audit    one row per audit entry, indexed by tenant for ``history(tenant=...)``
+
+A commit locks the state row (``SELECT ... FOR UPDATE``), so writers are serialised by the
+server; the records, audit rows, the new revision and a ``NOTIFY`` carrying it are written in one
+transaction. Listeners ``LISTEN`` on :attr:`PostgresStore.channel`.
+
+Query parameters: ``schema``, ``table_prefix``, ``connect_timeout`` (seconds, default 1; libpq
+waits at least 2) and ``timeout`` (seconds per statement, default 2); any other parameter is
+passed to libpq (``sslmode``, ``application_name``...).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import math
+import os
+import re
+import select
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from ..errors import (
+    CohortRouteError,
+    ConfigurationError,
+    SchemaError,
+    StoreError,
+    StoreUnavailableError,
+)
+from ..policy import (
+    AuditEntry,
+    Policy,
+    TenantRecord,
+    audit_from_json,
+    policy_from_json,
+    policy_to_json,
+    tenant_from_json,
+    tenant_to_json,
+)
+from .base import ChangeFn, StateReader, Store
+
+if TYPE_CHECKING:
+    import psycopg
+
+    _Conn = psycopg.Connection[tuple[Any, ...]]
+
+log = logging.getLogger("cohortroute.store.postgres")
+
+#: The table layout this release writes; a database holding a higher number needs a newer one.
+SCHEMA_VERSION = 1
+
+_DEFAULT_PREFIX = "cohortroute_"
+_DEFAULT_CONNECT_TIMEOUT = 1.0
+_DEFAULT_TIMEOUT = 2.0
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}\Z")
+# Idle connections kept per process; more are opened when more threads write at once.
+_MAX_IDLE = 8
+# How often the listener wakes up to check whether it should stop, and its reconnect back-off.
+_POLL = 0.1
+_BACKOFF_MIN, _BACKOFF_MAX = 0.1, 5.0
+# A session that stayed up this long was healthy: the next outage starts the back-off afresh.
+_HEALTHY_SESSION = 5.0
+
+# Stores alive in this process, so a fork can reset them before anything else runs in the child.
+_LIVE: weakref.WeakSet[PostgresStore] = weakref.WeakSet()
+# Connections a child inherited from its parent. Closing one would end the parent's session
+# (libpq says goodbye on the shared socket) and dropping it would warn, so the child keeps them.
+_INHERITED: list[Any] = []
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_LIVE):
+        store._forget_parent()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _import_psycopg() -> Any:
+    try:
+        import psycopg
+        import psycopg.sql
+        import psycopg.types.json
+    except ImportError as exc:
+        raise ConfigurationError(
+            "the PostgreSQL store needs the psycopg package: pip install 'cohortroute[postgres]'"
+        ) from exc
+    # 3.2 added Connection.notifies(timeout=...), which the listener needs to notice close().
+    if tuple(int(part) for part in re.findall(r"\d+", psycopg.__version__)[:2]) < (3, 2):
+        raise ConfigurationError(
+            f"the PostgreSQL store needs psycopg 3.2 or later, found {psycopg.__version__}: "
+            "pip install -U 'cohortroute[postgres]' 'psycopg>=3.2'"
+        )
+    return psycopg
+
+
+def redact(url: str) -> str:
+    """The URL with its password (in the user info or the query) replaced by ``***``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user, sep, _password = userinfo.partition(":")
+        netloc = f"{user}:***@{hostport}" if sep else netloc
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(key == "password" for key, _ in query):
+        query = [(k, "***" if k == "password" else v) for k, v in query]
+        return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="*")))
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _seconds(value: str, name: str, url: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ConfigurationError(
+            f"invalid {name}={value!r} in {redact(url)}: give a positive number of seconds"
+        )
+    return seconds
+
+
+def _open(psycopg: Any, params: dict[str, Any], application: str) -> _Conn:
+    """A new autocommit connection (transactions are explicit, so none idles half-open)."""
+    conn: _Conn = psycopg.connect(**params, fallback_application_name=application, autocommit=True)
+    return conn
+
+
+class _Queries:
+    """Every statement, with the configured schema and table names quoted in once."""
+
+    def __init__(self, sql: Any, schema: str | None, prefix: str) -> None:
+        def table(name: str) -> Any:
+            full = prefix + name
+            return sql.Identifier(schema, full) if schema else sql.Identifier(full)
+
+        names = {
+            "meta": table("meta"),
+            "state": table("state"),
+            "tenants": table("tenants"),
+            "audit": table("audit"),
+            "audit_tenant": sql.Identifier(prefix + "audit_tenant"),
+            "schema": sql.Identifier(schema or "public"),
+        }
+
+        def q(text: str) -> str:
+            composed: str = sql.SQL(text).format(**names).as_string()
+            return composed
+
+        ddl = [
+            q("CREATE SCHEMA IF NOT EXISTS {schema}") if schema else None,
+            q("CREATE TABLE IF NOT EXISTS {meta} (name text PRIMARY KEY, value text NOT NULL)"),
+            q(
+                "CREATE TABLE IF NOT EXISTS {state} (id smallint PRIMARY KEY CHECK (id = 1), "
+                "revision bigint NOT NULL, policy json)"
+            ),
+            q("CREATE TABLE IF NOT EXISTS {tenants} (name text PRIMARY KEY, record json NOT NULL)"),
+            q(
+                "CREATE TABLE IF NOT EXISTS {audit} (id bigserial PRIMARY KEY, "
+                "revision bigint NOT NULL, at double precision NOT NULL, actor text NOT NULL, "
+                "action text NOT NULL, tenant text, before json, after json)"
+            ),
+            q(
+                "CREATE INDEX IF NOT EXISTS {audit_tenant} ON {audit} (tenant, id) "
+                "WHERE tenant IS NOT NULL"
+            ),
+            q("INSERT INTO {state} VALUES (1, 0, NULL) ON CONFLICT DO NOTHING"),
+            q(
+                f"INSERT INTO {{meta}} VALUES ('schema_version', '{SCHEMA_VERSION}') "
+                "ON CONFLICT DO NOTHING"
+            ),
+        ]
+        #: The statements that create the tables, idempotently.
+        self.create = [statement for statement in ddl if statement is not None]
+        self.schema_version = q("SELECT value FROM {meta} WHERE name = 'schema_version'")
+        self.revision = q("SELECT revision FROM {state} WHERE id = 1")
+        self.policy = q("SELECT revision, policy FROM {state} WHERE id = 1")
+        self.lock = q("SELECT revision, policy FROM {state} WHERE id = 1 FOR UPDATE")
+        self.tenant = q("SELECT record FROM {tenants} WHERE name = %s")
+        self.tenants = q('SELECT name, record FROM {tenants} ORDER BY name COLLATE "C"')
+        columns = "revision, at, actor, action, tenant, before, after"
+        self.history = q(f"SELECT {columns} FROM {{audit}} ORDER BY id DESC LIMIT %s")
+        self.tenant_history = q(
+            f"SELECT {columns} FROM {{audit}} WHERE tenant = %s ORDER BY id DESC LIMIT %s"
+        )
+        self.set_revision = q("UPDATE {state} SET revision = %s WHERE id = 1")
+        self.set_state = q("UPDATE {state} SET revision = %s, policy = %s WHERE id = 1")
+        self.put_tenant = q(
+            "INSERT INTO {tenants} (name, record) VALUES (%s, %s) "
+            "ON CONFLICT (name) DO UPDATE SET record = EXCLUDED.record"
+        )
+        self.delete_tenant = q("DELETE FROM {tenants} WHERE name = %s")
+        self.audit = q(f"INSERT INTO {{audit}} ({columns}) VALUES (%s, %s, %s, %s, %s, %s, %s)")
+        self.notify = "SELECT pg_notify(%s, %s)"
+
+
+class _Pool:
+    """This process's connections; each serves one thread at a time."""
+
+    def __init__(self, connect: Callable[[], _Conn]) -> None:
+        self._connect = connect
+        self._lock = threading.Lock()
+        self._idle: list[_Conn] = []
+        self._all: set[_Conn] = set()
+        self._closed = False
+
+    def acquire(self) -> _Conn:
+        while True:
+            with self._lock:
+                if not self._idle:
+                    break
+                conn = self._idle.pop()
+                stale = _stale(conn)
+                if stale:
+                    self._all.discard(conn)
+            if not stale:
+                return conn
+            conn.close()
+        conn = self._connect()
+        with self._lock:
+            self._all.add(conn)
+        return conn
+
+    def release(self, conn: _Conn) -> None:
+        """Take a connection back; a broken or mid-transaction one is closed instead."""
+        healthy = not conn.closed and conn.info.transaction_status == 0  # 0 = IDLE
+        with self._lock:
+            keep = healthy and not self._closed and len(self._idle) < _MAX_IDLE
+            if keep:
+                self._idle.append(conn)
+            else:
+                self._all.discard(conn)
+        if not keep:
+            conn.close()
+
+    def close(self) -> None:
+        """Close the idle connections; the busy ones are closed when they come back."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._all.difference_update(idle)
+        for conn in idle:
+            conn.close()
+
+    def abandon(self) -> list[_Conn]:
+        """Forget every connection without closing it (a fork's child does not own them).
+
+        Runs in a fork's child, where the lock may have been held by a thread that no longer
+        exists, so it takes no lock (the child has a single thread at that point).
+        """
+        self._closed = True
+        conns, self._all, self._idle = list(self._all), set(), []
+        return conns
+
+
+def _stale(conn: _Conn) -> bool:
+    """True when an idle connection is closed or has something to read: an idle session only
+    hears from the server when it is going away (terminated, server shutdown), so it is dropped
+    here instead of failing the next statement."""
+    if conn.closed:
+        return True
+    try:
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(conn.fileno(), select.POLLIN)
+            return bool(poller.poll(0))
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+        return bool(readable)
+    except (OSError, ValueError):
+        return True
+
+
+class _Reader(StateReader):
+    """The state inside a commit's transaction, after the state row was locked."""
+
+    def __init__(self, store: PostgresStore, conn: _Conn, policy: Policy) -> None:
+        self._store = store
+        self._conn = conn
+        self._policy = policy
+
+    def policy(self) -> Policy:
+        return self._policy
+
+    def tenant(self, name: str) -> TenantRecord:
+        row = self._conn.execute(self._store._q.tenant, (name,)).fetchone()
+        return self._store._tenant_of(name, None if row is None else row[0])
+
+
+class PostgresStore(Store, scheme=("postgresql", "postgres")):
+    """State in PostgreSQL tables, shared by every process that opens the same URL.
+
+    Connections are opened lazily by the process that uses them (never inherited across a
+    fork) and pooled per process. :meth:`subscribe` starts one listener thread with its own
+    connection that turns the ``NOTIFY`` of other processes' commits into change notifications.
+    """
+
+    refresh_interval = 1.0
+    # Across the network: routers read it off the request thread, bounded by lookup_timeout.
+    remote = True
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("postgresql", "postgres"):
+            raise ConfigurationError(f"not a PostgreSQL URL: {redact(url)}")
+        options: dict[str, str] = {}
+        passthrough: list[tuple[str, str]] = []
+        for key, value in parse_qsl(parts.query, keep_blank_values=True):
+            if key in ("schema", "table_prefix", "connect_timeout", "timeout"):
+                options[key] = value
+            else:
+                passthrough.append((key, value))
+        self.url = redact(url)
+        self.schema = options.get("schema") or None
+        self.table_prefix = options.get("table_prefix", _DEFAULT_PREFIX)
+        for name, ident in (("schema", self.schema), ("table_prefix", self.table_prefix)):
+            if ident is not None and _IDENT.match(ident) is None:
+                raise ConfigurationError(
+                    f"invalid {name}={ident!r} in {self.url}: use 1-41 of letters, digits and "
+                    "_, not starting with a digit"
+                )
+        self.connect_timeout = _seconds(
+            options.get("connect_timeout", str(_DEFAULT_CONNECT_TIMEOUT)), "connect_timeout", url
+        )
+        self.timeout = _seconds(options.get("timeout", str(_DEFAULT_TIMEOUT)), "timeout", url)
+
+        self._psycopg = _import_psycopg()
+        driver_url = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(passthrough)))
+        try:
+            params: dict[str, Any] = self._psycopg.conninfo.conninfo_to_dict(driver_url)
+        except self._psycopg.Error as exc:
+            raise ConfigurationError(f"invalid PostgreSQL URL {self.url}: {exc}") from exc
+        timeout_ms = max(1, round(self.timeout * 1000))
+        # A statement (or a wait for the state row's lock) gives up after `timeout`; a session
+        # stuck inside a transaction releases its locks after a few of them.
+        server_options = (
+            f"-c statement_timeout={timeout_ms} "
+            f"-c idle_in_transaction_session_timeout={5 * timeout_ms}"
+        )
+        params["options"] = f"{params.get('options', '')} {server_options}".strip()
+        params["connect_timeout"] = str(math.ceil(self.connect_timeout))
+        # Notice a dead server (or a silent network) within a few seconds, not hours.
+        params.setdefault("keepalives", "1")
+        params.setdefault("keepalives_idle", str(max(1, math.ceil(self.timeout))))
+        params.setdefault("keepalives_interval", "1")
+        params.setdefault("keepalives_count", "3")
+        params.setdefault("tcp_user_timeout", str(timeout_ms))
+        self._params = params
+
+        self._q = _Queries(self._psycopg.sql, self.schema, self.table_prefix)
+        where = f"{self.schema}.{self.table_prefix}" if self.schema else self.table_prefix
+        #: The NOTIFY channel every commit announces its new revision on.
+        self.channel = f"{where}changes"
+        if len(self.channel.encode()) > 63:  # longer channel names are refused by the server
+            self.channel = "cohortroute_" + hashlib.sha1(self.channel.encode()).hexdigest()[:24]
+        digest = hashlib.sha1(f"cohortroute:{where}".encode()).digest()
+        self._ddl_lock = int.from_bytes(digest[:8], "big", signed=True)
+
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._pool: _Pool | None = None
+        self._pool_finalizer: weakref.finalize[Any, Any] | None = None
+        self._ready = False
+        self._listener: _Listener | None = None
+        self._push_wanted = False
+        _LIVE.add(self)
+
+    @classmethod
+    def from_url(cls, url: str) -> PostgresStore:
+        return cls(url)
+
+    def __repr__(self) -> str:
+        place = f" schema={self.schema!r}" if self.schema else ""
+        return f"<PostgresStore {self.url}{place} table_prefix={self.table_prefix!r}>"
+
+    # --- connections ------------------------------------------------------------------------
+
+    @contextmanager
+    def _connection(self, doing: str) -> Iterator[_Conn]:
+        """A connection of this process's pool, to ``doing``; driver errors become StoreErrors."""
+        if self._pid != os.getpid():
+            self._forget_parent()
+        pool = self._pool
+        if pool is None:
+            with self._lock:
+                pool = self._pool
+                if pool is None:
+                    # The pool must not refer to the store (see the finalizer below).
+                    connect = functools.partial(_open, self._psycopg, self._params, "cohortroute")
+                    pool = self._pool = _Pool(connect)
+                    # A store dropped without close() still closes its connections.
+                    self._pool_finalizer = weakref.finalize(self, pool.close)
+        with self._errors(doing):
+            conn = pool.acquire()
+            try:
+                if not self._ready:
+                    self._prepare(conn)
+                yield conn
+            finally:
+                pool.release(conn)
+        if self._push_wanted and self._listener is None:
+            self._start_listener()
+
+    def _prepare(self, conn: _Conn) -> None:
+        """Create the tables if they are missing, and check the schema version once."""
+        raw = self._schema_version(conn)
+        if raw is None:
+            with conn.transaction():
+                # Concurrent CREATE ... IF NOT EXISTS can collide in the catalog, so creators
+                # queue on a lock; and whoever comes second finds the work done and does nothing
+                # (re-running the DDL would take table locks that deadlock with live writers).
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._ddl_lock,))
+                if self._schema_version(conn) is None:
+                    for statement in self._q.create:
+                        conn.execute(statement)
+            raw = self._schema_version(conn)
+        try:
+            version = int(raw) if raw is not None else None
+        except ValueError:
+            version = None
+        if version is None or not 1 <= version <= SCHEMA_VERSION:
+            raise SchemaError(
+                f"the PostgreSQL store at {self.url} ({self._where()}) has schema version "
+                f"{raw!r}; this cohortroute understands up to {SCHEMA_VERSION}. Upgrade "
+                "cohortroute, or point it at another ?schema= or ?table_prefix=."
+            )
+        self._ready = True
+
+    def _schema_version(self, conn: _Conn) -> str | None:
+        """The schema_version row's value; None when the tables (or the row) do not exist."""
+        # pg_tables is read with a fresh snapshot; to_regclass() may answer from a stale cache
+        # and miss a table another session just created.
+        exists = conn.execute(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_tables "
+            "WHERE schemaname = coalesce(%s, current_schema()) AND tablename = %s)",
+            (self.schema, self.table_prefix + "meta"),
+        )
+        if exists.fetchone() != (True,):
+            return None
+        row = conn.execute(self._q.schema_version).fetchone()
+        return None if row is None else str(row[0])
+
+    def _where(self) -> str:
+        tables = f"tables {self.table_prefix}*"
+        return f"{tables} in schema {self.schema}" if self.schema else tables
+
+    def _forget_parent(self) -> None:
+        """Drop what a fork inherited: the parent's connections and listener are the parent's.
+
+        Locks are replaced too: one held by a parent's thread at the fork would never be freed.
+        """
+        self._lock = threading.Lock()
+        self._listeners_lock = threading.Lock()
+        self._pid = os.getpid()
+        if self._pool is not None:
+            _INHERITED.extend(self._pool.abandon())
+        if self._pool_finalizer is not None:
+            self._pool_finalizer.detach()
+        self._pool = self._pool_finalizer = None
+        if self._listener is not None:
+            _INHERITED.append(self._listener.conn)
+        self._listener = None
+
+    def close(self) -> None:
+        """Stop the listener and close every connection; the next call reopens lazily.
+
+        Pushes resume with the next :meth:`subscribe` (the periodic revision check goes on).
+        """
+        if self._pid != os.getpid():
+            self._forget_parent()
+        with self._lock:
+            listener, self._listener = self._listener, None
+            self._push_wanted = False
+            finalizer, self._pool_finalizer, self._pool = self._pool_finalizer, None, None
+        if listener is not None:
+            listener.stop()
+        if finalizer is not None:
+            finalizer()  # closes the pool
+
+    # --- errors and decoding ----------------------------------------------------------------
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except CohortRouteError:
+            raise
+        except self._psycopg.OperationalError as exc:
+            raise StoreUnavailableError(
+                f"cannot use the PostgreSQL store at {self.url} while {doing}: "
+                f"{str(exc).strip()}. Check that the server is running and reachable, and the "
+                "host, port, database, user and password in the URL (connect timeout "
+                f"{self.connect_timeout:g}s, statement timeout {self.timeout:g}s)."
+            ) from exc
+        except self._psycopg.Error as exc:
+            raise StoreError(
+                f"the PostgreSQL store at {self.url} failed while {doing}: {str(exc).strip()}. "
+                f"Check the user's privileges on the {self._where()}, and that no other "
+                "program changed them."
+            ) from exc
+
+    def _garbage(self, where: str, problem: str, exc: BaseException | None = None) -> StoreError:
+        error = StoreError(
+            f"the PostgreSQL store at {self.url} holds unreadable data in {where}: {problem}. "
+            "Another program may have written there; restore it from the audit log or a backup."
+        )
+        error.__cause__ = exc
+        return error
+
+    def _revision_of(self, row: tuple[Any, ...] | None) -> int:
+        if row is None:
+            raise self._garbage(f"{self.table_prefix}state", "the row id = 1 is missing")
+        revision = row[0]
+        if not isinstance(revision, int) or revision < 0:
+            raise self._garbage(f"{self.table_prefix}state", f"revision {revision!r}")
+        return revision
+
+    def _policy_of(self, data: Any, revision: int) -> Policy:
+        where = f"{self.table_prefix}state.policy"
+        if data is not None and not isinstance(data, dict):
+            raise self._garbage(where, f"expected a JSON object, got {data!r:.80}")
+        try:
+            return policy_from_json(data, revision)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise self._garbage(where, f"not a policy ({exc!r})", exc) from exc
+
+    def _tenant_of(self, name: str, data: Any) -> TenantRecord:
+        where = f"{self.table_prefix}tenants[{name!r}]"
+        if data is not None and not isinstance(data, dict):
+            raise self._garbage(where, f"expected a JSON object, got {data!r:.80}")
+        try:
+            return tenant_from_json(name, data)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise self._garbage(where, f"not a tenant record ({exc!r})", exc) from exc
+
+    def _entry_of(self, row: tuple[Any, ...]) -> AuditEntry:
+        keys = ("revision", "at", "actor", "action", "tenant", "before", "after")
+        try:
+            return audit_from_json(dict(zip(keys, row, strict=True)))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            where = f"{self.table_prefix}audit"
+            raise self._garbage(where, f"not an audit entry ({exc!r})", exc) from exc
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def revision(self) -> int:
+        with self._connection("reading the revision") as conn:
+            row = conn.execute(self._q.revision).fetchone()
+        return self._revision_of(row)
+
+    def policy(self) -> Policy:
+        with self._connection("reading the policy") as conn:
+            row = conn.execute(self._q.policy).fetchone()
+        return self._policy_of(None if row is None else row[1], self._revision_of(row))
+
+    def tenant(self, name: str) -> TenantRecord:
+        with self._connection(f"reading tenant {name!r}") as conn:
+            row = conn.execute(self._q.tenant, (name,)).fetchone()
+        return self._tenant_of(name, None if row is None else row[0])
+
+    def tenants(self) -> Iterator[TenantRecord]:
+        with self._connection("listing tenants") as conn:
+            rows = conn.execute(self._q.tenants).fetchall()
+        return iter([self._tenant_of(name, record) for name, record in rows])
+
+    def history(self, tenant: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        if limit <= 0:
+            return []
+        with self._connection("reading the audit log") as conn:
+            if tenant is None:
+                rows = conn.execute(self._q.history, (limit,)).fetchall()
+            else:
+                rows = conn.execute(self._q.tenant_history, (tenant, limit)).fetchall()
+        return [self._entry_of(row) for row in rows]
+
+    # --- writes -----------------------------------------------------------------------------
+
+    def _commit(self, change: ChangeFn, actor: str) -> int:
+        # json, not jsonb: the text is kept as written, so numbers come back exactly (jsonb
+        # would turn 1e16 into the integer 10000000000000000, and round long floats).
+        as_json = self._psycopg.types.json.Json
+        q = self._q
+        with self._connection("writing a change") as conn, conn.transaction():
+            # Every writer locks this row first, so writers queue here instead of racing.
+            row = conn.execute(q.lock).fetchone()
+            revision = self._revision_of(row)
+            policy = self._policy_of(None if row is None else row[1], revision)
+            mutation = change(_Reader(self, conn, policy))
+            if not mutation:
+                return revision
+            new = revision + 1
+            if mutation.policy is None:
+                conn.execute(q.set_revision, (new,))
+            else:
+                conn.execute(q.set_state, (new, as_json(policy_to_json(mutation.policy))))
+            for name, record in mutation.tenants.items():
+                if record.is_empty():
+                    conn.execute(q.delete_tenant, (name,))
+                else:
+                    conn.execute(q.put_tenant, (name, as_json(tenant_to_json(record))))
+            rows = [
+                (
+                    e.revision,
+                    e.at,
+                    e.actor,
+                    e.action,
+                    e.tenant,
+                    None if e.before is None else as_json(e.before),
+                    None if e.after is None else as_json(e.after),
+                )
+                for e in mutation.audit(new, actor, time.time())
+            ]
+            with conn.cursor() as cursor:
+                cursor.executemany(q.audit, rows)
+            # Delivered to listeners when (and only if) this transaction commits.
+            conn.execute(q.notify, (self.channel, str(new)))
+            return new
+
+    # --- push -------------------------------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` after every change, including other processes' (pushed)."""
+        super().subscribe(callback)
+        if self._pid != os.getpid():
+            self._forget_parent()
+        self._push_wanted = True
+        self._start_listener()
+
+    def _start_listener(self) -> None:
+        with self._lock:
+            if self._listener is None and self._push_wanted:
+                self._listener = _Listener(self)
+
+
+class _Listener:
+    """One daemon thread per store and process: ``LISTEN`` -> ``store._notify()``.
+
+    It holds the store by weak reference, so a store dropped without :meth:`PostgresStore.close`
+    still stops its thread. After every (re)connection it notifies once, because notifications
+    sent while it was disconnected are lost: LISTEN first, then tell subscribers to re-read.
+    """
+
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = weakref.ref(store)
+        # Bound to the connection parameters, not to the store, which must stay collectable.
+        self._connect = functools.partial(
+            _open, store._psycopg, store._params, "cohortroute-listener"
+        )
+        self._psycopg = store._psycopg
+        self._listen = self._psycopg.sql.SQL("LISTEN {}").format(
+            self._psycopg.sql.Identifier(store.channel)
+        )
+        # At worst the thread is connecting (libpq waits at least 2 s) or running LISTEN.
+        self._join_timeout = max(2, math.ceil(store.connect_timeout)) + store.timeout + 1
+        self._url = store.url
+        #: The current connection, kept here so that a fork's child can keep it open.
+        self.conn: _Conn | None = None
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"cohortroute-postgres-listener {store.channel}", daemon=True
+        )
+        del store  # the thread must not keep the store alive
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the thread to stop and wait for it (it closes its own connection)."""
+        self._stopping.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=self._join_timeout)
+
+    def _notify(self) -> bool:
+        store = self._store()
+        if store is None:
+            return False
+        try:
+            store._notify()
+        except Exception:
+            log.exception("a store change callback failed")
+        return True
+
+    def _run(self) -> None:
+        delay = _BACKOFF_MIN
+        while not self._stopping.is_set():
+            started = time.monotonic()
+            try:
+                if not self._session():
+                    return
+            except (self._psycopg.Error, OSError) as exc:
+                log.warning(
+                    "lost the LISTEN connection to the PostgreSQL store at %s (%s); retrying "
+                    "in %.1fs",
+                    self._url,
+                    str(exc).strip(),
+                    delay,
+                )
+            except Exception:  # a bug must not end pushes for good: log it and start over
+                log.exception("the PostgreSQL listener for %s failed; restarting it", self._url)
+            if time.monotonic() - started > _HEALTHY_SESSION:
+                delay = _BACKOFF_MIN
+            if self._stopping.wait(delay):
+                return
+            delay = min(delay * 2, _BACKOFF_MAX)
+
+    def _session(self) -> bool:
+        """LISTEN, notify once, then notify per NOTIFY; False once the store is gone."""
+        conn = self.conn = self._connect()
+        try:
+            conn.execute(self._listen)
+            if not self._notify():
+                return False
+            while not self._stopping.is_set():
+                for _ in conn.notifies(timeout=_POLL):
+                    if not self._notify():
+                        return False
+                if self._store() is None:
+                    return False
+            return True
+        finally:
+            self.conn = None
+            conn.close()
