@@ -99,7 +99,7 @@ def make_migrations(
 
 
 def version_app(name: str, folder: Path) -> Any:
-    """The WSGI app of version ``name``: 500 MISMATCH if served a tenant's data at another schema."""
+    """Version ``name`` as a WSGI app: 500 MISMATCH when a tenant's data is at another schema."""
 
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         tenant = environ["cohortroute.tenant"]

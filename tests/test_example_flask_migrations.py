@@ -23,4 +23,3 @@ def test_the_flask_example_upgrades_every_tenant_with_no_mismatch(tmp_path: Path
     assert "2026.12 is the default now" in done.stdout
     assert "503 (Retry-After 5)" in done.stdout  # the gate was exercised
     assert len(list(tmp_path.glob("shop*.db"))) == 12
-

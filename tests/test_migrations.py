@@ -40,8 +40,22 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+# The shared stores' fixtures (a fresh Redis prefix / PostgreSQL schema per test; skipped when
+# the server is not running), as the store tests use them.
+pytest_plugins = ("tests.services",)
+
+
+@pytest.fixture(
+    params=[
+        "memory",
+        "sqlite",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ]
+)
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param in ("redis", "postgres"):
+        return str(request.getfixturevalue(f"{request.param}_url"))
     return "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/state.db"
 
 
@@ -123,7 +137,9 @@ def test_a_missing_downgrade_is_planned_as_such() -> None:
 # --- the runner --------------------------------------------------------------------------
 
 
-def test_a_gated_rollout_is_never_touched_without_the_migrations(store: Store, folder: Path) -> None:
+def test_a_gated_rollout_is_never_touched_without_the_migrations(
+    store: Store, folder: Path
+) -> None:
     c = controller(store, make_migrations(folder))
     c.register(["acme"])
     c.start("v2", percent=100)
@@ -177,7 +193,9 @@ def test_a_batch_with_one_failing_tenant(store: Store, folder: Path) -> None:
     assert [f.tenant for f in result.failures] == ["t042"]
     summary = result.summary()
     assert "1 failed, 99 moved -- FAILED" in summary
-    assert "t042: failed (v1 -> v2): step app 2 -> 3 failed: RuntimeError: backfill failed" in summary
+    assert (
+        "t042: failed (v1 -> v2): step app 2 -> 3 failed: RuntimeError: backfill failed" in summary
+    )
     assert state_of(store, folder, "t042") == ("v1", 1)  # old version, data as it was
     assert steps_run(folder, "t042", "down2") == 1  # undone by its downgrade
     assert all(state_of(store, folder, n) == ("v2", 3) for n in names if n != "t042")
@@ -407,7 +425,15 @@ def test_a_crash_at_any_point_leaves_one_consistent_side(
 
 def runner(db: Path, folder: Path, tenant: str, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.migration_app", f"sqlite:///{db}", str(folder), tenant, *args],
+        [
+            sys.executable,
+            "-m",
+            "tests.migration_app",
+            f"sqlite:///{db}",
+            str(folder),
+            tenant,
+            *args,
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

@@ -36,9 +36,23 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+# The shared stores' fixtures (skipped when their server is not running).
+pytest_plugins = ("tests.services",)
+
+
+@pytest.fixture(
+    params=[
+        "memory",
+        "sqlite",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ]
+)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/state.db"
+    if request.param in ("redis", "postgres"):
+        url = str(request.getfixturevalue(f"{request.param}_url"))
+    else:
+        url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/state.db"
     s = open_store(url)
     s.register_versions(["v1", "v2", "v3"], "v1")
     yield s
@@ -58,9 +72,7 @@ def controller(store: Store, **kwargs: object) -> RolloutController:
     return RolloutController(store, **kwargs)  # type: ignore[arg-type]
 
 
-def served(
-    store: Store, names: list[str] = TENANTS, now: float | None = None
-) -> dict[str, str]:
+def served(store: Store, names: list[str] = TENANTS, now: float | None = None) -> dict[str, str]:
     """What a router would serve each tenant now."""
     policy = store.policy()
     return {n: decide(policy, store.tenant(n), "v1", now=now).version for n in names}
@@ -206,7 +218,7 @@ def test_advance_without_plan_or_while_halted_says_what_to_do(memory: Store) -> 
     with pytest.raises(ConflictError, match="rollout set PERCENT"):
         c.advance()
     c.halt("looks bad")
-    with pytest.raises(ConflictError, match="resume.*looks bad"):
+    with pytest.raises(ConflictError, match=r"resume.*looks bad"):
         c.advance()
     with pytest.raises(ConflictError, match="resume it before raising"):
         c.set(10)
@@ -270,7 +282,9 @@ def test_preview_of_a_lowering_shows_nobody_moves_back(store: Store) -> None:
     assert preview.moves == () and preview.count == 0
     kept = {n for n, why in preview.stays.items() if "ratchet" in why}
     assert kept and kept == on(store) - {
-        n for n in TENANTS if decide(store.policy(), store.tenant(n), "v1").bucket < 1000  # type: ignore[operator]
+        n
+        for n in TENANTS
+        if decide(store.policy(), store.tenant(n), "v1").bucket < 1000  # type: ignore[operator]
     }
 
 

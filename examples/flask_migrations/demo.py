@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="cohortroute-notes-"))
     os.environ["NOTES_DATA"] = str(args.data or workdir / "data")
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import notes  # noqa: PLC0415 - configured through the environment just above
+    import notes  # configured through the environment just above
 
     from cohortroute.rollout import RolloutController
 
@@ -138,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         if body["version"] != notes.NEW or len(body["notes"]) != 2:
             lost += 1
     print("requests seen by the clients:", dict(seen))
-    print(f"schema mismatches: {len(mismatches)}; tenants not on {notes.NEW} or missing notes: {lost}")
+    print(
+        f"schema mismatches: {len(mismatches)}; tenants not on {notes.NEW} or missing notes: {lost}"
+    )
     for line in mismatches[:5]:
         print("  ", line)
     return 1 if mismatches or lost or failed else 0

@@ -87,7 +87,8 @@ def split_title(tenant: str) -> None:
             return
         rows = db.execute("SELECT id, text FROM notes ORDER BY id").fetchall()
         db.execute(
-            "CREATE TABLE notes_v2 (id INTEGER PRIMARY KEY, title TEXT NOT NULL, body TEXT NOT NULL)"
+            "CREATE TABLE notes_v2"
+            " (id INTEGER PRIMARY KEY, title TEXT NOT NULL, body TEXT NOT NULL)"
         )
         for note_id, text in rows:
             title, _, body = text.partition("\n")

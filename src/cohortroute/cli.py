@@ -301,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--remove", action="store_true", help="remove the rule for TAG")
 
     _add_rollout(commands)
+    _add_tenants(commands)  # tenants import / add (issue 5)
 
     p = add_command(commands, "history", cmd_history, "the audit log, newest first")
     p.add_argument("tenant", metavar="TENANT", nargs="?", help="only this tenant's entries")
@@ -331,8 +332,8 @@ def _add_rollout(commands: Any) -> None:
     actions = add_group(
         commands,
         "rollout",
-        "start a rollout or set its percentage",
-        "Run the rollout: at most one version is rolled out at a time.",
+        "start, advance, preview, halt, run, roll back or finalize a rollout",
+        "Run the rollout: at most one version is rolled out at a time (see docs/rollouts.md).",
     )
 
     p = add_command(
@@ -342,10 +343,31 @@ def _add_rollout(commands: Any) -> None:
     p.add_argument(
         "--percent",
         type=_percent,
-        default="0",
+        default=None,
         metavar="P",
-        help="share of tenants to start with: 5, 0.5 or 5%% (default 0)",
+        help="share of tenants to start with: 5, 0.5 or 5%% (default: the plan's first step, "
+        "else 0)",
     )
+    p.add_argument(
+        "--plan",
+        type=_plan,
+        default=(),
+        metavar="P,P,...",
+        help="percent steps that go up, e.g. 1,5,25,50,100 (then `rollout advance`)",
+    )
+    p.add_argument(
+        "--every",
+        type=_duration,
+        default=None,
+        metavar="DURATION",
+        help="minimum dwell per step, e.g. 2h, 90m, 3600 (advance refuses earlier)",
+    )
+    p.add_argument(
+        "--auto",
+        action="store_true",
+        help="timed plan: move to the next step by itself every --every (no scheduler needed)",
+    )
+    _add_app(p)
     p.add_argument(
         "--salt",
         default=None,
@@ -354,6 +376,8 @@ def _add_rollout(commands: Any) -> None:
 
     p = add_command(actions, "set", cmd_rollout_set, "set the running rollout's percentage")
     p.add_argument("percent", metavar="PERCENT", type=_percent, help="5, 0.5 or 5%%")
+    _add_settle(p)
+    _add_rollout_controller_verbs(actions)  # advance, preview, halt, ... (issue 5)
 
 
 # --- entry point ---------------------------------------------------------------------------
@@ -817,8 +841,21 @@ def cmd_rule(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_rollout_start(args: argparse.Namespace, ctx: Context) -> int:
     """Start rolling out a version to a share of tenants (a fresh salt picks which)."""
     before = ctx.store.revision()
-    after = ctx.store.start_rollout(args.version, args.percent, salt=args.salt, actor=ctx.actor)
-    points = parse_percent(args.percent)
+    rollout = rollout_controller(args, ctx).start(
+        args.version,
+        plan=args.plan,
+        percent=args.percent,
+        every=args.every,
+        auto=args.auto,
+        salt=args.salt,
+    )
+    after = ctx.store.revision()
+    points = rollout.percent
+    if rollout.gated:
+        ctx.print(
+            f"{args.version} needs a data migration: tenants move once "
+            f"`{ctx.command()} rollout run --app ...` has migrated them"
+        )
     return _changed(
         ctx,
         before,
@@ -832,7 +869,8 @@ def cmd_rollout_set(args: argparse.Namespace, ctx: Context) -> int:
     """Set the running rollout's percentage (raising it only ever adds tenants)."""
     points = parse_percent(args.percent)
     before = ctx.store.revision()
-    after = ctx.store.set_percent(args.percent, actor=ctx.actor)
+    rollout_controller(args, ctx).set(args.percent)  # lowering keeps tenants by the ratchet
+    after = ctx.store.revision()
     rollout = ctx.store.policy().rollout
     candidate = rollout.candidate if rollout is not None else "the candidate"
     return _changed(
@@ -855,3 +893,354 @@ def cmd_demo(args: argparse.Namespace, ctx: Context) -> int:
     # registers its own versions and seeds tenants.
     url = getattr(args, "store", None) or DEFAULT_STORE
     return run_demo(host=args.host, port=args.port, store_url=url, out=ctx.out, err=ctx.err)
+
+
+# --- the rollout controller and the tenant registry (issue 5) --------------------------------
+# The verbs of cohortroute.rollout.RolloutController; see docs/rollouts.md.
+
+
+def _plan(text: str) -> tuple[str, ...]:
+    """``--plan 1,5,25,50,100``: percent steps (validated at once: a bad one exits 2)."""
+    steps = tuple(p.strip() for p in text.split(",") if p.strip())
+    if not steps:
+        raise argparse.ArgumentTypeError("give the steps as percentages, like 1,5,25,50,100")
+    for step in steps:
+        _percent(step)
+    return steps
+
+
+def _duration(text: str) -> float:
+    """``--every 2h``: seconds, or a number with s, m, h or d."""
+    from .rollout import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_app(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--app",
+        metavar="MODULE:ATTR",
+        help="your Migrations object (or a callable returning it), e.g. myapp.migrations:"
+        "migrations; needed when the candidate's tenant data must be migrated",
+    )
+
+
+def _add_settle(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="before lowering or finalizing: how long routers get to record the tenants they "
+        "just served (default: 1 s plus twice the store's refresh interval)",
+    )
+
+
+def _add_runner_options(parser: argparse.ArgumentParser) -> None:
+    _add_app(parser)
+    parser.add_argument(
+        "--concurrency", type=_positive_int, default=4, metavar="N", help="tenants at a time"
+    )
+    parser.add_argument(
+        "--drain",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="wait between marking a tenant migrating (503) and touching its data; at least "
+        "the routers' refresh interval plus the longest request (default: 2 x refresh)",
+    )
+    _add_settle(parser)
+    _add_json(parser)
+
+
+def _add_rollout_controller_verbs(actions: Any) -> None:
+    """``rollout advance/preview/halt/resume/run/rollback/finalize``."""
+    p = add_command(actions, "advance", cmd_rollout_advance, "move to the plan's next step")
+    p.add_argument("--force", action="store_true", help="advance before the minimum dwell")
+
+    p = add_command(
+        actions,
+        "preview",
+        cmd_rollout_preview,
+        "exactly which registered tenants move at the next step (a dry run)",
+    )
+    p.add_argument(
+        "--percent", type=_percent, default=None, metavar="P", help="preview this percentage"
+    )
+    _add_json(p)
+
+    p = add_command(actions, "halt", cmd_rollout_halt, "freeze the rollout where it is")
+    p.add_argument("--reason", default=None, help="why (shown by status and history)")
+
+    add_command(actions, "resume", cmd_rollout_resume, "continue a halted rollout")
+
+    p = add_command(
+        actions,
+        "run",
+        cmd_rollout_run,
+        "migrate the tenants the rollout has reached (gated rollouts), with a progress bar",
+        description=(
+            "Migrate every tenant the rollout has reached whose data is not there yet, and "
+            "resume migrations a killed runner left. Runs until the rollout ends (for timed "
+            "plans), or one pass with --once (for cron). Exits 1 when a tenant failed."
+        ),
+    )
+    _add_runner_options(p)
+    p.add_argument("--once", action="store_true", help="one pass, then exit")
+    p.add_argument("--interval", type=float, default=30.0, metavar="SECONDS", help="between passes")
+    p.add_argument(
+        "--max-failures",
+        type=int,
+        default=5,
+        metavar="N",
+        help="halt the rollout when more than N tenants fail in one pass (default 5)",
+    )
+    p.add_argument("--retry-failed", action="store_true", help="retry tenants that failed")
+
+    p = add_command(
+        actions,
+        "rollback",
+        cmd_rollout_rollback,
+        "move everybody (or --tenant T) back to the default version",
+    )
+    p.add_argument("--tenant", metavar="TENANT", default=None, help="only this tenant")
+    p.add_argument(
+        "--force", action="store_true", help="move back even where a downgrade step is missing"
+    )
+    _add_runner_options(p)
+
+    p = add_command(
+        actions,
+        "finalize",
+        cmd_rollout_finalize,
+        "everybody to the candidate, which becomes the default",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="remove pins and tag rules to the old default"
+    )
+    _add_runner_options(p)
+
+
+def _add_tenants(commands: Any) -> None:
+    """The ``tenants`` group: the registry the rollout controller works on."""
+    actions = add_group(
+        commands,
+        "tenants",
+        "import or add tenants to the registry",
+        "The tenant registry: routers record the tenants they serve; import or add the others.",
+    )
+    p = add_command(
+        actions,
+        "import",
+        cmd_tenants_import,
+        "import tenants: one per line, or CSV name,tag,tag... (- reads stdin)",
+    )
+    p.add_argument("file", metavar="FILE")
+    p.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=50_000,
+        metavar="N",
+        help="tenants per transaction (default 50000)",
+    )
+    p = add_command(actions, "add", cmd_tenants_add, "add one tenant (with tags)")
+    p.add_argument("tenant", metavar="TENANT")
+    p.add_argument("--tag", action="append", default=[], metavar="TAG", help="repeatable")
+
+
+def load_migrations(spec: str | None) -> Any:
+    """``--app module:attr`` -> the Migrations it names (None without ``--app``).
+
+    The attribute may be a :class:`~cohortroute.migrations.Migrations`, an object with a
+    ``migrations`` attribute, or a callable returning one. The current directory is importable,
+    as with gunicorn.
+    """
+    if spec is None:
+        return None
+    import importlib
+
+    from .migrations import Migrations
+
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise UsageError(f"--app wants MODULE:ATTR, like myapp.migrations:migrations; got {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"--app {spec}: cannot import {module_name!r} ({exc})") from None
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise UsageError(f"--app {spec}: {module_name} has no attribute {attr!r}")
+        target = getattr(target, part)
+    if not isinstance(target, Migrations):
+        target = getattr(target, "migrations", target)
+    if not isinstance(target, Migrations) and callable(target):
+        target = target()
+    if not isinstance(target, Migrations):
+        raise UsageError(
+            f"--app {spec} is a {type(target).__name__}, not cohortroute.migrations.Migrations"
+        )
+    return target
+
+
+def rollout_controller(args: argparse.Namespace, ctx: Context) -> Any:
+    """The controller for a command, with its ``--app``, ``--drain`` and ``--settle``."""
+    from .rollout import RolloutController
+
+    return RolloutController(
+        ctx.store,
+        migrations=load_migrations(getattr(args, "app", None)),
+        actor=ctx.actor,
+        drain=getattr(args, "drain", None),
+        settle=getattr(args, "settle", None),
+    )
+
+
+class _Progress:
+    """A one-line progress bar on a terminal (nothing when stderr is not one)."""
+
+    def __init__(self, err: TextIO, total: int, label: str) -> None:
+        self.err, self.total, self.label = err, total, label
+        self.done = self.failed = 0
+        self.enabled = total > 0 and err.isatty()
+
+    def __call__(self, result: Any) -> None:
+        self.done += 1
+        self.failed += bool(result.failed)
+        if self.enabled:
+            width = 30
+            filled = width * self.done // self.total
+            bar = "#" * filled + "." * (width - filled)
+            self.err.write(f"\r{self.label} [{bar}] {self.done}/{self.total}, {self.failed} failed")
+            if self.done == self.total:
+                self.err.write("\n")
+            self.err.flush()
+
+
+def _report(args: argparse.Namespace, ctx: Context, result: Any) -> int:
+    if getattr(args, "json", False):
+        ctx.emit_json(result.to_json())
+    else:
+        ctx.print(result.summary())
+    return EXIT_OK if result.ok else EXIT_ERROR
+
+
+def cmd_rollout_advance(args: argparse.Namespace, ctx: Context) -> int:
+    """Move the rollout to its plan's next step."""
+    rollout = rollout_controller(args, ctx).advance(force=args.force)
+    ctx.print(
+        f"the rollout of {rollout.candidate} is now at {format_percent(rollout.percent)} "
+        f"(step {rollout.step + 1} of {len(rollout.plan)}; revision {ctx.store.revision()})"
+    )
+    return EXIT_OK
+
+
+def cmd_rollout_preview(args: argparse.Namespace, ctx: Context) -> int:
+    """Exactly which tenants move at the next step (or at --percent), before anything moves."""
+    preview = rollout_controller(args, ctx).preview(args.percent)
+    if args.json:
+        ctx.emit_json(preview.to_json())
+        return EXIT_OK
+    lines = [
+        f"{format_percent(preview.from_percent)} -> {format_percent(preview.to_percent)}: "
+        f"{preview.count} of {preview.considered} registered tenants move"
+    ]
+    if preview.migrate:
+        lines.append(f"  ({len(preview.migrate)} of them once `rollout run` migrated their data)")
+    lines.extend(f"  {name}" for name in preview.moves)
+    if preview.stays:
+        lines.append("not moving although their bucket is in range:")
+        lines.extend(f"  {name}: {why}" for name, why in sorted(preview.stays.items()))
+    ctx.print(*lines)
+    return EXIT_OK
+
+
+def cmd_rollout_halt(args: argparse.Namespace, ctx: Context) -> int:
+    """Freeze the rollout: nobody new moves, nobody leaves the candidate."""
+    rollout = rollout_controller(args, ctx).halt(args.reason)
+    ctx.print(
+        f"the rollout of {rollout.candidate} is halted at {format_percent(rollout.percent)}; "
+        f"`{ctx.command()} rollout resume` continues it"
+    )
+    return EXIT_OK
+
+
+def cmd_rollout_resume(args: argparse.Namespace, ctx: Context) -> int:
+    """Continue a halted rollout."""
+    rollout = rollout_controller(args, ctx).resume()
+    ctx.print(f"the rollout of {rollout.candidate} continues at {format_percent(rollout.percent)}")
+    return EXIT_OK
+
+
+def cmd_rollout_run(args: argparse.Namespace, ctx: Context) -> int:
+    """Migrate the tenants the rollout has reached; loop until it ends, or --once."""
+    controller = rollout_controller(args, ctx)
+    failed = passes = False
+    while True:
+        if passes and controller.current() is None:  # finalized or rolled back meanwhile
+            ctx.print("the rollout ended")
+            return EXIT_ERROR if failed else EXIT_OK
+        pending = controller.pending(retry_failed=args.retry_failed)
+        progress = _Progress(ctx.err, len(pending), "migrating")
+        try:
+            result = controller.run(
+                concurrency=args.concurrency,
+                max_failures=args.max_failures,
+                retry_failed=args.retry_failed,
+                progress=progress,
+            )
+        except ConflictError:
+            if not passes or controller.current() is not None:
+                raise
+            continue  # the rollout ended between the check and the run
+        passes = True
+        failed |= not result.ok
+        if args.once or result.halted:
+            code = _report(args, ctx, result)
+            return EXIT_ERROR if failed else code
+        if result.results:
+            ctx.print(result.summary())
+        time.sleep(args.interval)
+
+
+def cmd_rollout_rollback(args: argparse.Namespace, ctx: Context) -> int:
+    """Move everybody (or one tenant) back to the default, data included."""
+    result = rollout_controller(args, ctx).rollback(
+        args.tenant, force=args.force, concurrency=args.concurrency
+    )
+    return _report(args, ctx, result)
+
+
+def cmd_rollout_finalize(args: argparse.Namespace, ctx: Context) -> int:
+    """Everybody to the candidate; the candidate becomes the default."""
+    controller = rollout_controller(args, ctx)
+    result = controller.finalize(force=args.force, concurrency=args.concurrency)
+    return _report(args, ctx, result)
+
+
+def cmd_tenants_import(args: argparse.Namespace, ctx: Context) -> int:
+    """Import tenants from a file (one per line, or CSV with tags); '-' reads stdin."""
+    controller = rollout_controller(args, ctx)
+    source: Any = sys.stdin if args.file == "-" else args.file
+    if source is not sys.stdin and not os.path.isfile(source):
+        raise UsageError(f"no such file: {args.file}")
+    before = ctx.store.revision()
+    new = controller.import_tenants(source, batch_size=args.batch_size)
+    after = ctx.store.revision()
+    return _changed(
+        ctx, before, after, f"imported {new} new tenants", "every tenant was already registered"
+    )
+
+
+def cmd_tenants_add(args: argparse.Namespace, ctx: Context) -> int:
+    """Add one tenant (and tags) to the registry."""
+    name = check_tenant_name(args.tenant)
+    before = ctx.store.revision()
+    rollout_controller(args, ctx).add_tenant(name, args.tag)
+    after = ctx.store.revision()
+    return _changed(ctx, before, after, f"registered {name}", f"{name} is already registered")

@@ -475,8 +475,11 @@ class RolloutController:
                 record = replace(record, ratchet=current.candidate)  # what set() marks first
             new = intended(after, record, default)
             migrated = record.data_version == current.candidate
-            if new.version != old.version and current.gated and not migrated and (
-                old.version == current.candidate
+            if (
+                new.version != old.version
+                and current.gated
+                and not migrated
+                and (old.version == current.candidate)
             ):
                 # Only scheduled for a migration, never served the candidate: nothing moves.
                 stays[record.name] = f"not migrated yet, so it stays on {default}"
@@ -546,9 +549,11 @@ class RolloutController:
                 "(lowering is allowed while halted)"
             )
         step = max((i for i, p in enumerate(current.plan) if p <= points), default=-1)
-        if points < current.percent and not current.gated:
+        lowering = points < current.percent
+        if lowering and not current.gated:
             self._mark_ratchets(current, points)
-        self._change_percent(rollout, current, points, step, "rollout-set")
+        # After the marks a lowering moves no registered tenant: skip that audit scan.
+        self._change_percent(rollout, current, points, step, "rollout-set", audit=not lowering)
         return self._require(self.store.policy())
 
     def halt(self, reason: str | None = None) -> Rollout:
@@ -657,7 +662,12 @@ class RolloutController:
                 self._refuse_missing_downgrades(policy, records)
             self.halt("rolling back")
             result = self._batch(
-                "rollback", [r.name for r in records], "back", concurrency, None, progress,
+                "rollback",
+                [r.name for r in records],
+                "back",
+                concurrency,
+                None,
+                progress,
                 force=force,
             )
             if result.failures:
@@ -719,11 +729,15 @@ class RolloutController:
             r = self._require(p)
             if r.salt != rollout.salt:
                 raise ConflictError("the rollout changed meanwhile; check `status` and retry")
-            return replace(p, rollout=replace(r.at(self._clock()), percent=10_000, halted=False,
-                                              halt_reason=None, auto=False))
+            return replace(
+                p,
+                rollout=replace(
+                    r.at(self._clock()), percent=10_000, halted=False, halt_reason=None, auto=False
+                ),
+            )
 
         result = RunResult("finalize", self._commit_policy("rollout-finalize-start", everybody))
-        self._clear_held(rollout)
+        self._clear_held(rollout, old)
         if rollout.gated:
             self._discover()
             for attempt in itertools.count():
@@ -805,7 +819,14 @@ class RolloutController:
         return current.plan[index], index
 
     def _change_percent(
-        self, stored: Rollout, current: Rollout, points: int, step: int, action: str
+        self,
+        stored: Rollout,
+        current: Rollout,
+        points: int,
+        step: int,
+        action: str,
+        *,
+        audit: bool = True,
     ) -> None:
         now = self._clock()
 
@@ -819,10 +840,10 @@ class RolloutController:
                 rollout=replace(current, percent=points, step=step, step_started_at=now),
             )
 
-        self._commit_policy(action, update)
+        self._commit_policy(action, update, audit=audit)
 
     def _commit_policy(
-        self, action: str, update: Callable[[Policy], Policy]
+        self, action: str, update: Callable[[Policy], Policy], *, audit: bool = True
     ) -> list[TenantResult]:
         """Commit a policy change with one audit entry per tenant it moves.
 
@@ -831,7 +852,7 @@ class RolloutController:
         """
         before = self.store.policy()
         after = update(before)  # validates early, outside the transaction
-        moves = [] if after == before else list(self._moves_between(before, after))
+        moves = [] if after == before or not audit else list(self._moves_between(before, after))
         self.store.update_policy(action, update, moves=lambda b, a: moves, actor=self.actor)
         return [TenantResult(name, "moved", old, new["version"]) for name, old, new in moves]
 
@@ -887,10 +908,16 @@ class RolloutController:
             actor=self.actor,
         )
 
-    def _clear_held(self, rollout: Rollout) -> None:
+    def _clear_held(self, rollout: Rollout, default: str | None) -> None:
+        """Finalize takes rolled-back tenants along too; each one's history says so."""
         names = [r.name for r in self.store.tenants() if r.held_salt == rollout.salt]
+        after = "once migrated" if rollout.gated else rollout.candidate
         self.store.update_tenants(
-            names, "finalize-unhold", _without_keys(STATE_HELD), audit_each=False, actor=self.actor
+            names,
+            "finalize-unhold",
+            _without_keys(STATE_HELD),
+            describe=lambda b, a: ({"version": default, "held": True}, {"version": after}),
+            actor=self.actor,
         )
 
     def _clear_marks(self, rollout: Rollout, action: str) -> None:
@@ -911,9 +938,7 @@ class RolloutController:
 
     # --- internals: rollback of one tenant ---------------------------------------------------
 
-    def _rollback_one(
-        self, policy: Policy, rollout: Rollout, name: str, force: bool
-    ) -> RunResult:
+    def _rollback_one(self, policy: Policy, rollout: Rollout, name: str, force: bool) -> RunResult:
         record = self.store.tenant(name)
         default = policy.default or ""
         held = replace(record, state={**record.state, STATE_HELD: rollout.salt}, ratchet=None)
@@ -1082,9 +1107,7 @@ class RolloutController:
             if isinstance(lease, Mapping) and float(lease.get("expires", 0)) > now:
                 box["busy"] = str(lease.get("owner"))
                 return record
-            job = self._job(
-                policy, record, mode, force=force, hold=hold, retry_failed=retry_failed
-            )
+            job = self._job(policy, record, mode, force=force, hold=hold, retry_failed=retry_failed)
             if not isinstance(job, _Job):
                 box["refused" if isinstance(job, str) else "noop"] = job
                 return record
@@ -1124,9 +1147,7 @@ class RolloutController:
             self._event("migrated", name)
             self._flip(name, token, job, started)
         self._event("flipped", name)
-        return TenantResult(
-            name, "moved", job.source, job.target, duration=self._clock() - started
-        )
+        return TenantResult(name, "moved", job.source, job.target, duration=self._clock() - started)
 
     def _run_steps(self, name: str, token: str, job: _Job, force: bool) -> str | None:
         """Run the job's steps; the error text of the one that failed, or None."""
@@ -1193,8 +1214,10 @@ class RolloutController:
             name,
             "migration-step",
             update,
-            lambda b, a: (b.state.get(STATE_MODULES), {"step": str(step),
-                                                       "modules": a.state.get(STATE_MODULES)}),
+            lambda b, a: (
+                b.state.get(STATE_MODULES),
+                {"step": str(step), "modules": a.state.get(STATE_MODULES)},
+            ),
         )
 
     def _set_modules(self, name: str, token: str, modules: Mapping[str, int]) -> None:
@@ -1219,9 +1242,7 @@ class RolloutController:
             )
         return dict(record.state)
 
-    def _fail(
-        self, name: str, token: str, job: _Job, error: str, started: float
-    ) -> TenantResult:
+    def _fail(self, name: str, token: str, job: _Job, error: str, started: float) -> TenantResult:
         status: Outcome = "broken" if error.startswith("BROKEN: ") else "failed"
         finished = self._clock()
 

@@ -345,9 +345,7 @@ class CohortRouter:
             # Rollout controller (issue 5): a tenant whose data is migrating gets 503 +
             # Retry-After; a tenant the registry does not know yet waits for the batched write.
             target = (
-                self._maintenance_target
-                if decided.maintenance
-                else self._targets[decision.version]
+                self._maintenance_target if decided.maintenance else self._targets[decision.version]
             )
             entry = (decision, tenant, target)
             if stale:

@@ -11,7 +11,8 @@ pytestmark = pytest.mark.e2e
 
 def test_gunicorn_serves_the_wsgi_router() -> None:
     port = free_port()
-    command = [bin_path("gunicorn"), "-w", "2", "-b", f"127.0.0.1:{port}", "tests.e2e.serverapp:wsgi"]
+    address = f"127.0.0.1:{port}"
+    command = [bin_path("gunicorn"), "-w", "2", "-b", address, "tests.e2e.serverapp:wsgi"]
     with serve(command, port):
         assert get(port, "acme.example.com", "/orders/1") == (200, "v2 acme pin |/orders/1")
         assert get(port, "globex.example.com:8000") == (200, "v1 globex default |/")

@@ -247,9 +247,12 @@ def test_no_thread_or_fd_leak(
 def test_a_killed_pooled_connection_is_replaced(
     redis_url: str, redis_admin: redis.Redis, open_stores: Opener
 ) -> None:
-    store = open_stores(redis_url)
+    name = unique_name()  # a client name in the URL marks this store's connections
+    store = open_stores(with_query(redis_url, client_name=name))
     store.register_versions(["1"])
-    assert redis_admin.client_kill_filter(_type="normal") >= 1
+    ids = [c["id"] for c in redis_admin.client_list(_type="normal") if c["name"] == name]
+    assert len(ids) == 1
+    assert redis_admin.client_kill_filter(_id=ids[0]) == 1
     assert store.revision() == 1  # not an error: the dead connection is noticed and replaced
     store.pin("acme", "1")
 

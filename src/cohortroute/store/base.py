@@ -51,6 +51,19 @@ _BUILTIN = {
 }
 
 
+_ALL_STORES: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
+def _reset_locks_after_fork() -> None:
+    # A lock held by another thread at fork time stays held forever in the child: replace it.
+    for store in list(_ALL_STORES):
+        store._listeners_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_locks_after_fork)
+
+
 def default_actor() -> str:
     """Who to record in the audit log when the caller does not say: ``$USER`` or the login."""
     try:
@@ -129,6 +142,7 @@ class Store(abc.ABC):
     def __init__(self) -> None:
         self._listeners: list[weakref.ref[Any]] = []
         self._listeners_lock = threading.Lock()
+        _ALL_STORES.add(self)
 
     # --- construction --------------------------------------------------------------------
 
@@ -625,9 +639,36 @@ def open_store(url: str | Store) -> Store:
         importlib.import_module(_BUILTIN[scheme])
         cls = _REGISTRY.get(scheme)
     if cls is None:
+        _load_plugins(scheme)
+        cls = _REGISTRY.get(scheme)
+    if cls is None:
         raise ConfigurationError(
             f"unknown store scheme {scheme!r} in {url!r}; known schemes: "
             f"{', '.join(known_schemes())}. A custom store registers its scheme with "
-            "`class MyStore(Store, scheme='my')`."
+            "`class MyStore(Store, scheme='my')` in a module that is imported first: a "
+            "'cohortroute.stores' entry point, or COHORTROUTE_PLUGINS=my.module for the CLI."
         )
     return cls.from_url(url)
+
+
+def _load_plugins(scheme: str) -> None:
+    """Import the modules that may define ``scheme``: entry points, then COHORTROUTE_PLUGINS."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="cohortroute.stores"):
+        if entry.name.lower() == scheme:
+            try:
+                entry.load()
+            except Exception as exc:
+                raise ConfigurationError(
+                    f"the store plugin {entry.value!r} for scheme {scheme!r} failed to load: "
+                    f"{exc}; reinstall the package that provides it"
+                ) from exc
+    for module in filter(None, os.environ.get("COHORTROUTE_PLUGINS", "").split(",")):
+        try:
+            importlib.import_module(module.strip())
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"COHORTROUTE_PLUGINS names {module.strip()!r}, which cannot be imported: {exc}; "
+                "fix the name or PYTHONPATH"
+            ) from exc

@@ -369,8 +369,11 @@ class PostgresStore(Store, scheme=("postgresql", "postgres")):
         #: The NOTIFY channel every commit announces its new revision on.
         self.channel = f"{where}changes"
         if len(self.channel.encode()) > 63:  # longer channel names are refused by the server
-            self.channel = "cohortroute_" + hashlib.sha1(self.channel.encode()).hexdigest()[:24]
-        digest = hashlib.sha1(f"cohortroute:{where}".encode()).digest()
+            self.channel = (
+                "cohortroute_"
+                + hashlib.sha1(self.channel.encode(), usedforsecurity=False).hexdigest()[:24]
+            )
+        digest = hashlib.sha1(f"cohortroute:{where}".encode(), usedforsecurity=False).digest()
         self._ddl_lock = int.from_bytes(digest[:8], "big", signed=True)
 
         self._lock = threading.Lock()

@@ -114,7 +114,7 @@ end
 redis.call('PUBLISH', ARGV[4], ARGV[2])
 return {'ok'}
 """
-_COMMIT_SHA = hashlib.sha1(_COMMIT_LUA.encode()).hexdigest()
+_COMMIT_SHA = hashlib.sha1(_COMMIT_LUA.encode(), usedforsecurity=False).hexdigest()
 
 # Stores alive in this process, so a fork can reset them before anything else runs in the child.
 _LIVE: weakref.WeakSet[RedisStore] = weakref.WeakSet()

@@ -1,0 +1,332 @@
+"""The rollout and tenants commands, run for real against a temporary SQLite store."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cohortroute import open_store
+from cohortroute.cli import _Progress, run
+from cohortroute.decision import decide
+from cohortroute.rollout import RolloutController, TenantResult
+from cohortroute.store.base import Store
+
+from .migration_app import read_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+OLD, NEW = "2026.11", "2026.12"
+TENANTS = [f"shop{i:02d}" for i in range(40)]
+
+
+def cli(
+    *args: str, url: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k != "COHORTROUTE_STORE"}
+    environment.update({"USER": "tester", "PYTHONPATH": str(ROOT), **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "cohortroute", "--store", url, *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=cwd,
+        timeout=60,
+    )
+
+
+def inproc(code: int, *args: str, url: str) -> tuple[str, str]:
+    """Run the CLI in this process (same code path as the console script, no start-up cost)."""
+    out, err = io.StringIO(), io.StringIO()
+    assert run(["--store", url, *args], out=out, err=err) == code, out.getvalue() + err.getvalue()
+    assert "Traceback" not in err.getvalue()
+    return out.getvalue(), err.getvalue()
+
+
+def ok(*args: str, url: str, **kw: object) -> str:
+    done = cli(*args, url=url, **kw)  # type: ignore[arg-type]
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def fails(code: int, *args: str, url: str, **kw: object) -> subprocess.CompletedProcess[str]:
+    done = cli(*args, url=url, **kw)  # type: ignore[arg-type]
+    assert done.returncode == code, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    return done
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'state.db'}"
+
+
+@pytest.fixture
+def store(url: str) -> Iterator[Store]:
+    handle = open_store(url)
+    handle.register_versions([OLD, NEW], OLD, actor="router")
+    RolloutController(handle).register(TENANTS)
+    yield handle
+    handle.close()
+
+
+def on_new(store: Store) -> set[str]:
+    policy = store.policy()
+    return {t for t in TENANTS if decide(policy, store.tenant(t), OLD).version == NEW}
+
+
+# --- the registry ---------------------------------------------------------------------------
+
+
+def test_tenants_import_and_add(url: str, store: Store, tmp_path: Path) -> None:
+    source = tmp_path / "tenants.csv"
+    source.write_text("tenant,tags\nacme,beta\nglobex\nshop00\n")
+    out = inproc(0, "tenants", "import", str(source), url=url)[0]
+    assert out.startswith("imported 2 new tenants")
+    assert store.tenant("acme").tags == {"beta"}
+    out = inproc(0, "tenants", "add", "initech", "--tag", "internal", url=url)[0]
+    assert out.startswith("registered initech")
+    assert "already registered" in inproc(0, "tenants", "add", "initech", url=url)[0]
+    stdin = subprocess.run(
+        [sys.executable, "-m", "cohortroute", "--store", url, "tenants", "import", "-"],
+        input="hooli\numbrella\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert stdin.returncode == 0 and "imported 2 new tenants" in stdin.stdout
+    bad = tmp_path / "bad.txt"
+    bad.write_text("ok-tenant\nnot a tenant\n")
+    assert "line 2" in inproc(2, "tenants", "import", str(bad), url=url)[1]
+    assert "no such file" in inproc(2, "tenants", "import", "missing.csv", url=url)[1]
+
+
+# --- plans, preview, halt, ratchet, rollback, finalize -----------------------------------------
+
+
+def test_a_planned_rollout_from_the_command_line(url: str, store: Store) -> None:
+    out = inproc(0, "rollout", "start", NEW, "--plan", "10,50,100", "--every", "2h", url=url)[0]
+    assert f"started the rollout of {NEW} at 10%" in out
+    rollout = store.policy().rollout
+    assert rollout is not None and rollout.plan == (1000, 5000, 10_000) and rollout.every == 7200
+
+    preview = json.loads(inproc(0, "rollout", "preview", "--json", url=url)[0])
+    expected = RolloutController(store).preview()
+    assert preview["moves"] == list(expected.moves) and preview["count"] == expected.count
+    text = inproc(0, "rollout", "preview", url=url)[0]
+    assert text.startswith(f"10% -> 50%: {expected.count} of {len(TENANTS)} registered")
+
+    refused = inproc(2, "rollout", "advance", url=url)[1]
+    assert "minimum dwell is 2h00m" in refused and "--force" in refused
+    before = on_new(store)
+    assert "now at 50% (step 2 of 3" in inproc(0, "rollout", "advance", "--force", url=url)[0]
+    assert on_new(store) - before == set(preview["moves"])
+
+    assert "halted at 50%" in inproc(0, "rollout", "halt", "--reason", "errors up", url=url)[0]
+    assert "resume" in inproc(2, "rollout", "advance", "--force", url=url)[1]
+    assert "continues at 50%" in inproc(0, "rollout", "resume", url=url)[0]
+
+    at_50 = on_new(store)
+    inproc(0, "rollout", "set", "5", "--settle", "0", url=url)[0]
+    assert on_new(store) == at_50  # the ratchet: lowering moves nobody back
+    kept = next(t for t in sorted(at_50) if store.tenant(t).ratchet == NEW)
+    assert "ratchet" in inproc(0, "explain", kept, url=url)[0]
+
+    out = inproc(0, "rollout", "rollback", "--tenant", kept, url=url)[0]
+    assert "1 moved" in out and kept not in on_new(store)
+    assert "rolled back" in inproc(0, "explain", kept, url=url)[0]
+
+    out = inproc(0, "rollout", "finalize", url=url)[0]
+    assert f"{NEW} is the default now" in out
+    policy = store.policy()
+    assert policy.default == NEW and policy.rollout is None
+    assert on_new(store) == set(TENANTS)
+    history = json.loads(inproc(0, "history", kept, "--json", url=url)[0])["entries"]
+    assert {"ratchet", "rollback", "finalize-unhold"} <= {e["action"] for e in history}
+
+
+def test_rollout_rollback_everybody(url: str, store: Store) -> None:
+    inproc(0, "rollout", "start", NEW, "--percent", "50", url=url)[0]
+    out = inproc(0, "rollout", "rollback", url=url)[0]
+    assert "moved" in out and "ended" in out
+    assert store.policy().rollout is None and on_new(store) == set()
+
+
+def test_usage_errors_exit_2(url: str, store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    inproc(2, "rollout", "start", NEW, "--every", "2 hours", url=url)
+    assert "like 2h" in capsys.readouterr().err  # argparse's own message
+    inproc(2, "rollout", "start", NEW, "--plan", "5,x", url=url)
+    assert "strictly up" in inproc(2, "rollout", "start", NEW, "--plan", "5,1", url=url)[1]
+    assert "no rollout is running" in inproc(2, "rollout", "advance", url=url)[1]
+    assert "MODULE:ATTR" in inproc(2, "rollout", "run", "--app", "nocolon", url=url)[1]
+    assert "cannot import" in inproc(2, "rollout", "run", "--app", "nope_mod:x", url=url)[1]
+
+
+# --- migrations from the command line -----------------------------------------------------------
+
+MODULE = """
+from pathlib import Path
+import os
+from tests.migration_app import make_migrations
+
+migrations = make_migrations(Path(os.environ["DATA"]), fail=frozenset({"shop07"}))
+migrations.version("2026.11", 1)
+migrations.version("2026.12", 3)
+"""
+
+
+@pytest.fixture
+def app_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "app"
+    folder.mkdir()
+    (folder / "notes_migrations.py").write_text(MODULE)
+    (folder / "data").mkdir()
+    return folder
+
+
+def test_gated_rollout_run_rollback_and_finalize(url: str, store: Store, app_dir: Path) -> None:
+    env = {"DATA": str(app_dir / "data")}
+    app = ["--app", "notes_migrations:migrations"]
+    out = ok("rollout", "start", NEW, "--percent", "100", *app, url=url, cwd=app_dir, env=env)
+    assert "needs a data migration" in out
+
+    blind = fails(2, "rollout", "run", "--once", url=url, cwd=app_dir, env=env)
+    assert "--app module:attr" in blind.stderr
+
+    done = fails(1, "rollout", "run", "--once", "--drain", "0", *app, url=url, cwd=app_dir, env=env)
+    assert "1 failed, 39 moved -- FAILED" in done.stdout
+    assert "shop07: failed (2026.11 -> 2026.12): step app 2 -> 3 failed" in done.stdout
+    assert read_schema(app_dir / "data", "shop07") == 1
+    assert on_new(store) == set(TENANTS) - {"shop07"}
+
+    again = json.loads(
+        ok(
+            "rollout",
+            "run",
+            "--once",
+            "--json",
+            "--drain",
+            "0",
+            *app,
+            url=url,
+            cwd=app_dir,
+            env=env,
+        )
+    )
+    assert again["ok"] and again["moved"] == []
+
+    out = ok(
+        "rollout",
+        "rollback",
+        "--tenant",
+        "shop01",
+        "--drain",
+        "0",
+        *app,
+        url=url,
+        cwd=app_dir,
+        env=env,
+    )
+    assert "1 moved" in out and read_schema(app_dir / "data", "shop01") == 1
+
+    final = fails(
+        1,
+        "rollout",
+        "finalize",
+        "--drain",
+        "0",
+        "--settle",
+        "0",
+        *app,
+        url=url,
+        cwd=app_dir,
+        env=env,
+    )
+    assert "shop07" in final.stdout and "finalize again" in final.stdout
+    assert store.policy().default == OLD
+
+
+def test_rollout_run_loops_until_the_rollout_ends(url: str, store: Store, app_dir: Path) -> None:
+    (app_dir / "ok_migrations.py").write_text(MODULE.replace('{"shop07"}', "()"))
+    env = {"DATA": str(app_dir / "data")}
+    app = ["--app", "ok_migrations:migrations"]
+    ok("rollout", "start", NEW, "--plan", "10,100", *app, url=url, cwd=app_dir, env=env)
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+    environment.pop("COHORTROUTE_STORE", None)
+    loop = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cohortroute",
+            "--store",
+            url,
+            "rollout",
+            "run",
+            *app,
+            "--interval",
+            "0.1",
+            "--drain",
+            "0",
+        ],
+        cwd=app_dir,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not on_new(store) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert on_new(store), "the loop migrated the first step's tenants"
+        controller = RolloutController(store, drain=0)
+        controller.advance()  # the running loop picks up the next step by itself
+        while len(on_new(store)) < len(TENANTS) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert on_new(store) == set(TENANTS)
+        # The loop ends by itself when the rollout ends.
+        ok(
+            "rollout",
+            "finalize",
+            "--drain",
+            "0",
+            "--settle",
+            "0",
+            *app,
+            url=url,
+            cwd=app_dir,
+            env=env,
+        )
+        out, _ = loop.communicate(timeout=20)
+    finally:
+        if loop.poll() is None:
+            loop.kill()
+            loop.communicate()
+    assert loop.returncode == 0 and "the rollout ended" in out
+
+
+def test_the_progress_bar_draws_on_a_terminal() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    err = Terminal()
+    bar = _Progress(err, 2, "migrating")
+    bar(TenantResult("a", "moved"))
+    bar(TenantResult("b", "failed", error="boom"))
+    assert err.getvalue().endswith("[##############################] 2/2, 1 failed\n")
+    quiet = io.StringIO()
+    _Progress(quiet, 2, "migrating")(TenantResult("a", "moved"))
+    assert quiet.getvalue() == ""
+
+
+def test_in_process_entry_point_reports_conflicts_as_usage_errors(url: str, store: Store) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    assert run(["--store", url, "rollout", "halt"], out=out, err=err) == 2
+    assert "no rollout is running" in err.getvalue()
