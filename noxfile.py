@@ -1,4 +1,4 @@
-"""Developer sessions: ``nox -s tests``, ``tests_services``, ``lint``, ``typing``, ``bench``, ``demo``."""
+"""Developer sessions: tests, tests_services, lint, typing, bench and demo (`nox -s NAME`)."""
 
 from __future__ import annotations
 

@@ -286,6 +286,7 @@ second.</p>
             )
         command = e(self.site.command)
         content = f"""
+<h2>Tenants</h2>
 <p class=lead>Each tenant is a subdomain of <code>{DOMAIN}</code>; the router decides which
 version serves it. Click one, or use curl with a Host header.</p>
 <table><tr><th>tenant</th><th>version</th><th>reason</th><th>detail</th></tr>
@@ -293,7 +294,7 @@ version serves it. Click one, or use curl with a Host header.</p>
 <h2>Try</h2>
 <ul>
 <li><code>{command} explain acme</code></li>
-<li><code>{command} pin acme {NEW}</code> &mdash; then reload</li>
+<li><code>{command} pin globex {NEW}</code> &mdash; then reload globex</li>
 <li><code>{command} tag hooli {BETA_TAG}</code> &mdash; the rule {BETA_TAG} &rarr; {NEW}
 applies</li>
 <li><code>{command} rollout set 50</code></li>
@@ -310,6 +311,7 @@ applies</li>
         return f"""<!doctype html>
 <html lang=en><head><meta charset=utf-8>
 <meta name=viewport content="width=device-width, initial-scale=1">
+<link rel=icon href="data:,">
 <title>{e(title)} &middot; {e(self.title)}</title>
 <style>
 body {{ margin: 0; font: 16px/1.5 system-ui, sans-serif; color: #111; background: #f6f6f8; }}
@@ -407,7 +409,7 @@ def cli_store_url(url: str) -> str:
 
 def _try_lines(command: str, store: Store) -> list[str]:
     """The CLI commands the banner suggests, computed from the live state."""
-    lines = [f"  {command} status", f"  {command} explain acme", f"  {command} pin acme {NEW}"]
+    lines = [f"  {command} status", f"  {command} explain acme", f"  {command} pin globex {NEW}"]
     rollout = store.policy().rollout
     if rollout is None:
         lines.append(f"  {command} rollout start {NEW} --percent 10")

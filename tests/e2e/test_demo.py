@@ -156,7 +156,7 @@ def test_demo_serves_both_versions_and_follows_the_cli(tmp_path: Path) -> None:
     printed = (tmp_path / f"demo-{port}.out").read_text()
     assert f"http://acme.localhost:{port}/" in printed
     assert f"curl -H 'Host: acme.localhost:{port}' http://127.0.0.1:{port}/" in printed
-    assert f"cohortroute --store {url} pin acme {NEW}" in printed
+    assert f"cohortroute --store {url} pin globex {NEW}" in printed
     assert "a fresh store, seeded" in printed and "cohortroute demo: stopped." in printed
     assert "Traceback" not in printed
 
