@@ -68,15 +68,20 @@ def _environ(host: str) -> dict[str, Any]:
     }
 
 
-def bench(fn: Callable[[], Any], loops: int, repeats: int) -> float:
-    """Median ns per call of ``fn`` over ``repeats`` timings of ``loops`` calls each."""
-    samples = []
+def bench(cases: dict[str, Callable[[], Any]], loops: int, repeats: int) -> dict[str, float]:
+    """Median ns per call of each case over ``repeats`` rounds of ``loops`` calls.
+
+    The cases take turns within every round, so a noisy neighbour slows them all alike and the
+    ratios stay fair even when the absolute numbers move.
+    """
+    samples: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(repeats):
-        start = time.perf_counter_ns()
-        for _ in range(loops):
-            fn()
-        samples.append((time.perf_counter_ns() - start) / loops)
-    return statistics.median(samples)
+        for name, fn in cases.items():
+            start = time.perf_counter_ns()
+            for _ in range(loops):
+                fn()
+            samples[name].append((time.perf_counter_ns() - start) / loops)
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def wsgi_cases(loops: int, repeats: int) -> dict[str, float]:
@@ -109,13 +114,14 @@ def wsgi_cases(loops: int, repeats: int) -> dict[str, float]:
         i = counter[0] = (counter[0] + 1) % n
         return environs[i].copy()
 
-    return {
-        "build environ": bench(build_only, loops, repeats),
-        "bare app": bench(runner(wsgi_app), loops, repeats),
-        "hand-written": bench(runner(hand_written), loops, repeats),
-        "DispatcherMiddleware": bench(runner(dispatcher), loops, repeats),
-        "CohortRouter": bench(runner(router), loops, repeats),
+    cases = {
+        "build environ": build_only,
+        "bare app": runner(wsgi_app),
+        "hand-written": runner(hand_written),
+        "DispatcherMiddleware": runner(dispatcher),
+        "CohortRouter": runner(router),
     }
+    return bench(cases, loops, repeats)
 
 
 async def asgi_app(scope: Any, receive: Any, send: Any) -> None:
@@ -147,24 +153,20 @@ def asgi_cases(loops: int, repeats: int) -> dict[str, float]:
     ]
     n = len(scopes)
 
-    def timed(app: Any) -> float:
-        async def many() -> float:
-            samples = []
-            for _ in range(repeats):
+    cases = {"bare app": asgi_app, "hand-written": hand_written, "CohortRouter": router}
+
+    async def rounds() -> dict[str, float]:
+        samples: dict[str, list[float]] = {name: [] for name in cases}
+        for _ in range(repeats):
+            for name, app in cases.items():
                 start = time.perf_counter_ns()
                 for j in range(loops):
                     await app(scopes[j % n], None, None)
-                samples.append((time.perf_counter_ns() - start) / loops)
-            return statistics.median(samples)
-
-        return asyncio.run(many())
+                samples[name].append((time.perf_counter_ns() - start) / loops)
+        return {name: statistics.median(values) for name, values in samples.items()}
 
     asyncio.run(_warm(router, scopes))
-    return {
-        "bare app": timed(asgi_app),
-        "hand-written": timed(hand_written),
-        "CohortRouter": timed(router),
-    }
+    return asyncio.run(rounds())
 
 
 async def _warm(router: Any, scopes: list[dict[str, Any]]) -> None:

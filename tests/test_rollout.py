@@ -171,6 +171,20 @@ def test_routers_register_the_tenants_they_serve_batched_and_then_never_write() 
     assert store.revision() == 2 and not router._unregistered  # steady state: no writes
 
 
+def test_names_the_registry_cannot_hold_are_skipped() -> None:
+    store = MemoryStore()
+    router = CohortRouter(
+        {"v1": wsgi_version("v1")},
+        tenant_resolver=lambda host: host.split(".")[0].replace("-", "_"),
+        store=store,
+    )
+    client = Client(router)
+    client.get("/", headers={"Host": "acme.example.com"})
+    client.get("/", headers={"Host": "big-corp.example.com"})  # tenant "big_corp"
+    router._flush_registrations()
+    assert [r.name for r in store.tenants()] == ["acme"] and not router._unregistered
+
+
 def test_routers_can_leave_the_registry_alone() -> None:
     store = MemoryStore()
     router = CohortRouter(

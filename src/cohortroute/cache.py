@@ -69,6 +69,11 @@ class StateView:
         self._last_log = 0.0
         self._generation = 0
         self._records: TTLCache[str, TenantRecord] = TTLCache(record_cache_size, record_ttl)
+        # Every record read, kept across revisions (bounded: starts over when full). Answers
+        # only when the store cannot: a revision bump empties ``_records``, and an outage right
+        # after one must not turn known tenants into default ones.
+        self._last_known: dict[str, TenantRecord] = {}
+        self._last_known_size = record_cache_size
         self._pid = os.getpid()
         self._executor: ThreadPoolExecutor | None = None
         self._inflight: dict[str, Future[TenantRecord]] = {}
@@ -92,7 +97,8 @@ class StateView:
             self._failed("the store is slow; serving the last-known state meanwhile", None)
 
     def tenant(self, name: str) -> TenantRecord | None:
-        """The tenant's record; None when the store failed or is slow and nothing is known."""
+        """The tenant's record; when the store failed or is slow, the last one read (from an
+        earlier revision), and None when nothing is known."""
         with self._lock:
             record = self._records.get(name)
             generation = self._generation
@@ -102,13 +108,13 @@ class StateView:
             try:
                 return self._load(name, generation)
             except StoreError:
-                return None
+                return self._last_known.get(name)
         pool = self._pool()
         with self._lock:
             future = self._inflight.get(name)
             if future is None:
                 if len(self._inflight) >= _MAX_INFLIGHT:
-                    return None
+                    return self._last_known.get(name)
                 future = pool.submit(self._load, name, generation)
                 self._inflight[name] = future
                 future.add_done_callback(partial(self._forget, name))
@@ -116,9 +122,9 @@ class StateView:
             return future.result(timeout=self.lookup_timeout)
         except FutureTimeout:
             self._failed("the store is slow; new tenants get the default meanwhile", None)
-            return None
+            return self._last_known.get(name)
         except StoreError:
-            return None
+            return self._last_known.get(name)
 
     # --- internals --------------------------------------------------------------------------
 
@@ -147,6 +153,9 @@ class StateView:
         with self._lock:
             if generation == self._generation:
                 self._records[name] = record
+                if len(self._last_known) >= self._last_known_size:
+                    self._last_known.clear()
+                self._last_known[name] = record
         return record
 
     def _refresh_now(self) -> None:

@@ -25,7 +25,13 @@ from .errors import ConfigurationError, InvalidHostError, UnknownVersionError
 from .migrations import Migrations, maintenance_asgi, maintenance_wsgi
 from .policy import TenantRecord, check_version_name
 from .store.base import Store, open_store
-from .tenancy import DEFAULT_RESERVED, SubdomainResolver, TenantResolver, parse_host
+from .tenancy import (
+    DEFAULT_RESERVED,
+    SubdomainResolver,
+    TenantResolver,
+    is_valid_label,
+    parse_host,
+)
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -294,6 +300,8 @@ class CohortRouter:
         """Record the tenants waiting for registration in one batched write (issue 5)."""
         with self._registering:
             pending, self._unregistered = self._unregistered, set()
+            # A custom tenant_resolver may return names the registry cannot hold: skip those.
+            pending = {name for name in pending if is_valid_label(name.lower())}
             if not pending:
                 return
             try:
@@ -398,10 +406,8 @@ class WSGICohortRouter(CohortRouter):
         entry = self._cache.get(host)
         if entry is None:
             entry = self._miss(host, host)
-        environ[DECISION_KEY] = entry[0]
-        environ[TENANT_KEY] = entry[1]
-        app: WSGIApplication = entry[2]
-        return app(environ, start_response)
+        environ[DECISION_KEY], environ[TENANT_KEY], app = entry
+        return app(environ, start_response)  # type: ignore[no-any-return]
 
     def _reject(self, message: str) -> WSGIApplication:
         body = _bad_request_body(message)
@@ -472,9 +478,8 @@ class ASGICohortRouter(CohortRouter):
             entry = self._cache.get(host)
             if entry is None:
                 entry = self._miss(host, host.decode("latin-1"))
-            scope[DECISION_KEY] = entry[0]
-            scope[TENANT_KEY] = entry[1]
-            await entry[2](scope, receive, send)
+            scope[DECISION_KEY], scope[TENANT_KEY], app = entry
+            await app(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(scope, receive, send)
         else:
