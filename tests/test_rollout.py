@@ -6,11 +6,14 @@ The key tests run on the memory and the SQLite store; the migration runner is in
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from asgiref.testing import ApplicationCommunicator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.test import Client
@@ -168,7 +171,54 @@ def test_routers_register_the_tenants_they_serve_batched_and_then_never_write() 
     for _ in range(3):
         for name in ("acme", "globex", "initech"):
             client.get("/", headers={"Host": f"{name}.example.com"})
+    # A tenant answered while the first write was in flight may be queued again; flushing it
+    # writes nothing, because it is registered already.
+    router._flush_registrations()
     assert store.revision() == 2 and not router._unregistered  # steady state: no writes
+
+
+def test_tenants_the_app_does_not_know_are_never_registered() -> None:
+    # A flood of random subdomains must not grow the registry: only tenants the app answers
+    # with a status below 400 are recorded.
+    def app(environ: dict[str, object], start_response: Any) -> list[bytes]:
+        known = environ["cohortroute.tenant"] in ("acme", "globex")
+        start_response("200 OK" if known else "404 Not Found", [])
+        return [b""]
+
+    store = MemoryStore()
+    router = CohortRouter({"v1": app}, domains=["example.com"], store=store)
+    client = Client(router)
+    for name in ("acme", "x7f3k", "globex", "zz9q0"):
+        client.get("/", headers={"Host": f"{name}.example.com"})
+    assert router._unregistered == {"acme", "globex"}
+    router._flush_registrations()
+    assert {r.name for r in store.tenants()} == {"acme", "globex"}
+
+
+def test_asgi_routers_register_tenants_answered_below_400() -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        status = 200 if scope["cohortroute.tenant"] == "acme" else 404
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    router = CohortRouter({"v1": app}, domains=["example.com"], store=MemoryStore())
+
+    async def hit(host: str) -> None:
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/",
+            "headers": [(b"host", host.encode())],
+        }
+        comm = ApplicationCommunicator(router, scope)
+        await comm.send_input({"type": "http.request", "body": b""})
+        await comm.receive_output(2)
+        await comm.receive_output(2)
+        await comm.wait(1)
+
+    asyncio.run(hit("acme.example.com"))
+    asyncio.run(hit("nobody.example.com"))
+    assert router._unregistered == {"acme"}
 
 
 def test_names_the_registry_cannot_hold_are_skipped() -> None:

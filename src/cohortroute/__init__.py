@@ -17,7 +17,9 @@ from .errors import (
     UnknownVersionError,
     ValidationError,
 )
+from .migrations import Migrations
 from .policy import AuditEntry, Policy, Rollout, TenantRecord, format_percent, parse_percent
+from .rollout import Preview, RolloutController, RunResult, TenantResult
 from .router import ASGICohortRouter, CohortRouter, WSGICohortRouter
 from .store import Store, open_store
 from .tenancy import SubdomainResolver, parse_host
@@ -33,15 +35,20 @@ __all__ = [
     "ConflictError",
     "Decision",
     "InvalidHostError",
+    "Migrations",
     "Policy",
+    "Preview",
     "Reason",
     "Rollout",
+    "RolloutController",
+    "RunResult",
     "SchemaError",
     "Store",
     "StoreError",
     "StoreUnavailableError",
     "SubdomainResolver",
     "TenantRecord",
+    "TenantResult",
     "UnknownVersionError",
     "ValidationError",
     "WSGICohortRouter",

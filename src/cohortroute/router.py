@@ -95,7 +95,8 @@ class CohortRouter:
         needs nothing here: it is in the store, so every router applies it.
     :param register_tenants: record the tenants this router serves in the store's registry
         (batched, once per tenant, off the request thread) so the rollout controller knows them.
-        Turn it off when tenants are imported instead, or when random subdomains could be served.
+        Only tenants the app answers with a status below 400 are recorded, so random
+        subdomains the app 404s never are. Turn it off when tenants are imported instead.
     """
 
     def __new__(cls, apps: Mapping[str, Any], *args: Any, **kwargs: Any) -> CohortRouter:
@@ -312,6 +313,18 @@ class CohortRouter:
                     self._unregistered |= pending
                     self._register_due = monotonic() + REGISTER_DELAY
 
+    def _queue_registration(self, tenant: str) -> None:
+        """The app served ``tenant`` successfully: record it with the next batched write."""
+        if tenant in self._unregistered or len(self._unregistered) >= _MAX_UNREGISTERED:
+            return
+        self._unregistered.add(tenant)
+        if self._register_due is None:
+            self._register_due = monotonic() + REGISTER_DELAY
+
+    def _watch(self, app: Any, tenant: str) -> Any:
+        """Wrap ``app`` to queue ``tenant`` for registration when it answers below 400."""
+        raise NotImplementedError
+
     def _checked(self, decision: Decision) -> Decision:
         if decision.version in self.apps:
             return decision
@@ -363,11 +376,11 @@ class CohortRouter:
                 and tenant is not None
                 and self._register_tenants
                 and not record.registered
-                and len(self._unregistered) < _MAX_UNREGISTERED
+                and not decided.maintenance
             ):
-                self._unregistered.add(tenant)
-                if self._register_due is None:
-                    self._register_due = monotonic() + REGISTER_DELAY
+                # Register only once the app answers the tenant with a status below 400: a
+                # flood of random subdomains (which the app 404s) never grows the registry.
+                entry = (decision, tenant, self._watch(target, tenant))
         cache = self._cache
         if len(cache) >= self._cache_size:
             cache.clear()  # start over rather than evict one by one: O(1) and bounded
@@ -424,6 +437,19 @@ class WSGICohortRouter(CohortRouter):
 
     def _maintenance(self, retry_after: int, body: str) -> WSGIApplication:
         return maintenance_wsgi(retry_after, body)  # rollout controller (issue 5)
+
+    def _watch(self, app: WSGIApplication, tenant: str) -> WSGIApplication:
+        queue = self._queue_registration
+
+        def watched(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+            def start(status: str, headers: Any, exc_info: Any = None) -> Any:
+                if status[:1] in ("1", "2", "3"):
+                    queue(tenant)
+                return start_response(status, headers, exc_info)
+
+            return app(environ, start)
+
+        return watched
 
 
 class _WsgiVersionInstance(WsgiToAsgiInstance):
@@ -509,6 +535,22 @@ class ASGICohortRouter(CohortRouter):
 
     def _maintenance(self, retry_after: int, body: str) -> ASGIApp:
         return maintenance_asgi(retry_after, body)  # rollout controller (issue 5)
+
+    def _watch(self, app: ASGIApp, tenant: str) -> ASGIApp:
+        queue = self._queue_registration
+
+        async def watched(scope: Scope, receive: Receive, send: Send) -> None:
+            async def watching_send(message: Message) -> None:
+                kind = message["type"]
+                if (kind == "http.response.start" and int(message["status"]) < 400) or (
+                    kind == "websocket.accept"
+                ):
+                    queue(tenant)
+                await send(message)
+
+            await app(scope, receive, watching_send)
+
+        return watched
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         from ._lifespan import run_lifespan
