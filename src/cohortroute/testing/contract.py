@@ -386,6 +386,44 @@ class StoreContract:
         store.update_tenant("acme", "follow", lambda r, p: replace(r, ratchet=p.default))
         assert store.tenant("acme").ratchet == V1
 
+    def test_update_tenants_writes_one_revision_per_batch(self, store: Store) -> None:
+        _ready(store)
+        names = ["t1", "t2", "t3", "t4", "t5"]
+        revision = store.update_tenants(
+            names, "mark", lambda r, p: replace(r, ratchet=V2), batch_size=2
+        )
+        assert revision == 4  # three batches of at most two tenants
+        assert all(store.tenant(n).ratchet == V2 for n in names)
+        assert [e.tenant for e in store.history(limit=5)] == list(reversed(names))
+        # Tenants already in the wanted state write nothing at all.
+        assert store.update_tenants(names, "mark", lambda r, p: replace(r, ratchet=V2)) == 4
+        assert store.revision() == 4
+
+    def test_register_tenants_is_idempotent_and_merges_tags(self, store: Store) -> None:
+        _ready(store)
+        assert store.register_tenants(["acme", "globex"], tags={"acme": ["beta"]}) == 2
+        revision = store.revision()
+        assert store.tenant("acme").registered and store.tenant("acme").tags == {"beta"}
+        assert store.register_tenants(["acme", "globex"]) == 0
+        assert store.revision() == revision  # nothing new: no write
+        assert store.register_tenants(["acme"], tags={"acme": ["paid"]}) == 0
+        assert store.tenant("acme").tags == {"beta", "paid"}
+        assert [r.name for r in store.tenants()] == ["acme", "globex"]
+
+    def test_update_policy_audits_every_tenant_it_moves(self, store: Store) -> None:
+        _ready(store)
+        store.start_rollout(V2, 0, salt="s")
+
+        def to_50(policy: Policy) -> Policy:
+            assert policy.rollout is not None
+            return replace(policy, rollout=replace(policy.rollout, percent=5000))
+
+        store.update_policy("rollout-set", to_50, moves=lambda b, a: [("acme", V1, V2)])
+        assert store.policy().rollout.percent == 5000  # type: ignore[union-attr]
+        assert store.tenant("acme") == TenantRecord("acme")  # moved in history, not in record
+        (entry,) = store.history("acme")
+        assert (entry.action, entry.before, entry.after) == ("rollout-set", V1, V2)
+
     def test_state_round_trips(self, store: Store) -> None:
         state: dict[str, Any] = {
             "migration": {"from": V1, "to": V2, "steps": [1, 2, 3], "done": False},
