@@ -431,8 +431,10 @@ def _fail(err: TextIO, exc: BaseException, code: int) -> int:
     """Print an expected error as one line (with a store error's cause) and return ``code``."""
     message = str(exc)
     cause = exc.__cause__
-    if isinstance(exc, StoreError) and cause is not None and str(cause) not in message:
-        message = f"{message} ({cause})"
+    if isinstance(exc, StoreError) and cause is not None:
+        detail = " ".join(str(cause).split())
+        if detail not in " ".join(message.split()):
+            message = f"{message} ({detail})"
     print(f"cohortroute: error: {message}", file=err)
     return code
 

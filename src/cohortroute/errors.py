@@ -52,3 +52,9 @@ class SchemaError(StoreError):
 
 class ConflictError(CohortRouteError):
     """A state change conflicts with the current state (for example no rollout is running)."""
+
+
+def sentence(exc: BaseException) -> str:
+    """A driver's error message as one line ending in punctuation, to quote inside ours."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if text[-1] in ".?!" else text + "."

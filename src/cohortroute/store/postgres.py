@@ -42,6 +42,7 @@ from ..errors import (
     SchemaError,
     StoreError,
     StoreUnavailableError,
+    sentence,
 )
 from ..policy import (
     AuditEntry,
@@ -508,7 +509,7 @@ class PostgresStore(Store, scheme=("postgresql", "postgres")):
         except self._psycopg.OperationalError as exc:
             raise StoreUnavailableError(
                 f"cannot use the PostgreSQL store at {self.url} while {doing}: "
-                f"{str(exc).strip()}. Check that the server is running and reachable, and the "
+                f"{sentence(exc)} Check that the server is running and reachable, and the "
                 "host, port, database, user and password in the URL (connect timeout "
                 f"{self.connect_timeout:g}s, statement timeout {self.timeout:g}s)."
             ) from exc

@@ -44,6 +44,7 @@ from ..errors import (
     SchemaError,
     StoreError,
     StoreUnavailableError,
+    sentence,
 )
 from ..policy import (
     AuditEntry,
@@ -331,10 +332,10 @@ class RedisStore(Store, scheme=("redis", "rediss")):
             raise
         except self._unavailable as exc:
             raise StoreUnavailableError(
-                f"cannot reach the Redis store at {self.url} while {doing}: {exc}. Check that "
-                "the server is running and reachable, and the host, port, password and TLS "
-                f"settings in the URL (connect timeout {self.connect_timeout:g}s, operation "
-                f"timeout {self.timeout:g}s)."
+                f"cannot reach the Redis store at {self.url} while {doing}: {sentence(exc)} "
+                "Check that the server is running and reachable, and the host, port, password "
+                f"and TLS settings in the URL (connect timeout {self.connect_timeout:g}s, "
+                f"operation timeout {self.timeout:g}s)."
             ) from exc
         except self._driver_error as exc:
             raise StoreError(
