@@ -6,13 +6,14 @@ so every store backend persists the same shapes and the state round-trips throug
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .errors import ValidationError
+from .errors import ConflictError, UnknownVersionError, ValidationError
 from .tenancy import is_valid_label
 
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}\Z")
@@ -250,6 +251,61 @@ class AuditEntry:
 
 
 # --- JSON shapes shared by every store backend ------------------------------------------------
+
+
+def parse_plan(plan: Iterable[float | str]) -> tuple[int, ...]:
+    """Parse plan steps (percentages) into basis points; they must go strictly up."""
+    steps = tuple(parse_percent(p) for p in plan)
+    if any(b <= a for a, b in itertools.pairwise(steps)):
+        raise ValidationError(
+            "plan steps must go strictly up, like 1,5,25,50,100; got "
+            + ", ".join(format_percent(s) for s in steps)
+        )
+    return steps
+
+
+def begin_rollout(
+    policy: Policy,
+    candidate: str,
+    *,
+    percent: int,
+    plan: tuple[int, ...],
+    salt: str,
+    now: float,
+    every: float | None = None,
+    auto: bool = False,
+    gated: bool = False,
+) -> Policy:
+    """The policy with a new rollout of ``candidate`` at ``percent`` basis points.
+
+    Refuses an unknown candidate, a second rollout and rolling out the default. The current step
+    is the last step of ``plan`` at or below ``percent`` (-1 before the first).
+    """
+    if candidate not in policy.versions:
+        raise UnknownVersionError(candidate, policy.versions)
+    if policy.rollout is not None:
+        raise ConflictError(
+            f"a rollout of {policy.rollout.candidate} is already running; finalize or roll it "
+            "back before starting another"
+        )
+    if candidate == policy.default:
+        raise ConflictError(f"{candidate} is already the default version; nothing to roll out")
+    if every is not None and every < 0:
+        raise ValidationError("every must be a non-negative number of seconds, like 7200")
+    step = max((i for i, p in enumerate(plan) if p <= percent), default=-1)
+    rollout = Rollout(
+        candidate=candidate,
+        percent=percent,
+        salt=salt,
+        started_at=now,
+        plan=plan,
+        step=step,
+        every=every,
+        step_started_at=now,
+        auto=auto,
+        gated=gated,
+    )
+    return replace(policy, rollout=rollout)
 
 
 def rollout_to_json(rollout: Rollout | None) -> dict[str, Any] | None:

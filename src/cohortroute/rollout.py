@@ -47,7 +47,7 @@ from typing import Any, Literal
 
 from .bucketing import bucket
 from .decision import Decision, Reason, decide, intended
-from .errors import ConfigurationError, ConflictError, UnknownVersionError, ValidationError
+from .errors import ConfigurationError, ConflictError, ValidationError
 from .migrations import Migrations, Step
 from .policy import (
     BUSY_STATUSES,
@@ -60,11 +60,13 @@ from .policy import (
     Policy,
     Rollout,
     TenantRecord,
+    begin_rollout,
     check_tag_name,
     check_tenant_name,
     format_percent,
     next_step_index,
     parse_percent,
+    parse_plan,
 )
 from .store.base import Store, open_store
 
@@ -401,48 +403,29 @@ class RolloutController:
         say the candidate's data differs from the default's, the rollout is *gated*: tenants
         are served the candidate only once ``run`` has migrated them.
         """
-        steps = tuple(parse_percent(p) for p in plan)
-        if any(b <= a for a, b in itertools.pairwise(steps)):
-            raise ValidationError(
-                f"plan steps must go strictly up, like 1,5,25,50,100; got "
-                f"{', '.join(format_percent(s) for s in steps)}"
-            )
+        steps = parse_plan(plan)
         first = steps[0] if steps else 0
         points = parse_percent(percent) if percent is not None else first
-        if every is not None and every < 0:
-            raise ValidationError("every must be a non-negative number of seconds, like 7200")
         if auto and (not steps or not every):
             raise ValidationError("a timed (auto) rollout needs a plan and every=SECONDS")
         salt = salt if salt is not None else f"{candidate}:{secrets.token_hex(8)}"
         now = self._clock()
 
         def update(policy: Policy) -> Policy:
-            if candidate not in policy.versions:
-                raise UnknownVersionError(candidate, policy.versions)
-            if policy.rollout is not None:
-                raise ConflictError(
-                    f"a rollout of {policy.rollout.candidate} is already running; finalize or "
-                    "roll it back before starting another"
-                )
-            if candidate == policy.default:
-                raise ConflictError(f"{candidate} is already the default version; nothing to do")
             gated = self.migrations is not None and self.migrations.needs_migration(
                 policy.default or "", candidate
             )
-            step = max((i for i, p in enumerate(steps) if p <= points), default=-1)
-            rollout = Rollout(
-                candidate=candidate,
+            return begin_rollout(
+                policy,
+                candidate,
                 percent=points,
-                salt=salt,
-                started_at=now,
                 plan=steps,
-                step=step,
+                salt=salt,
+                now=now,
                 every=every,
-                step_started_at=now,
                 auto=auto,
                 gated=gated,
             )
-            return replace(policy, rollout=rollout)
 
         self._clear_stale_ratchets()
         self._commit_policy("rollout-start", update)

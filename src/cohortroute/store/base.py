@@ -11,7 +11,6 @@ from __future__ import annotations
 import abc
 import getpass
 import importlib
-import itertools
 import logging
 import os
 import secrets
@@ -30,10 +29,12 @@ from ..policy import (
     Policy,
     Rollout,
     TenantRecord,
+    begin_rollout,
     check_tag_name,
     check_tenant_name,
     check_version_name,
     parse_percent,
+    parse_plan,
     rollout_to_json,
 )
 
@@ -351,39 +352,22 @@ class Store(abc.ABC):
         different rollouts pick different tenants. ``plan`` lists the percent steps to move
         through, ``every`` the minimum dwell per step in seconds.
         """
-        steps = tuple(parse_percent(p) for p in plan)
-        if any(b <= a for a, b in itertools.pairwise(steps)):
-            raise ValidationError(f"plan steps must go strictly up, got {list(plan)}")
+        steps = parse_plan(plan)
         points = parse_percent(percent) if plan == () or percent != 0 else steps[0]
-        if every is not None and every < 0:
-            raise ValidationError("every must be a non-negative number of seconds")
         rollout_salt = salt if salt is not None else f"{candidate}:{secrets.token_hex(8)}"
 
         def change(state: StateReader) -> Mutation:
-            policy = state.policy()
-            _require_known(policy, candidate)
-            if policy.rollout is not None:
-                raise ConflictError(
-                    f"a rollout of {policy.rollout.candidate} is already running; finalize or "
-                    "roll it back before starting another"
-                )
-            if candidate == policy.default:
-                raise ConflictError(
-                    f"{candidate} is already the default version; nothing to roll out"
-                )
-            now = time.time()
-            step = steps.index(points) if points in steps else -1
-            rollout = Rollout(
-                candidate=candidate,
+            policy = begin_rollout(
+                state.policy(),
+                candidate,
                 percent=points,
-                salt=rollout_salt,
-                started_at=now,
                 plan=steps,
-                step=step,
+                salt=rollout_salt,
+                now=time.time(),
                 every=every,
-                step_started_at=now,
             )
-            m = Mutation(policy=replace(policy, rollout=rollout))
+            rollout = policy.rollout
+            m = Mutation(policy=policy)
             m.record("rollout-start", None, None, rollout_to_json(rollout))
             return m
 

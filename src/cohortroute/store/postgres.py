@@ -54,6 +54,7 @@ from ..policy import (
     tenant_from_json,
     tenant_to_json,
 )
+from ._urls import redact, seconds_option
 from .base import ChangeFn, StateReader, Store
 
 if TYPE_CHECKING:
@@ -109,33 +110,6 @@ def _import_psycopg() -> Any:
             "pip install -U 'cohortroute[postgres]' 'psycopg>=3.2'"
         )
     return psycopg
-
-
-def redact(url: str) -> str:
-    """The URL with its password (in the user info or the query) replaced by ``***``."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hostport = netloc.rpartition("@")
-        user, sep, _password = userinfo.partition(":")
-        netloc = f"{user}:***@{hostport}" if sep else netloc
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    if any(key == "password" for key, _ in query):
-        query = [(k, "***" if k == "password" else v) for k, v in query]
-        return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="*")))
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def _seconds(value: str, name: str, url: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = math.nan
-    if not (seconds > 0 and math.isfinite(seconds)):
-        raise ConfigurationError(
-            f"invalid {name}={value!r} in {redact(url)}: give a positive number of seconds"
-        )
-    return seconds
 
 
 def _open(psycopg: Any, params: dict[str, Any], application: str) -> _Conn:
@@ -337,10 +311,10 @@ class PostgresStore(Store, scheme=("postgresql", "postgres")):
                     f"invalid {name}={ident!r} in {self.url}: use 1-41 of letters, digits and "
                     "_, not starting with a digit"
                 )
-        self.connect_timeout = _seconds(
+        self.connect_timeout = seconds_option(
             options.get("connect_timeout", str(_DEFAULT_CONNECT_TIMEOUT)), "connect_timeout", url
         )
-        self.timeout = _seconds(options.get("timeout", str(_DEFAULT_TIMEOUT)), "timeout", url)
+        self.timeout = seconds_option(options.get("timeout", str(_DEFAULT_TIMEOUT)), "timeout", url)
 
         self._psycopg = _import_psycopg()
         driver_url = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(passthrough)))

@@ -27,7 +27,6 @@ import functools
 import hashlib
 import json
 import logging
-import math
 import os
 import random
 import threading
@@ -57,6 +56,7 @@ from ..policy import (
     tenant_from_json,
     tenant_to_json,
 )
+from ._urls import redact, seconds_option
 from .base import ChangeFn, StateReader, Store
 
 if TYPE_CHECKING:
@@ -139,33 +139,6 @@ def _import_redis() -> Any:
     return redis
 
 
-def redact(url: str) -> str:
-    """The URL with its password (in the user info or the query) replaced by ``***``."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hostport = netloc.rpartition("@")
-        user, sep, _password = userinfo.partition(":")
-        netloc = f"{user}:***@{hostport}" if sep else netloc
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    if any(key == "password" for key, _ in query):
-        query = [(k, "***" if k == "password" else v) for k, v in query]
-        return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="*")))
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def _seconds(value: str, name: str, url: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = math.nan
-    if not (seconds > 0 and math.isfinite(seconds)):
-        raise ConfigurationError(
-            f"invalid {name}={value!r} in {redact(url)}: give a positive number of seconds"
-        )
-    return seconds
-
-
 def _make_pool(
     module: Any, url: str, connect_timeout: float, timeout: float, **extra: Any
 ) -> redis.ConnectionPool:
@@ -225,10 +198,10 @@ class RedisStore(Store, scheme=("redis", "rediss")):
         if not prefix:
             raise ConfigurationError(f"empty prefix in {self.url}: give one, like ?prefix=myapp")
         self.prefix = prefix if prefix.endswith(":") else prefix + ":"
-        self.connect_timeout = _seconds(
+        self.connect_timeout = seconds_option(
             options.get("connect_timeout", str(_DEFAULT_CONNECT_TIMEOUT)), "connect_timeout", url
         )
-        self.timeout = _seconds(options.get("timeout", str(_DEFAULT_TIMEOUT)), "timeout", url)
+        self.timeout = seconds_option(options.get("timeout", str(_DEFAULT_TIMEOUT)), "timeout", url)
         self._driver_url = urlunsplit(parts._replace(query=urlencode(passthrough)))
 
         self._redis = _import_redis()
