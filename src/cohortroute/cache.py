@@ -112,12 +112,16 @@ class StateView:
         pool = self._pool()
         with self._lock:
             future = self._inflight.get(name)
+            started = future is None
             if future is None:
                 if len(self._inflight) >= _MAX_INFLIGHT:
                     return self._last_known.get(name)
                 future = pool.submit(self._load, name, generation)
                 self._inflight[name] = future
-                future.add_done_callback(partial(self._forget, name))
+        if started:
+            # Not under the lock: a look-up that already failed (a store refusing at once) runs
+            # the callback right here, and _forget takes the lock, which is not reentrant.
+            future.add_done_callback(partial(self._forget, name))
         try:
             return future.result(timeout=self.lookup_timeout)
         except FutureTimeout:
@@ -137,9 +141,10 @@ class StateView:
             self._executor = ThreadPoolExecutor(4, thread_name_prefix="cohortroute-store")
         return self._executor
 
-    def _forget(self, name: str, _future: object = None) -> None:
+    def _forget(self, name: str, future: object = None) -> None:
         with self._lock:
-            self._inflight.pop(name, None)
+            if future is None or self._inflight.get(name) is future:
+                self._inflight.pop(name, None)
 
     def _load(self, name: str, generation: int) -> TenantRecord:
         try:
