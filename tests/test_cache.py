@@ -117,3 +117,18 @@ def test_one_lookup_per_tenant_in_flight(store: FlakyStore) -> None:
         thread.join(5)
     store.gate.set()
     assert store.tenant_calls == 1
+
+
+def test_a_briefly_slow_store_does_not_cost_the_router_its_cache(store: FlakyStore) -> None:
+    router = router_for(store, lookup_timeout=0.05)
+    for name in ("acme", "globex", "initech"):
+        version(router, name)
+    cached = router.status()["cached_hosts"]
+    store.delay = 0.3  # the next revision check times out: degraded, but nothing was guessed
+    version(router, "acme")
+    assert router.status()["degraded"] is True
+    store.delay = 0.0
+    time.sleep(0.4)  # let the slow check finish
+    version(router, "acme")
+    assert router.status()["degraded"] is False
+    assert router.status()["cached_hosts"] == cached

@@ -12,7 +12,8 @@ promises, and these tests check:
 * store down when the router starts: the default, at once, degraded; converges once back;
 * repeated outages leak no thread and no file descriptor;
 * a lost push is made up for by the periodic revision check (<= refresh interval + 1 s);
-* garbage in the store: last-known-good or default, an error counter, one log line, no 500.
+* garbage in the store: last-known-good or default, an error counter, one log line, no 500;
+* look-ups that fail at once (an outage) never deadlock the router.
 """
 
 from __future__ import annotations

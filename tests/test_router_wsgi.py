@@ -237,3 +237,20 @@ def test_reason_is_a_str_enum_with_the_documented_values() -> None:
         "default",
         "no-tenant",
     ]
+
+
+def test_unmounted_versions_count_as_store_errors() -> None:
+    store = MemoryStore()
+    store.register_versions(["v1", "v2", "v9"], "v1")
+    store.pin("acme", "v9")
+    router = make(store=store)
+    before = router.status()["store_errors"]
+    assert get(router, "acme.example.com")[1].startswith("v1 acme default")
+    assert router.status()["store_errors"] == before + 1
+
+
+def test_close_stops_the_router_cleanly_and_it_still_works_after() -> None:
+    router = make()
+    router.store.pin("acme", "v2")
+    router.close()
+    assert get(router, "acme.example.com")[1].startswith("v2 acme pin")

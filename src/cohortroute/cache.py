@@ -18,6 +18,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -33,6 +34,20 @@ log = logging.getLogger("cohortroute")
 
 _LOG_EVERY = 30.0  # seconds between repeated log lines about store failures
 _MAX_INFLIGHT = 256  # distinct tenant look-ups queued at once before new misses get the default
+
+
+_ALL_VIEWS: weakref.WeakSet[StateView] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    # A lock held by another thread at fork time (a refresh in flight in a --preload master)
+    # would stay held forever in the worker: give every view a fresh one.
+    for view in list(_ALL_VIEWS):
+        view._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 class StateView:
@@ -73,6 +88,8 @@ class StateView:
         # only when the store cannot: a revision bump empties ``_records``, and an outage right
         # after one must not turn known tenants into default ones.
         self._last_known: dict[str, TenantRecord] = {}
+        self._stale_answers = False  # answered from _last_known / default since degraded
+        _ALL_VIEWS.add(self)
         self._last_known_size = record_cache_size
         self._pid = os.getpid()
         self._executor: ThreadPoolExecutor | None = None
@@ -108,14 +125,14 @@ class StateView:
             try:
                 return self._load(name, generation)
             except StoreError:
-                return self._last_known.get(name)
+                return self._fallback(name)
         pool = self._pool()
         with self._lock:
             future = self._inflight.get(name)
             started = future is None
             if future is None:
                 if len(self._inflight) >= _MAX_INFLIGHT:
-                    return self._last_known.get(name)
+                    return self._fallback(name)
                 future = pool.submit(self._load, name, generation)
                 self._inflight[name] = future
         if started:
@@ -126,11 +143,28 @@ class StateView:
             return future.result(timeout=self.lookup_timeout)
         except FutureTimeout:
             self._failed("the store is slow; new tenants get the default meanwhile", None)
-            return self._last_known.get(name)
+            return self._fallback(name)
         except StoreError:
-            return self._last_known.get(name)
+            return self._fallback(name)
+
+    def close(self) -> None:
+        """Stop this process's look-up threads (a later look-up starts them again)."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+            self._inflight = {}
+            self._refreshing = None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
 
     # --- internals --------------------------------------------------------------------------
+
+    def _fallback(self, name: str) -> TenantRecord | None:
+        """The last record read for ``name`` (any revision) when the store cannot answer now.
+
+        Decisions made from it may be stale, so the router's cache is dropped on recovery.
+        """
+        self._stale_answers = True
+        return self._last_known.get(name)
 
     def _pool(self) -> ThreadPoolExecutor:
         # Created lazily in the process that uses it: a pool inherited through fork is dead.
@@ -200,10 +234,15 @@ class StateView:
             log.error("cohortroute degraded: %s", self.last_error)
 
     def _recovered(self) -> bool:
-        """Leave degraded mode; True when it was degraded (decisions made meanwhile are stale)."""
+        """Leave degraded mode; True when decisions made meanwhile may be stale.
+
+        Only answers given from the last-known state (or the default) are suspect: a store that
+        was merely slow for a moment does not cost the router its whole cache.
+        """
         if not self.degraded:
             return False
         self.degraded = False
         self.last_error = None
         log.warning("cohortroute recovered: the store answers again")
-        return True
+        stale, self._stale_answers = self._stale_answers, False
+        return stale

@@ -212,8 +212,22 @@ class CohortRouter:
             decide(self._store.policy(), record, self.default, override=self._override(name))
         )
 
+    def close(self) -> None:
+        """Stop this router's store look-up threads and close its store connections.
+
+        The router keeps working if it is called again (everything reopens lazily); call this
+        when a process shuts down or a test is done with a router.
+        """
+        self._view.close()
+        self._store.close()
+
     def status(self) -> dict[str, Any]:
-        """Health of this router's view of the store: revision, degraded flag, last error."""
+        """Health of this router's view of the store: revision, degraded flag, last error.
+
+        It reflects the last contact with the store, which requests drive (at most once per
+        refresh interval); a health check that sends no request through the router sees the
+        state as of the last request.
+        """
         return {
             "revision": self._view.revision,
             "degraded": self._view.degraded,
@@ -328,6 +342,7 @@ class CohortRouter:
     def _checked(self, decision: Decision) -> Decision:
         if decision.version in self.apps:
             return decision
+        self._view.errors += 1  # the store names a version nobody mounts: count it
         if decision.version not in self._warned_unmounted:
             self._warned_unmounted.add(decision.version)
             log.warning(
