@@ -420,8 +420,9 @@ class WSGICohortRouter(CohortRouter):
         super().__init__(apps, **kwargs)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        host = environ.get("HTTP_HOST")
-        if host is None:
+        try:
+            host = environ["HTTP_HOST"]  # a subscript is cheaper than .get() on the hot path
+        except KeyError:
             # HTTP/1.0 requests may omit Host; SERVER_NAME is the server's own name then.
             host = (
                 environ.get("SERVER_NAME", "")
