@@ -132,3 +132,47 @@ def test_a_briefly_slow_store_does_not_cost_the_router_its_cache(store: FlakySto
     version(router, "acme")
     assert router.status()["degraded"] is False
     assert router.status()["cached_hosts"] == cached
+
+
+def test_a_slow_store_never_blocks_the_asgi_event_loop(store: FlakyStore) -> None:
+    import asyncio
+
+    from asgiref.testing import ApplicationCommunicator
+
+    from .apps import asgi_version
+
+    router = CohortRouter(
+        {"v1": asgi_version("v1")}, domains=["example.com"], store=store, lookup_timeout=0.2
+    )
+    store.delay = 2.0  # every store call now takes 2 s
+
+    async def scenario() -> tuple[int, int]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        task = asyncio.ensure_future(ticker())
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/",
+            "headers": [(b"host", b"newcomer.example.com")],
+        }
+        comm = ApplicationCommunicator(router, scope)
+        await comm.send_input({"type": "http.request", "body": b""})
+        start = await comm.receive_output(3)
+        await comm.receive_output(3)
+        await comm.wait(1)
+        task.cancel()
+        return start["status"], ticks
+
+    status, ticks = asyncio.run(scenario())
+    assert status == 200  # served the default after the 0.2 s lookup timeout
+    # The loop kept running while the request waited for the store (a blocking wait: 0 ticks).
+    assert ticks >= 5
+    store.delay = 0.0
+    router.close()

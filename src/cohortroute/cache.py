@@ -14,6 +14,7 @@ no thread at all.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -48,6 +49,11 @@ def _reset_after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _retrieve(future: asyncio.Future[TenantRecord]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 class StateView:
@@ -98,8 +104,13 @@ class StateView:
 
     # --- public ---------------------------------------------------------------------------
 
-    def refresh(self) -> None:
-        """Re-read the policy if the revision moved (bounded by ``lookup_timeout`` if remote)."""
+    def refresh(self, wait: bool = True) -> None:
+        """Re-read the policy if the revision moved.
+
+        A remote store is read off this thread; the caller waits at most ``lookup_timeout``
+        for it, or not at all with ``wait=False`` (an event loop: the answer is applied when it
+        arrives, through ``on_change``).
+        """
         if not self._remote:
             self._refresh_now()
             return
@@ -108,6 +119,8 @@ class StateView:
             future = self._refreshing
             if future is None or future.done():
                 future = self._refreshing = pool.submit(self._refresh_now)
+        if not wait:
+            return
         try:
             future.result(timeout=self.lookup_timeout)
         except FutureTimeout:
@@ -116,36 +129,60 @@ class StateView:
     def tenant(self, name: str) -> TenantRecord | None:
         """The tenant's record; when the store failed or is slow, the last one read (from an
         earlier revision), and None when nothing is known."""
+        record, future = self._lookup(name)
+        if future is None:
+            return record
+        try:
+            return future.result(timeout=self.lookup_timeout)
+        except FutureTimeout:
+            return self._slow(name)
+        except StoreError:
+            return self._fallback(name)
+
+    async def tenant_async(self, name: str) -> TenantRecord | None:
+        """:meth:`tenant` for an event loop: waiting for a remote store never blocks the loop."""
+        record, future = self._lookup(name)
+        if future is None:
+            return record
+        wrapped = asyncio.wrap_future(future)
+        wrapped.add_done_callback(_retrieve)  # a late failure is expected, not "never retrieved"
+        try:
+            return await asyncio.wait_for(asyncio.shield(wrapped), self.lookup_timeout)
+        except asyncio.TimeoutError:
+            return self._slow(name)
+        except StoreError:
+            return self._fallback(name)
+
+    def _lookup(self, name: str) -> tuple[TenantRecord | None, Future[TenantRecord] | None]:
+        """The record if it can be had without waiting, else the in-flight remote look-up."""
         with self._lock:
             record = self._records.get(name)
             generation = self._generation
         if record is not None:
-            return record
+            return record, None
         if not self._remote:
             try:
-                return self._load(name, generation)
+                return self._load(name, generation), None
             except StoreError:
-                return self._fallback(name)
+                return self._fallback(name), None
         pool = self._pool()
         with self._lock:
             future = self._inflight.get(name)
             started = future is None
             if future is None:
                 if len(self._inflight) >= _MAX_INFLIGHT:
-                    return self._fallback(name)
+                    return self._fallback(name), None
                 future = pool.submit(self._load, name, generation)
                 self._inflight[name] = future
         if started:
             # Not under the lock: a look-up that already failed (a store refusing at once) runs
             # the callback right here, and _forget takes the lock, which is not reentrant.
             future.add_done_callback(partial(self._forget, name))
-        try:
-            return future.result(timeout=self.lookup_timeout)
-        except FutureTimeout:
-            self._failed("the store is slow; new tenants get the default meanwhile", None)
-            return self._fallback(name)
-        except StoreError:
-            return self._fallback(name)
+        return None, future
+
+    def _slow(self, name: str) -> TenantRecord | None:
+        self._failed("the store is slow; new tenants get the default meanwhile", None)
+        return self._fallback(name)
 
     def close(self) -> None:
         """Stop this process's look-up threads (a later look-up starts them again)."""

@@ -276,12 +276,12 @@ class CohortRouter:
         self._generation += 1
         self._cache.clear()
 
-    def _refresh(self, now: float) -> None:
+    def _refresh(self, now: float, wait: bool = True) -> None:
         if not self._refresh_lock.acquire(blocking=False):
             return  # another thread is refreshing; serve from the cache meanwhile
         try:
             self._next_check = now + self._refresh_interval
-            self._view.refresh()  # calls _drop_cache when the revision moved
+            self._view.refresh(wait)  # calls _drop_cache when the revision moved
             self._rollout_upkeep(now)  # rollout controller (issue 5)
         finally:
             self._refresh_lock.release()
@@ -361,46 +361,65 @@ class CohortRouter:
         )
 
     def _miss(self, key: Any, raw: str) -> _Entry:
+        """Decide for a host not in the cache (reading the store, bounded by the timeout)."""
         generation = self._generation
+        tenant, rejected = self._resolve(raw)
+        if rejected is not None:
+            return self._remember(key, generation, rejected)
+        record = None if tenant is None else self._view.tenant(tenant)
+        return self._settle(key, generation, tenant, record)
+
+    async def _miss_async(self, key: Any, raw: str) -> _Entry:
+        """:meth:`_miss` for the ASGI router: a slow store never blocks the event loop."""
+        generation = self._generation
+        tenant, rejected = self._resolve(raw)
+        if rejected is not None:
+            return self._remember(key, generation, rejected)
+        record = None if tenant is None else await self._view.tenant_async(tenant)
+        return self._settle(key, generation, tenant, record)
+
+    def _resolve(self, raw: str) -> tuple[str | None, _Entry | None]:
+        """The tenant for a raw Host value, or the 400 entry when the host is rejected."""
         try:
-            host = parse_host(raw)
-            tenant = self._resolver(host)
+            return self._resolver(parse_host(raw)), None
         except InvalidHostError as exc:
-            entry: _Entry = (None, None, self._reject(str(exc)))
-        else:
-            record: TenantRecord | None = None
-            stale = False
-            if tenant is not None:
-                record = self._view.tenant(tenant)
-                if record is None:  # the store failed and nothing is known: default, retry later
-                    record, stale = TenantRecord(tenant), True
-            decided = decide(
-                self._view.policy, record, self.default, override=self._override(tenant)
-            )
-            decision = self._checked(decided)
-            # Rollout controller (issue 5): a tenant whose data is migrating gets 503 +
-            # Retry-After; a tenant the registry does not know yet waits for the batched write.
-            target = (
-                self._maintenance_target if decided.maintenance else self._targets[decision.version]
-            )
-            entry = (decision, tenant, target)
-            if stale:
-                return entry
-            if (
-                record is not None
-                and tenant is not None
-                and self._register_tenants
-                and not record.registered
-                and not decided.maintenance
-            ):
-                # Register only once the app answers the tenant with a status below 400: a
-                # flood of random subdomains (which the app 404s) never grows the registry.
-                entry = (decision, tenant, self._watch(target, tenant))
+            return None, (None, None, self._reject(str(exc)))
+
+    def _settle(
+        self, key: Any, generation: int, tenant: str | None, record: TenantRecord | None
+    ) -> _Entry:
+        """Decide from the record read on a miss, and cache the entry unless it is a guess."""
+        stale = False
+        if tenant is not None and record is None:
+            # The store failed and nothing is known: the default now, and ask again next time.
+            record, stale = TenantRecord(tenant), True
+        decided = decide(self._view.policy, record, self.default, override=self._override(tenant))
+        decision = self._checked(decided)
+        # Rollout controller (issue 5): a tenant whose data is migrating gets 503 + Retry-After.
+        target = (
+            self._maintenance_target if decided.maintenance else self._targets[decision.version]
+        )
+        entry: _Entry = (decision, tenant, target)
+        if stale:
+            return entry
+        if (
+            record is not None
+            and tenant is not None
+            and self._register_tenants
+            and not record.registered
+            and not decided.maintenance
+        ):
+            # Register only once the app answers the tenant with a status below 400: a
+            # flood of random subdomains (which the app 404s) never grows the registry.
+            entry = (decision, tenant, self._watch(target, tenant))
+        return self._remember(key, generation, entry)
+
+    def _remember(self, key: Any, generation: int, entry: _Entry) -> _Entry:
         cache = self._cache
         if len(cache) >= self._cache_size:
             cache.clear()  # start over rather than evict one by one: O(1) and bounded
         if generation == self._generation:
-            cache[key] = entry
+            cache[key] = entry  # not when a refresh dropped the cache meanwhile: it may be stale
         return entry
 
 
@@ -516,10 +535,10 @@ class ASGICohortRouter(CohortRouter):
                 )
             now = monotonic()
             if now >= self._next_check:
-                self._refresh(now)
+                self._refresh(now, wait=False)  # never block the event loop on the store
             entry = self._cache.get(host)
             if entry is None:
-                entry = self._miss(host, host.decode("latin-1"))
+                entry = await self._miss_async(host, host.decode("latin-1"))
             scope[DECISION_KEY], scope[TENANT_KEY], app = entry
             await app(scope, receive, send)
         elif kind == "lifespan":
