@@ -46,7 +46,7 @@ def bench(session: nox.Session) -> None:
     """The benchmarks: hot path ratios and cold decisions per store."""
     _install(session, "test")
     session.run("python", "benchmarks/hot_path.py", *session.posargs)
-    session.run("python", "benchmarks/cold_decision.py")
+    session.run("python", "benchmarks/cold_decision.py", "--services")
 
 
 @nox.session

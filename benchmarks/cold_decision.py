@@ -6,8 +6,11 @@ have the tenant, so each sample reads the store: ``store.tenant(name)`` then
 It measures random pinned tenants (a hit) and random unknown tenants (a miss that goes on to
 the rollout bucket), and prints the median and p99 in microseconds.
 
-The memory store and a temporary SQLite file are always measured; add more with
-``--store URL`` (repeatable), each naming an EMPTY store, e.g. ``--store redis://localhost/15``.
+The memory store and a temporary SQLite file are always measured; ``--services`` adds the
+Redis and PostgreSQL servers named by ``COHORTROUTE_TEST_REDIS_URL`` /
+``COHORTROUTE_TEST_POSTGRES_URL`` (defaults: 127.0.0.1, as in the tests), each in a fresh key
+prefix / schema that is deleted afterwards; add any other with ``--store URL`` (repeatable),
+each naming an EMPTY store, e.g. ``--store redis://localhost/15``.
 The target: a cold SQLite lookup stays well under 1 ms with 100,000 pinned tenants.
 """
 
@@ -90,15 +93,66 @@ def run(url: str, label: str, pins: int, samples: int) -> None:
         store.close()
 
 
+@contextmanager
+def temporary_redis() -> Iterator[str]:
+    """An empty Redis store under a unique key prefix, deleted afterwards."""
+    import redis
+
+    base = os.environ.get("COHORTROUTE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    prefix = f"cohortroute-bench-{os.getpid()}:"
+    try:
+        yield f"{base}{'&' if '?' in base else '?'}prefix={prefix}"
+    finally:
+        client = redis.Redis.from_url(base)
+        try:
+            for keys in _chunks(client.scan_iter(match=f"{prefix}*", count=1000), 1000):
+                client.delete(*keys)
+        finally:
+            client.close()
+
+
+@contextmanager
+def temporary_postgres() -> Iterator[str]:
+    """An empty PostgreSQL store in a unique schema, dropped afterwards."""
+    import psycopg
+
+    base = os.environ.get("COHORTROUTE_TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/test")
+    schema = f"cohortroute_bench_{os.getpid()}"
+    try:
+        yield f"{base}{'&' if '?' in base else '?'}schema={schema}"
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def _chunks(items: Iterator[bytes], size: int) -> Iterator[list[bytes]]:
+    chunk: list[bytes] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--store", action="append", default=[], metavar="URL")
     parser.add_argument("--pins", type=int, default=100_000)
     parser.add_argument("--samples", type=int, default=20_000)
+    parser.add_argument(
+        "--services", action="store_true", help="also measure the Redis and PostgreSQL servers"
+    )
     args = parser.parse_args()
     run("memory://", "memory", args.pins, args.samples)
     with temporary_sqlite() as url:
         run(url, "sqlite", args.pins, args.samples)
+    if args.services:
+        with temporary_redis() as url:
+            run(url, "redis", args.pins, args.samples)
+        with temporary_postgres() as url:
+            run(url, "postgres", args.pins, args.samples)
     for url in args.store:
         run(url, url.split(":", 1)[0], args.pins, args.samples)
 
