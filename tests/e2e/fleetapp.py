@@ -12,21 +12,19 @@ Environment:
 ``FLEET_REFRESH_INTERVAL``
     the router's refresh interval in seconds (default 1).
 ``FLEET_PUSH``
-    ``0`` turns pushes off: cohortroute has no option for it, so the store's ``subscribe`` is
-    replaced by the base one (in-process notifications only, no listener thread, no
+    ``0`` turns pushes off with the store URL option ``push=false`` (no listener thread, no
     ``SUBSCRIBE``/``LISTEN``). Only the periodic revision check can then deliver a change.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 from collections.abc import Iterable
 from typing import Any
 
 from cohortroute import CohortRouter
-from cohortroute.store import Store, open_store
+from cohortroute.store import open_store
 
 STORE = os.environ["COHORTROUTE_STORE"]
 REFRESH_INTERVAL = float(os.environ.get("FLEET_REFRESH_INTERVAL", "1"))
@@ -49,9 +47,7 @@ def version(name: str) -> Any:
     return app
 
 
-store = open_store(STORE)
-if not PUSH:
-    store.subscribe = functools.partial(Store.subscribe, store)  # type: ignore[method-assign]
+store = open_store(STORE if PUSH else f"{STORE}{'&' if '?' in STORE else '?'}push=false")
 
 app = CohortRouter(
     {"v1": version("v1"), "v2": version("v2")},

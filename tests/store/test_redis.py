@@ -399,3 +399,21 @@ def test_an_unchanged_state_writes_nothing(redis_url: str, open_stores: Opener) 
 def test_extra_query_parameters_reach_redis_py(redis_url: str, open_stores: Opener) -> None:
     store = open_stores(with_query(redis_url, client_name="cohortroute-test", connect_timeout="2"))
     assert store.revision() == 0
+
+
+def test_push_false_starts_no_listener(redis_url: str) -> None:
+    def listening() -> int:
+        return sum(1 for t in threading.enumerate() if t.name.startswith("cohortroute-redis-l"))
+
+    store = open_store(f"{redis_url}&push=false")
+    try:
+        before = listening()
+        store.subscribe(lambda: None)
+        assert listening() == before  # no listener started for this store
+    finally:
+        store.close()
+
+
+def test_push_takes_a_yes_or_no(redis_url: str) -> None:
+    with pytest.raises(ConfigurationError, match="push"):
+        open_store(f"{redis_url}&push=maybe")

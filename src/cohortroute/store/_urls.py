@@ -34,3 +34,13 @@ def seconds_option(value: str, name: str, url: str) -> float:
             f"invalid {name}={value!r} in {redact(url)}: give a positive number of seconds"
         )
     return seconds
+
+
+def bool_option(value: str, name: str, url: str) -> bool:
+    """Parse a URL option that must be a yes/no flag (``1/0``, ``true/false``, ``yes/no``)."""
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"invalid {name}={value!r} in {redact(url)}: give true or false")

@@ -15,8 +15,9 @@ server; the records, audit rows, the new revision and a ``NOTIFY`` carrying it a
 transaction. Listeners ``LISTEN`` on :attr:`PostgresStore.channel`.
 
 Query parameters: ``schema``, ``table_prefix``, ``connect_timeout`` (seconds, default 1; libpq
-waits at least 2) and ``timeout`` (seconds per statement, default 2); any other parameter is
-passed to libpq (``sslmode``, ``application_name``...).
+waits at least 2), ``timeout`` (seconds per statement, default 2) and ``push`` (``false``
+starts no LISTEN connection, e.g. behind PgBouncer in transaction mode: routers then rely on
+their periodic revision check); any other parameter is passed to libpq (``sslmode``...).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from ..policy import (
     tenant_from_json,
     tenant_to_json,
 )
-from ._urls import redact, seconds_option
+from ._urls import bool_option, redact, seconds_option
 from .base import ChangeFn, StateReader, Store
 
 if TYPE_CHECKING:
@@ -298,7 +299,7 @@ class PostgresStore(Store, scheme=("postgresql", "postgres")):
         options: dict[str, str] = {}
         passthrough: list[tuple[str, str]] = []
         for key, value in parse_qsl(parts.query, keep_blank_values=True):
-            if key in ("schema", "table_prefix", "connect_timeout", "timeout"):
+            if key in ("schema", "table_prefix", "connect_timeout", "timeout", "push"):
                 options[key] = value
             else:
                 passthrough.append((key, value))
@@ -315,6 +316,9 @@ class PostgresStore(Store, scheme=("postgresql", "postgres")):
             options.get("connect_timeout", str(_DEFAULT_CONNECT_TIMEOUT)), "connect_timeout", url
         )
         self.timeout = seconds_option(options.get("timeout", str(_DEFAULT_TIMEOUT)), "timeout", url)
+        # push=false: no listener (e.g. behind PgBouncer in transaction mode); routers then see
+        # changes through their periodic revision check alone.
+        self.push = bool_option(options.get("push", "true"), "push", url)
 
         self._psycopg = _import_psycopg()
         driver_url = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(passthrough)))
@@ -618,7 +622,7 @@ class PostgresStore(Store, scheme=("postgresql", "postgres")):
         super().subscribe(callback)
         if self._pid != os.getpid():
             self._forget_parent()
-        self._push_wanted = True
+        self._push_wanted = self.push
         self._start_listener()
 
     def _start_listener(self) -> None:

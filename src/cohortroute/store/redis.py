@@ -17,8 +17,9 @@ publishes the new revision. A moved revision means another writer won; the chang
 re-run on fresh state. A script either applies everything or nothing (it checks key types before
 writing), so no write is ever lost or half-applied.
 
-Query parameters: ``prefix``, ``connect_timeout`` (seconds, default 1) and ``timeout`` (seconds
-per operation, default 2); any other parameter is passed to redis-py.
+Query parameters: ``prefix``, ``connect_timeout`` (seconds, default 1), ``timeout`` (seconds
+per operation, default 2) and ``push`` (``false`` starts no pub/sub listener: routers then rely
+on their periodic revision check); any other parameter is passed to redis-py.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from ..policy import (
     tenant_from_json,
     tenant_to_json,
 )
-from ._urls import redact, seconds_option
+from ._urls import bool_option, redact, seconds_option
 from .base import ChangeFn, StateReader, Store
 
 if TYPE_CHECKING:
@@ -189,7 +190,7 @@ class RedisStore(Store, scheme=("redis", "rediss")):
         options: dict[str, str] = {}
         passthrough: list[tuple[str, str]] = []
         for key, value in parse_qsl(parts.query, keep_blank_values=True):
-            if key in ("prefix", "connect_timeout", "timeout"):
+            if key in ("prefix", "connect_timeout", "timeout", "push"):
                 options[key] = value
             else:
                 passthrough.append((key, value))
@@ -202,6 +203,9 @@ class RedisStore(Store, scheme=("redis", "rediss")):
             options.get("connect_timeout", str(_DEFAULT_CONNECT_TIMEOUT)), "connect_timeout", url
         )
         self.timeout = seconds_option(options.get("timeout", str(_DEFAULT_TIMEOUT)), "timeout", url)
+        # push=false: no listener (e.g. behind PgBouncer in transaction mode); routers then see
+        # changes through their periodic revision check alone.
+        self.push = bool_option(options.get("push", "true"), "push", url)
         self._driver_url = urlunsplit(parts._replace(query=urlencode(passthrough)))
 
         self._redis = _import_redis()
@@ -506,7 +510,7 @@ class RedisStore(Store, scheme=("redis", "rediss")):
         super().subscribe(callback)
         if self._pid != os.getpid():
             self._forget_parent()
-        self._push_wanted = True
+        self._push_wanted = self.push
         self._start_listener()
 
     def _start_listener(self) -> None:
