@@ -374,7 +374,12 @@ class Store(abc.ABC):
         return self._write(change, actor)
 
     def set_percent(self, percent: float | str, *, actor: str | None = None) -> int:
-        """Set the running rollout's percentage (5 means 5 %, 0.01 % resolution)."""
+        """Set the running rollout's percentage (5 means 5 %, 0.01 % resolution).
+
+        This is the raw state change. Lowering it here moves tenants back without ratchet marks;
+        :meth:`cohortroute.RolloutController.set` (and ``cohortroute rollout set``) marks the
+        tenants already on the candidate first, so nobody bounces between versions.
+        """
         points = parse_percent(percent)
 
         def change(state: StateReader) -> Mutation:
