@@ -84,6 +84,10 @@ class StateReader(abc.ABC):
     def tenant(self, name: str) -> TenantRecord:
         """One tenant's record inside the transaction (an empty record when unknown)."""
 
+    def tenants(self, names: Sequence[str]) -> dict[str, TenantRecord]:
+        """Many tenants' records at once; backends override it to read them in one query."""
+        return {name: self.tenant(name) for name in names}
+
 
 @dataclass
 class Mutation:
@@ -469,8 +473,9 @@ class Store(abc.ABC):
             def change(state: StateReader, chunk: list[str] = chunk) -> Mutation:
                 policy = state.policy()
                 m = Mutation()
+                records = state.tenants(chunk)
                 for name in chunk:
-                    record = state.tenant(name)
+                    record = records[name]
                     after = update(record, policy)
                     if after == record:
                         continue

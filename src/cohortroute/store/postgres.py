@@ -32,7 +32,7 @@ import select
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -170,6 +170,7 @@ class _Queries:
         self.policy = q("SELECT revision, policy FROM {state} WHERE id = 1")
         self.lock = q("SELECT revision, policy FROM {state} WHERE id = 1 FOR UPDATE")
         self.tenant = q("SELECT record FROM {tenants} WHERE name = %s")
+        self.tenants_in = q("SELECT name, record FROM {tenants} WHERE name = ANY(%s)")
         self.tenants = q('SELECT name, record FROM {tenants} ORDER BY name COLLATE "C"')
         columns = "revision, at, actor, action, tenant, before, after"
         self.history = q(f"SELECT {columns} FROM {{audit}} ORDER BY id DESC LIMIT %s")
@@ -277,6 +278,12 @@ class _Reader(StateReader):
     def tenant(self, name: str) -> TenantRecord:
         row = self._conn.execute(self._store._q.tenant, (name,)).fetchone()
         return self._store._tenant_of(name, None if row is None else row[0])
+
+    def tenants(self, names: Sequence[str]) -> dict[str, TenantRecord]:
+        # One round trip for a whole batch (imports, ratchet marks), not one per tenant.
+        found = self._conn.execute(self._store._q.tenants_in, (list(names),)).fetchall()
+        rows: dict[str, Any] = {str(row[0]): row[1] for row in found}
+        return {name: self._store._tenant_of(name, rows.get(name)) for name in names}
 
 
 class PostgresStore(Store, scheme=("postgresql", "postgres")):
@@ -592,11 +599,17 @@ class PostgresStore(Store, scheme=("postgresql", "postgres")):
                 conn.execute(q.set_revision, (new,))
             else:
                 conn.execute(q.set_state, (new, as_json(policy_to_json(mutation.policy))))
-            for name, record in mutation.tenants.items():
-                if record.is_empty():
-                    conn.execute(q.delete_tenant, (name,))
-                else:
-                    conn.execute(q.put_tenant, (name, as_json(tenant_to_json(record))))
+            gone = [(n,) for n, r in mutation.tenants.items() if r.is_empty()]
+            kept = [
+                (n, as_json(tenant_to_json(r)))
+                for n, r in mutation.tenants.items()
+                if not r.is_empty()
+            ]
+            with conn.cursor() as cursor:  # executemany pipelines: one round trip per batch
+                if gone:
+                    cursor.executemany(q.delete_tenant, gone)
+                if kept:
+                    cursor.executemany(q.put_tenant, kept)
             rows = [
                 (
                     e.revision,
