@@ -55,8 +55,9 @@ from ..policy import (
     tenant_from_json,
     tenant_to_json,
 )
+from ._push import POLL, PushListener, PushStore
 from ._urls import bool_option, redact, seconds_option
-from .base import ChangeFn, StateReader, Store
+from .base import ChangeFn, StateReader
 
 if TYPE_CHECKING:
     import psycopg
@@ -74,25 +75,9 @@ _DEFAULT_TIMEOUT = 2.0
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}\Z")
 # Idle connections kept per process; more are opened when more threads write at once.
 _MAX_IDLE = 8
-# How often the listener wakes up to check whether it should stop, and its reconnect back-off.
-_POLL = 0.1
-_BACKOFF_MIN, _BACKOFF_MAX = 0.1, 5.0
-# A session that stayed up this long was healthy: the next outage starts the back-off afresh.
-_HEALTHY_SESSION = 5.0
-
-# Stores alive in this process, so a fork can reset them before anything else runs in the child.
-_LIVE: weakref.WeakSet[PostgresStore] = weakref.WeakSet()
 # Connections a child inherited from its parent. Closing one would end the parent's session
 # (libpq says goodbye on the shared socket) and dropping it would warn, so the child keeps them.
 _INHERITED: list[Any] = []
-
-
-def _after_fork_in_child() -> None:
-    for store in list(_LIVE):
-        store._forget_parent()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _import_psycopg() -> Any:
@@ -286,7 +271,7 @@ class _Reader(StateReader):
         return {name: self._store._tenant_of(name, rows.get(name)) for name in names}
 
 
-class PostgresStore(Store, scheme=("postgresql", "postgres")):
+class PostgresStore(PushStore, scheme=("postgresql", "postgres")):
     """State in PostgreSQL tables, shared by every process that opens the same URL.
 
     Connections are opened lazily by the process that uses them (never inherited across a
@@ -362,14 +347,9 @@ class PostgresStore(Store, scheme=("postgresql", "postgres")):
         digest = hashlib.sha1(f"cohortroute:{where}".encode(), usedforsecurity=False).digest()
         self._ddl_lock = int.from_bytes(digest[:8], "big", signed=True)
 
-        self._lock = threading.Lock()
-        self._pid = os.getpid()
         self._pool: _Pool | None = None
         self._pool_finalizer: weakref.finalize[Any, Any] | None = None
         self._ready = False
-        self._listener: _Listener | None = None
-        self._push_wanted = False
-        _LIVE.add(self)
 
     @classmethod
     def from_url(cls, url: str) -> PostgresStore:
@@ -453,19 +433,16 @@ class PostgresStore(Store, scheme=("postgresql", "postgres")):
     def _forget_parent(self) -> None:
         """Drop what a fork inherited: the parent's connections and listener are the parent's.
 
-        Locks are replaced too: one held by a parent's thread at the fork would never be freed.
+        Its lock is replaced too (see PushStore._forget_parent).
         """
-        self._lock = threading.Lock()
-        self._listeners_lock = threading.Lock()
-        self._pid = os.getpid()
         if self._pool is not None:
             _INHERITED.extend(self._pool.abandon())
         if self._pool_finalizer is not None:
             self._pool_finalizer.detach()
         self._pool = self._pool_finalizer = None
-        if self._listener is not None:
+        if isinstance(self._listener, _Listener):
             _INHERITED.append(self._listener.conn)
-        self._listener = None
+        super()._forget_parent()
 
     def close(self) -> None:
         """Stop the listener and close every connection; the next call reopens lazily.
@@ -475,8 +452,7 @@ class PostgresStore(Store, scheme=("postgresql", "postgres")):
         if self._pid != os.getpid():
             self._forget_parent()
         with self._lock:
-            listener, self._listener = self._listener, None
-            self._push_wanted = False
+            listener = self._take_listener()
             finalizer, self._pool_finalizer, self._pool = self._pool_finalizer, None, None
         if listener is not None:
             listener.stop()
@@ -630,98 +606,44 @@ class PostgresStore(Store, scheme=("postgresql", "postgres")):
 
     # --- push -------------------------------------------------------------------------------
 
-    def subscribe(self, callback: Callable[[], None]) -> None:
-        """Call ``callback()`` after every change, including other processes' (pushed)."""
-        super().subscribe(callback)
-        if self._pid != os.getpid():
-            self._forget_parent()
-        self._push_wanted = self.push
-        self._start_listener()
-
-    def _start_listener(self) -> None:
-        with self._lock:
-            if self._listener is None and self._push_wanted:
-                self._listener = _Listener(self)
+    def _new_listener(self) -> _Listener:
+        listener = _Listener(self)
+        listener.start()
+        return listener
 
 
-class _Listener:
-    """One daemon thread per store and process: ``LISTEN`` -> ``store._notify()``.
+class _Listener(PushListener):
+    """``LISTEN`` -> ``store._notify()``: LISTEN first, then tell subscribers to re-read."""
 
-    It holds the store by weak reference, so a store dropped without :meth:`PostgresStore.close`
-    still stops its thread. After every (re)connection it notifies once, because notifications
-    sent while it was disconnected are lost: LISTEN first, then tell subscribers to re-read.
-    """
+    kind = "PostgreSQL"
 
     def __init__(self, store: PostgresStore) -> None:
-        self._store = weakref.ref(store)
+        super().__init__(
+            store,
+            name=f"cohortroute-postgres-listener {store.channel}",
+            url=store.url,
+            # At worst the thread is connecting (libpq waits at least 2 s) or running LISTEN.
+            join_timeout=max(2, math.ceil(store.connect_timeout)) + store.timeout + 1,
+            errors=(store._psycopg.Error, OSError),
+        )
         # Bound to the connection parameters, not to the store, which must stay collectable.
         self._connect = functools.partial(
             _open, store._psycopg, store._params, "cohortroute-listener"
         )
-        self._psycopg = store._psycopg
-        self._listen = self._psycopg.sql.SQL("LISTEN {}").format(
-            self._psycopg.sql.Identifier(store.channel)
+        self._listen = store._psycopg.sql.SQL("LISTEN {}").format(
+            store._psycopg.sql.Identifier(store.channel)
         )
-        # At worst the thread is connecting (libpq waits at least 2 s) or running LISTEN.
-        self._join_timeout = max(2, math.ceil(store.connect_timeout)) + store.timeout + 1
-        self._url = store.url
         #: The current connection, kept here so that a fork's child can keep it open.
         self.conn: _Conn | None = None
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"cohortroute-postgres-listener {store.channel}", daemon=True
-        )
-        del store  # the thread must not keep the store alive
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Ask the thread to stop and wait for it (it closes its own connection)."""
-        self._stopping.set()
-        if threading.current_thread() is not self._thread:
-            self._thread.join(timeout=self._join_timeout)
-
-    def _notify(self) -> bool:
-        store = self._store()
-        if store is None:
-            return False
-        try:
-            store._notify()
-        except Exception:
-            log.exception("a store change callback failed")
-        return True
-
-    def _run(self) -> None:
-        delay = _BACKOFF_MIN
-        while not self._stopping.is_set():
-            started = time.monotonic()
-            try:
-                if not self._session():
-                    return
-            except (self._psycopg.Error, OSError) as exc:
-                log.warning(
-                    "lost the LISTEN connection to the PostgreSQL store at %s (%s); retrying "
-                    "in %.1fs",
-                    self._url,
-                    str(exc).strip(),
-                    delay,
-                )
-            except Exception:  # a bug must not end pushes for good: log it and start over
-                log.exception("the PostgreSQL listener for %s failed; restarting it", self._url)
-            if time.monotonic() - started > _HEALTHY_SESSION:
-                delay = _BACKOFF_MIN
-            if self._stopping.wait(delay):
-                return
-            delay = min(delay * 2, _BACKOFF_MAX)
 
     def _session(self) -> bool:
-        """LISTEN, notify once, then notify per NOTIFY; False once the store is gone."""
         conn = self.conn = self._connect()
         try:
             conn.execute(self._listen)
             if not self._notify():
                 return False
-            while not self._stopping.is_set():
-                for _ in conn.notifies(timeout=_POLL):
+            while not self._stopped():
+                for _ in conn.notifies(timeout=POLL):
                     if not self._notify():
                         return False
                 if self._store() is None:

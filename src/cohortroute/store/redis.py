@@ -30,9 +30,7 @@ import json
 import logging
 import os
 import random
-import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -57,8 +55,9 @@ from ..policy import (
     tenant_from_json,
     tenant_to_json,
 )
+from ._push import POLL, PushListener, PushStore
 from ._urls import bool_option, redact, seconds_option
-from .base import ChangeFn, StateReader, Store
+from .base import ChangeFn, StateReader
 
 if TYPE_CHECKING:
     import redis
@@ -74,11 +73,6 @@ SCHEMA_VERSION = 1
 _DEFAULT_PREFIX = "cohortroute:"
 _DEFAULT_CONNECT_TIMEOUT = 1.0
 _DEFAULT_TIMEOUT = 2.0
-# How often the listener wakes up to check whether it should stop, and its reconnect back-off.
-_POLL = 0.1
-_BACKOFF_MIN, _BACKOFF_MAX = 0.1, 5.0
-# A session that stayed up this long was healthy: the next outage starts the back-off afresh.
-_HEALTHY_SESSION = 5.0
 
 # KEYS: revision, schema, policy, tenants, audit, then one per-tenant audit list per entry.
 # ARGV: expected revision, new revision, schema version, channel, policy JSON ('' = unchanged),
@@ -117,17 +111,6 @@ redis.call('PUBLISH', ARGV[4], ARGV[2])
 return {'ok'}
 """
 _COMMIT_SHA = hashlib.sha1(_COMMIT_LUA.encode(), usedforsecurity=False).hexdigest()
-
-# Stores alive in this process, so a fork can reset them before anything else runs in the child.
-_LIVE: weakref.WeakSet[RedisStore] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for store in list(_LIVE):
-        store._forget_parent()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _import_redis() -> Any:
@@ -170,7 +153,7 @@ class _Reader(StateReader):
         return self._store._read_tenant(self._client, name)
 
 
-class RedisStore(Store, scheme=("redis", "rediss")):
+class RedisStore(PushStore, scheme=("redis", "rediss")):
     """State in a Redis database, shared by every process that opens the same URL and prefix.
 
     Connections are opened lazily by the process that uses them (never inherited across a
@@ -226,14 +209,9 @@ class RedisStore(Store, scheme=("redis", "rediss")):
         #: The pub/sub channel every commit publishes its new revision on.
         self.channel = f"{p}changes"
 
-        self._lock = threading.Lock()
-        self._pid = os.getpid()
         self._pool: redis.ConnectionPool | None = None
         self._client: redis.Redis | None = None
         self._schema_checked = False
-        self._listener: _Listener | None = None
-        self._push_wanted = False
-        _LIVE.add(self)
 
     @classmethod
     def from_url(cls, url: str) -> RedisStore:
@@ -273,15 +251,11 @@ class RedisStore(Store, scheme=("redis", "rediss")):
         """Drop what a fork inherited: the parent's sockets and listener belong to the parent.
 
         redis-py closes an inherited connection without telling the server, so letting them go
-        never disturbs the parent's sessions. Locks are replaced too: one held by a parent's
-        thread at the fork would never be freed.
+        never disturbs the parent's sessions. The lock is replaced too (PushStore does it).
         """
-        self._lock = threading.Lock()
-        self._listeners_lock = threading.Lock()
-        self._pid = os.getpid()
+        super()._forget_parent()
         self._pool = None
         self._client = None
-        self._listener = None
 
     def close(self) -> None:
         """Stop the listener and close every connection; the next call reopens lazily.
@@ -291,8 +265,7 @@ class RedisStore(Store, scheme=("redis", "rediss")):
         if self._pid != os.getpid():
             self._forget_parent()
         with self._lock:
-            listener, self._listener = self._listener, None
-            self._push_wanted = False
+            listener = self._take_listener()
             pool, self._pool, self._client = self._pool, None, None
         if listener is not None:
             listener.stop()
@@ -505,107 +478,56 @@ class RedisStore(Store, scheme=("redis", "rediss")):
 
     # --- push -------------------------------------------------------------------------------
 
-    def subscribe(self, callback: Callable[[], None]) -> None:
-        """Call ``callback()`` after every change, including other processes' (pushed)."""
-        super().subscribe(callback)
-        if self._pid != os.getpid():
-            self._forget_parent()
-        self._push_wanted = self.push
-        self._start_listener()
-
-    def _start_listener(self) -> None:
-        with self._lock:
-            if self._listener is None and self._push_wanted:
-                self._listener = _Listener(self)
+    def _new_listener(self) -> _Listener:
+        listener = _Listener(self)
+        listener.start()
+        return listener
 
 
-class _Listener:
-    """One daemon thread per store and process: Redis pub/sub -> ``store._notify()``.
+class _Listener(PushListener):
+    """Redis pub/sub -> ``store._notify()``: subscribe first, then tell subscribers to re-read."""
 
-    It holds the store by weak reference, so a store dropped without :meth:`RedisStore.close`
-    still stops its thread. After every (re)subscription it notifies once, because pushes sent
-    while it was disconnected are lost: subscribe first, then tell subscribers to re-read.
-    """
+    kind = "Redis"
 
     def __init__(self, store: RedisStore) -> None:
-        self._store = weakref.ref(store)
+        super().__init__(
+            store,
+            name=f"cohortroute-redis-listener {store.prefix}",
+            url=store.url,
+            # At worst it is connecting, or waiting for the SUBSCRIBE confirmation.
+            join_timeout=store.connect_timeout + store.timeout + 1,
+            errors=(store._driver_error, OSError),
+        )
         # Bound to the connection parameters, not to the store, which must stay collectable.
         self._make_pool: Callable[..., redis.ConnectionPool] = functools.partial(
             _make_pool, store._redis, store._driver_url, store.connect_timeout, store.timeout
         )
         self._redis = store._redis
-        self._errors: tuple[type[BaseException], ...] = (store._driver_error, OSError)
         self._channel = store.channel
         self._timeout = store.timeout
-        self._connect_timeout = store.connect_timeout
-        self._url = store.url
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"cohortroute-redis-listener {store.prefix}", daemon=True
-        )
-        self._thread.start()
 
-    def stop(self) -> None:
-        """Ask the thread to stop and wait for it (it closes its own connection)."""
-        self._stopping.set()
-        if threading.current_thread() is not self._thread:
-            # At worst it is connecting, or waiting for the SUBSCRIBE confirmation.
-            self._thread.join(timeout=self._connect_timeout + self._timeout + 1)
-
-    def _notify(self) -> bool:
-        store = self._store()
-        if store is None:
-            return False
+    def _session(self) -> bool:
+        pool = self._make_pool(max_connections=1, client_name="cohortroute-listener")
         try:
-            store._notify()
-        except Exception:
-            log.exception("a store change callback failed")
-        return True
-
-    def _run(self) -> None:
-        delay = _BACKOFF_MIN
-        while not self._stopping.is_set():
-            started = time.monotonic()
-            pool = self._make_pool(max_connections=1, client_name="cohortroute-listener")
-            try:
-                if not self._session(pool):
-                    return
-            except self._errors as exc:
-                log.warning(
-                    "lost the push connection to the Redis store at %s (%s); retrying in %.1fs",
-                    self._url,
-                    exc,
-                    delay,
-                )
-            except Exception:  # a bug must not end pushes for good: log it and start over
-                log.exception("the Redis listener for %s failed; restarting it", self._url)
-            finally:
-                pool.disconnect()
-            if time.monotonic() - started > _HEALTHY_SESSION:
-                delay = _BACKOFF_MIN
-            if self._stopping.wait(delay):
-                return
-            delay = min(delay * 2, _BACKOFF_MAX)
-
-    def _session(self, pool: redis.ConnectionPool) -> bool:
-        """Subscribe, notify once, then notify per message; False once the store is gone."""
-        with self._redis.Redis(connection_pool=pool).pubsub() as pubsub:
-            pubsub.subscribe(self._channel)
-            confirmation = pubsub.get_message(timeout=self._timeout)
-            if confirmation is None or confirmation.get("type") != "subscribe":
-                raise self._redis.exceptions.TimeoutError(
-                    f"no confirmation of SUBSCRIBE {self._channel} ({confirmation!r})"
-                )
-            if not self._notify():
-                return False
-            while not self._stopping.is_set():
-                message = pubsub.get_message(timeout=_POLL)
-                if message is not None and message.get("type") == "message":
-                    if not self._notify():
-                        return False
-                elif self._store() is None:
+            with self._redis.Redis(connection_pool=pool).pubsub() as pubsub:
+                pubsub.subscribe(self._channel)
+                confirmation = pubsub.get_message(timeout=self._timeout)
+                if confirmation is None or confirmation.get("type") != "subscribe":
+                    raise self._redis.exceptions.TimeoutError(
+                        f"no confirmation of SUBSCRIBE {self._channel} ({confirmation!r})"
+                    )
+                if not self._notify():
                     return False
-        return True
+                while not self._stopped():
+                    message = pubsub.get_message(timeout=POLL)
+                    if message is not None and message.get("type") == "message":
+                        if not self._notify():
+                            return False
+                    elif self._store() is None:
+                        return False
+            return True
+        finally:
+            pool.disconnect()
 
 
 def _dump(data: Any) -> str:
