@@ -1,0 +1,70 @@
+"""Injected time: code that waits or expires takes a clock, so tests drive time instead of sleeping.
+
+A :class:`Clock` answers two questions: ``monotonic()`` for intervals and timeouts, ``time()`` for
+wall-clock stamps stored in the store (audit entries, timed plan steps). :data:`SYSTEM` reads the
+real clocks; :class:`ManualClock` is the one tests hold and advance.
+"""
+
+from __future__ import annotations
+
+import threading
+import time as _time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """The two clocks a component reads."""
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes backwards (intervals, timeouts)."""
+        ...
+
+    def time(self) -> float:
+        """Seconds since the epoch (timestamps written to the store)."""
+        ...
+
+
+class SystemClock:
+    """The real clocks (``time.monotonic`` and ``time.time``)."""
+
+    __slots__ = ()
+
+    monotonic = staticmethod(_time.monotonic)
+    time = staticmethod(_time.time)
+
+    def __repr__(self) -> str:
+        return "SystemClock()"
+
+
+SYSTEM: Clock = SystemClock()
+
+
+class ManualClock:
+    """A clock that moves only when told to, for tests: ``clock.advance(1.5)``."""
+
+    def __init__(self, start: float = 1_000_000.0, *, wall: float = 1_790_000_000.0) -> None:
+        self._lock = threading.Lock()
+        self._now = start
+        self._offset = wall - start
+
+    def monotonic(self) -> float:
+        """The current manual time."""
+        return self._now
+
+    def time(self) -> float:
+        """The wall-clock time matching :meth:`monotonic`."""
+        return self._now + self._offset
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward (never backwards)."""
+        if not seconds >= 0:
+            raise ValueError(f"a clock only moves forward, not by {seconds!r} seconds")
+        with self._lock:
+            self._now += seconds
+
+    def sleep(self, seconds: float) -> None:
+        """A ``sleep`` for code under test that advances this clock instead of waiting."""
+        self.advance(max(0.0, seconds))
+
+    def __repr__(self) -> str:
+        return f"ManualClock({self._now!r})"
