@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time as _time
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -68,3 +69,32 @@ class ManualClock:
 
     def __repr__(self) -> str:
         return f"ManualClock({self._now!r})"
+
+
+class FunctionClock:
+    """A :class:`Clock` over one ``() -> seconds`` function, for APIs that used to take one."""
+
+    __slots__ = ("_read",)
+
+    def __init__(self, read: Callable[[], float]) -> None:
+        self._read = read
+
+    def monotonic(self) -> float:
+        """The function's reading (assumed not to go backwards)."""
+        return self._read()
+
+    def time(self) -> float:
+        """The function's reading."""
+        return self._read()
+
+    def __repr__(self) -> str:
+        return f"FunctionClock({self._read!r})"
+
+
+def as_clock(clock: Clock | Callable[[], float]) -> Clock:
+    """``clock`` itself when it is a :class:`Clock`, else a clock reading the given function."""
+    if callable(getattr(clock, "time", None)) and callable(getattr(clock, "monotonic", None)):
+        return clock  # type: ignore[return-value]
+    if not callable(clock):
+        raise TypeError(f"a clock is a Clock or a function returning seconds, not {clock!r}")
+    return FunctionClock(clock)

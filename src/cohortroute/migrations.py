@@ -47,11 +47,12 @@ DEFAULT_MODULE = "app"
 
 
 @dataclass(frozen=True, slots=True)
-class Step:
+class MigrationStep:
     """One step of a tenant's migration: module ``module`` goes up to, or down from, ``number``.
 
-    ``run`` is None for a downgrade nobody declared; :meth:`Migrations.plan` keeps such steps
-    so the caller can refuse (or, forced, skip) them knowingly.
+    ``run`` is None for a downgrade nobody declared; :meth:`Migrations.steps_between` keeps such
+    steps so the caller can refuse (or, forced, skip) them knowingly. Not to be confused with a
+    rollout's percent steps (*ramp* steps, :data:`cohortroute.policy.RampPlan`).
     """
 
     module: str
@@ -184,18 +185,20 @@ class Migrations:
                         f"@migrations.upgrade({missing[0]}, module={module!r})"
                     )
 
-    def plan(self, current: Mapping[str, int], target: Mapping[str, int]) -> list[Step]:
+    def steps_between(
+        self, current: Mapping[str, int], target: Mapping[str, int]
+    ) -> list[MigrationStep]:
         """The steps from module versions ``current`` to ``target``, in the order to run them.
 
         Downgrades first (modules in reverse declaration order, highest number first), then
         upgrades (declaration order, lowest number first), so modules declared later may depend
         on earlier ones. A missing downgrade appears with ``run=None``.
         """
-        steps: list[Step] = []
+        steps: list[MigrationStep] = []
         for module in reversed(self._modules):
             have, want = current.get(module, 0), target.get(module, 0)
             for n in range(have, want, -1):
-                steps.append(Step(module, n, "down", self._down.get((module, n))))
+                steps.append(MigrationStep(module, n, "down", self._down.get((module, n))))
         for module in self._modules:
             have, want = current.get(module, 0), target.get(module, 0)
             for n in range(have + 1, want + 1):
@@ -205,7 +208,7 @@ class Migrations:
                         f"no upgrade is declared for {module} {n}: add "
                         f"@migrations.upgrade({n}, module={module!r})"
                     )
-                steps.append(Step(module, n, "up", fn))
+                steps.append(MigrationStep(module, n, "up", fn))
         for module in set(current) | set(target):
             if module not in self._modules and current.get(module, 0) != target.get(module, 0):
                 raise ConfigurationError(
@@ -214,13 +217,19 @@ class Migrations:
                 )
         return steps
 
-    def reverse(self, step: Step) -> Step:
+    #: The former name of :meth:`steps_between`.
+    plan = steps_between
+
+    def reverse(self, step: MigrationStep) -> MigrationStep:
         """The step that undoes ``step`` (its ``run`` is None when nobody declared it)."""
         key = (step.module, step.number)
         if step.direction == "up":
-            return Step(step.module, step.number, "down", self._down.get(key))
-        return Step(step.module, step.number, "up", self._up.get(key))
+            return MigrationStep(step.module, step.number, "down", self._down.get(key))
+        return MigrationStep(step.module, step.number, "up", self._up.get(key))
 
+
+Step = MigrationStep
+"""The former name of :class:`MigrationStep`."""
 
 # --- the maintenance response -----------------------------------------------------------------
 

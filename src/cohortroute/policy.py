@@ -11,7 +11,7 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 from .errors import ConflictError, UnknownVersionError, ValidationError
 from .tenancy import is_valid_label
@@ -75,6 +75,12 @@ def format_percent(points: int) -> str:
     return f"{whole}%" if not frac else f"{whole}.{frac:02d}".rstrip("0") + "%"
 
 
+RampPlan = tuple[int, ...]
+"""The percent steps of a rollout's plan, in basis points, strictly increasing (``1 -> 5 -> 25``).
+
+Not to be confused with a tenant's *migration* steps (:class:`cohortroute.migrations.Step`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Rollout:
     """The one active rollout: ``candidate`` is served to tenants whose bucket is below ``percent``.
@@ -97,7 +103,7 @@ class Rollout:
     percent: int
     salt: str
     started_at: float = field(default_factory=time.time)
-    plan: tuple[int, ...] = ()
+    plan: RampPlan = ()
     step: int = -1
     every: float | None = None
     step_started_at: float | None = None
@@ -138,8 +144,8 @@ class Rollout:
         return current.step_started_at + self.every
 
 
-def next_step_index(plan: tuple[int, ...], percent: int) -> int | None:
-    """Index of the first plan step above ``percent`` (basis points); None past the last one."""
+def next_step_index(plan: RampPlan, percent: int) -> int | None:
+    """Index of the first ramp step above ``percent`` (basis points); None past the last one."""
     for index, points in enumerate(plan):
         if points > percent:
             return index
@@ -213,11 +219,18 @@ class TenantRecord:
     @property
     def migration_status(self) -> str | None:
         """``migrating``, ``failed``, ``broken`` or ``ok`` for the last migration; None if none."""
-        migration = self.state.get(STATE_MIGRATION)
-        if isinstance(migration, Mapping):
-            status = migration.get("status")
-            return status if isinstance(status, str) else None
-        return None
+        migration = self.migration
+        return None if migration is None else migration.status
+
+    @property
+    def migration(self) -> MigrationState | None:
+        """The last or current migration of this tenant's data, typed; None if none."""
+        return MigrationState.from_json(self.state.get(STATE_MIGRATION))
+
+    @property
+    def lease(self) -> Lease | None:
+        """The lease of the runner migrating this tenant (possibly expired); None if none."""
+        return Lease.from_json(self.state.get(STATE_LEASE))
 
     @property
     def held_salt(self) -> str | None:
@@ -236,6 +249,113 @@ STATE_LEASE = "lease"
 #: Migration statuses during which the tenant's data is in flux: its requests get 503.
 BUSY_STATUSES = frozenset({"migrating", "broken"})
 
+MigrationStatus = Literal["migrating", "ok", "failed", "broken"]
+
+
+def _float_or_none(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _str_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """``state["lease"]``: which runner owns a tenant's migration, and until when (Unix time).
+
+    A lease past ``expires`` is free: a killed runner's tenants free themselves.
+    """
+
+    owner: str
+    expires: float
+
+    def held_at(self, now: float) -> bool:
+        """True while the lease is still valid at ``now``."""
+        return self.expires > now
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored shape: ``{"owner": ..., "expires": ...}``."""
+        return {"owner": self.owner, "expires": self.expires}
+
+    @classmethod
+    def from_json(cls, data: object) -> Lease | None:
+        """Inverse of :meth:`to_json`; None for a missing (or unreadable) lease.
+
+        A lease whose expiry cannot be read counts as expired, so it never blocks a tenant.
+        """
+        if not isinstance(data, Mapping):
+            return None
+        return cls(str(data.get("owner")), _float_or_none(data.get("expires")) or 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationState:
+    """``state["migration"]``: the last or current migration of a tenant's data.
+
+    ``status`` is ``migrating`` while the runner holds the tenant, then ``ok``, ``failed``
+    (the data was restored) or ``broken`` (restoring failed too). ``steps`` and ``hold`` are
+    kept while migrating so a resumed run knows what it was doing; ``finished`` and ``error``
+    once it ended. The stored shape is the one every store already holds.
+    """
+
+    status: str | None
+    from_version: str | None = None
+    to_version: str | None = None
+    started: float | None = None
+    finished: float | None = None
+    steps: tuple[str, ...] = ()
+    hold: str | None = None
+    error: str | None = None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end, to the millisecond; None while it runs."""
+        if self.started is None or self.finished is None:
+            return None
+        return round(self.finished - self.started, 3)
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored shape (``from``/``to``, timings; steps and hold while migrating)."""
+        data: dict[str, Any] = {
+            "status": self.status,
+            "from": self.from_version,
+            "to": self.to_version,
+            "started": self.started,
+        }
+        if self.status == "migrating":
+            data["steps"] = list(self.steps)
+            data["hold"] = self.hold
+        if self.finished is not None:
+            data["finished"] = self.finished
+            data["duration"] = self.duration
+        if self.error is not None:
+            data["error"] = self.error
+        return data
+
+    @classmethod
+    def from_json(cls, data: object) -> MigrationState | None:
+        """Inverse of :meth:`to_json`; None when there is no migration (or not a mapping)."""
+        if not isinstance(data, Mapping):
+            return None
+        status = data.get("status")
+        steps = data.get("steps")
+        return cls(
+            status=status if isinstance(status, str) else None,
+            from_version=_str_or_none(data.get("from")),
+            to_version=_str_or_none(data.get("to")),
+            started=_float_or_none(data.get("started")),
+            finished=_float_or_none(data.get("finished")),
+            steps=tuple(str(s) for s in steps) if isinstance(steps, list | tuple) else (),
+            hold=_str_or_none(data.get("hold")),
+            error=_str_or_none(data.get("error")),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
@@ -253,8 +373,8 @@ class AuditEntry:
 # --- JSON shapes shared by every store backend ------------------------------------------------
 
 
-def parse_plan(plan: Iterable[float | str]) -> tuple[int, ...]:
-    """Parse plan steps (percentages) into basis points; they must go strictly up."""
+def parse_plan(plan: Iterable[float | str]) -> RampPlan:
+    """Parse a plan's ramp steps (percentages) into basis points; they must go strictly up."""
     steps = tuple(parse_percent(p) for p in plan)
     if any(b <= a for a, b in itertools.pairwise(steps)):
         raise ValidationError(
@@ -269,7 +389,7 @@ def begin_rollout(
     candidate: str,
     *,
     percent: int,
-    plan: tuple[int, ...],
+    plan: RampPlan,
     salt: str,
     now: float,
     every: float | None = None,

@@ -1,0 +1,76 @@
+"""Moving many tenants: a thread pool, a failure limit, and a result per tenant.
+
+``run``, ``rollback`` and ``finalize`` all move a list of tenants ``concurrency`` at a time.
+Results come back in the order tenants finish; ``progress`` is called for each, from the
+calling thread. Past ``max_failures`` failures no further tenant starts (those already running
+finish) and the rollout is halted; tenants never started are reported ``skipped``. A crash of
+the runner itself (a store error, an interrupt) stops the batch and is raised once the running
+tenants have finished.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from itertools import islice
+
+from ..errors import ValidationError
+from .results import RunResult, TenantResult
+
+log = logging.getLogger(__name__)
+
+
+def run_batch(
+    action: str,
+    names: list[str],
+    move: Callable[[str], TenantResult],
+    *,
+    concurrency: int,
+    max_failures: int | None,
+    progress: Callable[[TenantResult], None] | None,
+    halt: Callable[[str], object],
+) -> RunResult:
+    """Call ``move(name)`` for each of ``names``, ``concurrency`` at a time; halt past
+    ``max_failures`` failures (None: no limit) by calling ``halt(reason)``."""
+    if concurrency < 1:
+        raise ValidationError("concurrency must be at least 1")
+    result = RunResult(action)
+    queue: Iterator[str] = iter(names)
+    workers = min(concurrency, max(len(names), 1))
+    crashed: list[BaseException] = []
+    with ThreadPoolExecutor(workers, thread_name_prefix=f"cohortroute-{action}") as pool:
+        running: dict[Future[TenantResult], str] = {}
+
+        def submit(count: int) -> None:
+            for name in islice(queue, count):
+                running[pool.submit(move, name)] = name
+
+        submit(workers)
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                del running[future]
+                error = future.exception()
+                if error is not None:  # the runner crashed: start nobody else
+                    crashed.append(error)
+                    continue
+                outcome = future.result()
+                result.results.append(outcome)
+                if progress is not None:
+                    progress(outcome)
+                failures = len(result.failures)
+                if max_failures is not None and failures > max_failures and not result.halted:
+                    result.halted = (
+                        f"{failures} tenants failed to migrate (more than max_failures="
+                        f"{max_failures}); see `cohortroute rollout status`"
+                    )
+                    log.warning("halting the rollout: %s", result.halted)
+                    halt(result.halted)
+            if not crashed and not result.halted:
+                submit(len(done))
+    if crashed:
+        raise crashed[0]
+    for name in queue:
+        result.results.append(TenantResult(name, "skipped", error="the rollout was halted"))
+    return result

@@ -1,0 +1,142 @@
+"""What every rollout verb shares: the store, who acts, the clock, the runner, and the common moves.
+
+A :class:`RolloutContext` requires a running rollout, commits a policy change with one audit
+entry per tenant it moves, halts the rollout, and moves a batch of tenants through the runner.
+The verbs themselves are in :mod:`.controller` (and :mod:`.endings` for rollback and finalize).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .._clock import Clock
+from ..decision import decide
+from ..errors import ConfigurationError, ConflictError
+from ..migrations import Migrations
+from ..policy import Policy, Rollout
+from ..store.base import Store
+from . import ratchet
+from .batch import run_batch
+from .results import RunResult, TenantResult
+from .runner import MigrationRunner
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[TenantResult], None]
+
+
+@dataclass
+class RolloutContext:
+    """The controller's parts, shared by the modules that implement its verbs."""
+
+    store: Store
+    migrations: Migrations | None
+    actor: str | None
+    clock: Clock
+    sleep: Callable[[float], None]
+    settle: float
+    runner: MigrationRunner
+
+    def now(self) -> float:
+        """Unix time on the controller's clock."""
+        return self.clock.time()
+
+    def require(self, policy: Policy) -> Rollout:
+        """The policy's rollout; ConflictError when none is running."""
+        if policy.rollout is None:
+            raise ConflictError(
+                "no rollout is running; start one with `cohortroute rollout start VERSION`"
+            )
+        return policy.rollout
+
+    def require_migrations(self, rollout: Rollout) -> None:
+        """A gated rollout moves data: refuse to touch it without the app's migrations."""
+        if rollout.gated and self.migrations is None:
+            raise ConfigurationError(
+                f"the rollout of {rollout.candidate} is gated (tenants' data must be migrated), "
+                "but this controller has no migrations: pass migrations= "
+                "(CLI: --app module:attr naming your Migrations)"
+            )
+
+    def halt(self, reason: str | None) -> Rollout:
+        """Freeze the rollout where it is (see :meth:`RolloutController.halt`)."""
+        now = self.now()
+
+        def update(policy: Policy) -> Policy:
+            rollout = self.require(policy).at(now)
+            if rollout.halted and rollout.halt_reason == reason:
+                return policy
+            return replace(policy, rollout=replace(rollout, halted=True, halt_reason=reason))
+
+        self.store.update_policy("rollout-halt", update, actor=self.actor)
+        return self.require(self.store.policy())
+
+    def change_percent(
+        self, stored: Rollout, current: Rollout, points: int, step: int, action: str
+    ) -> None:
+        """Raise (or move along the plan) the rollout to ``points``, auditing who moves."""
+        self.commit_policy(
+            action, ratchet.change_percent(stored, current, points, step, self.now())
+        )
+
+    def commit_policy(
+        self, action: str, update: Callable[[Policy], Policy], *, audit: bool = True
+    ) -> list[TenantResult]:
+        """Commit a policy change with one audit entry per tenant it moves.
+
+        The moves are computed before the transaction (a full scan must not hold the store's
+        write lock); ``update`` refuses inside the transaction if the rollout changed meanwhile.
+        """
+        before = self.store.policy()
+        after = update(before)  # validates early, outside the transaction
+        moves = [] if after == before or not audit else list(self._moves_between(before, after))
+        self.store.update_policy(action, update, moves=lambda b, a: moves, actor=self.actor)
+        return [TenantResult(name, "moved", old, new["version"]) for name, old, new in moves]
+
+    def _moves_between(self, before: Policy, after: Policy) -> Iterator[tuple[str, Any, Any]]:
+        """Audit entries for the tenants a non-gated policy change moves (gated ones are
+        audited by the runner when their data moves)."""
+        now = self.now()
+        if any(p.rollout is not None and p.rollout.gated for p in (before, after)):
+            return
+        default = before.default or after.default or ""
+        for record in self.store.tenants():
+            old = decide(before, record, default, now=now)
+            new = decide(after, record, default, now=now)
+            if old.version != new.version:
+                yield record.name, old.version, {"version": new.version, "why": new.detail}
+
+    def discover(self) -> None:
+        """Register the tenants the app's migrations say have data."""
+        if self.migrations is not None and self.migrations.discover is not None:
+            self.store.register_tenants(self.migrations.discover(), actor=self.actor)
+
+    def batch(
+        self,
+        action: str,
+        names: list[str],
+        mode: str,
+        concurrency: int,
+        max_failures: int | None,
+        progress: Progress | None,
+        *,
+        force: bool = False,
+        retry_failed: bool = False,
+    ) -> RunResult:
+        """Move ``names`` with at most ``concurrency`` at a time; halt past ``max_failures``."""
+
+        def move(name: str) -> TenantResult:
+            return self.runner.move(name, mode, force=force, retry_failed=retry_failed)
+
+        return run_batch(
+            action,
+            names,
+            move,
+            concurrency=concurrency,
+            max_failures=max_failures,
+            progress=progress,
+            halt=self.halt,
+        )

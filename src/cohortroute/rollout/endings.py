@@ -1,0 +1,208 @@
+"""How a rollout ends: rolled back (everybody, or one tenant, back to the default) or finalized.
+
+Both move tenants' data through the runner when the rollout is gated, and clear the rollout's
+marks (ratchets, held tenants, data versions) once it has ended.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import replace
+
+from ..decision import decide, intended
+from ..errors import ConflictError
+from ..policy import BUSY_STATUSES, Policy, Rollout, TenantRecord, check_tenant_name
+from . import jobs, ratchet
+from .context import Progress, RolloutContext
+from .results import RunResult, TenantResult
+
+log = logging.getLogger(__name__)
+
+
+def rollback(
+    ctx: RolloutContext,
+    tenant: str | None = None,
+    *,
+    force: bool = False,
+    concurrency: int = 4,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Move tenants back to the default: the whole rollout, or one ``tenant``.
+
+    The whole rollout: halt it, move every migrated tenant's data back (downgrade steps),
+    then end the rollout and clear the ratchet marks. One tenant: move it back and keep it
+    on the default for the rest of this rollout. A tenant whose migration has no downgrade
+    is refused, before anything moves, unless ``force`` (its data is then left as it is).
+    """
+    policy = ctx.store.policy()
+    rollout = ctx.require(policy)
+    ctx.require_migrations(rollout)
+    if tenant is not None:
+        return _rollback_one(ctx, policy, rollout, check_tenant_name(tenant), force)
+    result = RunResult("rollback")
+    if rollout.gated:
+        records = [
+            r
+            for r in ctx.store.tenants()
+            if r.data_version == rollout.candidate or r.migration_status in BUSY_STATUSES
+        ]
+        if not force:
+            jobs.refuse_missing_downgrades(ctx.migrations, policy, records)
+        ctx.halt("rolling back")
+        result = ctx.batch(
+            "rollback",
+            [r.name for r in records],
+            "back",
+            concurrency,
+            None,
+            progress,
+            force=force,
+        )
+        if result.failures:
+            result.completed = False
+            result.note = "the rollout stays halted: fix the failed tenants, then roll back again"
+            return result
+
+    def update(p: Policy) -> Policy:
+        if p.rollout is None or p.rollout.salt != rollout.salt:
+            raise ConflictError("the rollout changed meanwhile; check `status` and retry")
+        return replace(p, rollout=None)
+
+    result.results.extend(ctx.commit_policy("rollout-rollback", update))
+    ratchet.clear_marks(ctx.store, rollout, "rollback-clear", actor=ctx.actor)
+    result.note = f"the rollout of {rollout.candidate} ended; everybody is on {policy.default}"
+    return result
+
+
+def finalize(
+    ctx: RolloutContext,
+    *,
+    force: bool = False,
+    concurrency: int = 4,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Everybody to the candidate; the candidate becomes the default; one version serves all.
+
+    Migrates every tenant whose data is not at the candidate yet (a failure stops finalize
+    with the rollout at 100 %, so nothing is lost), then makes the candidate the default,
+    ends the rollout and clears the ratchet and migration marks. Pins and tag rules that
+    point at the old default would keep tenants on it: finalize refuses unless ``force``,
+    which removes them.
+    """
+    policy = ctx.store.policy()
+    rollout = ctx.require(policy)
+    ctx.require_migrations(rollout)
+    old = policy.default
+    pinned = [r.name for r in ctx.store.tenants() if old is not None and r.pin == old]
+    rules = [tag for tag, version in policy.rules if version == old]
+    if (pinned or rules) and not force:
+        parts = []
+        if pinned:
+            shown = ", ".join(pinned[:10]) + (" ..." if len(pinned) > 10 else "")
+            parts.append(f"{len(pinned)} tenant(s) are pinned to {old} ({shown})")
+        if rules:
+            parts.append(f"tag rule(s) {', '.join(rules)} send tenants to {old}")
+        raise ConflictError(
+            f"{' and '.join(parts)}, so finalize could not move everybody to "
+            f"{rollout.candidate}: unpin them / remove the rules, or pass force=True "
+            "(--force) to remove them as part of finalize"
+        )
+    for name in pinned:
+        ctx.store.unpin(name, actor=ctx.actor)
+    for tag in rules:
+        ctx.store.remove_rule(tag, actor=ctx.actor)
+
+    def everybody(p: Policy) -> Policy:
+        r = ctx.require(p)
+        if r.salt != rollout.salt:
+            raise ConflictError("the rollout changed meanwhile; check `status` and retry")
+        return replace(
+            p,
+            rollout=replace(
+                r.at(ctx.now()), percent=10_000, halted=False, halt_reason=None, auto=False
+            ),
+        )
+
+    result = RunResult("finalize", ctx.commit_policy("rollout-finalize-start", everybody))
+    ratchet.clear_held(ctx.store, rollout, old, actor=ctx.actor)
+    if rollout.gated:
+        ctx.discover()
+        for attempt in itertools.count():
+            current = ctx.store.policy()
+            now = ctx.now()
+            names = [
+                r.name
+                for r in ctx.store.tenants()
+                if jobs.is_pending(current, r, now, retry_failed=True)
+            ]
+            if not names:
+                if attempt > 0 or ctx.settle <= 0:
+                    break
+                ctx.sleep(ctx.settle)  # let routers flush tenants they just served
+                continue
+            batch = ctx.batch(
+                "finalize", names, "forward", concurrency, None, progress, retry_failed=True
+            )
+            result.results.extend(batch.results)
+            if batch.failures or any(r.outcome == "busy" for r in batch.results):
+                result.completed = False
+                result.note = (
+                    f"the rollout stays at 100 % with {rollout.candidate} not yet the "
+                    "default: fix the failed (or busy) tenants, then finalize again"
+                )
+                return result
+            if ctx.settle > 0:
+                ctx.sleep(ctx.settle)
+
+    def commit(p: Policy) -> Policy:
+        r = ctx.require(p)
+        if r.salt != rollout.salt:
+            raise ConflictError("the rollout changed meanwhile; check `status` and retry")
+        return replace(p, default=r.candidate, rollout=None)
+
+    ctx.store.update_policy("rollout-finalize", commit, actor=ctx.actor)
+    ratchet.clear_marks(ctx.store, rollout, "finalize-clear", actor=ctx.actor)
+    result.note = f"{rollout.candidate} is the default now and serves everybody"
+    return result
+
+
+def _rollback_one(
+    ctx: RolloutContext, policy: Policy, rollout: Rollout, name: str, force: bool
+) -> RunResult:
+    record = ctx.store.tenant(name)
+    default = policy.default or ""
+    held = ratchet.hold(record, rollout.salt)
+    still = intended(policy, held, default, now=ctx.now())
+    if still.version == rollout.candidate:
+        raise ConflictError(
+            f"{name} would stay on {rollout.candidate} after a rollback ({still.detail}): "
+            f"unpin or untag it first"
+        )
+    result = RunResult("rollback")
+    if rollout.gated and (
+        record.data_version == rollout.candidate or record.migration_status in BUSY_STATUSES
+    ):
+        if not force:
+            jobs.refuse_missing_downgrades(ctx.migrations, policy, [record])
+        result.results.append(ctx.runner.move(name, "back", force=force, hold=True))
+        return result
+    before = decide(policy, record, default, now=ctx.now())
+
+    def update(r: TenantRecord, p: Policy) -> TenantRecord:
+        if p.rollout is None or p.rollout.salt != rollout.salt:
+            raise ConflictError("the rollout changed meanwhile; check `status` and retry")
+        return ratchet.hold(r, rollout.salt)
+
+    ctx.store.update_tenants(
+        [name],
+        "rollback",
+        update,
+        describe=lambda b, a: ({"version": before.version}, {"version": default, "held": True}),
+        actor=ctx.actor,
+    )
+    moved = before.version != default
+    result.results.append(
+        TenantResult(name, "moved" if moved else "unchanged", before.version, default)
+    )
+    return result

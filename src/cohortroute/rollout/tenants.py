@@ -1,0 +1,80 @@
+"""Parsing what operators type or import: tenant lists (lines or CSV) and durations."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from ..errors import ValidationError
+from ..policy import check_tag_name, check_tenant_name
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds the way the controller's messages show them: ``75`` -> ``1m15s``, ``2h05m``."""
+    seconds = max(0, round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def parse_duration(text: str | float) -> float:
+    """Parse ``90``, ``90s``, ``15m``, ``2h``, ``1d`` or ``1h30m`` into seconds."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    value = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return float(value)
+    parts = re.findall(r"(\d+(?:\.\d+)?)([smhd])", value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        raise ValidationError(
+            f"invalid duration {text!r}: use seconds or a number with s, m, h or d, like 2h or 90m"
+        )
+    factor = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    return sum(float(n) * factor[u] for n, u in parts)
+
+
+def read_lines(source: str | os.PathLike[str] | Iterable[str]) -> Iterator[str]:
+    """The lines of a file (given by its path), or the given lines themselves."""
+    if isinstance(source, (str, os.PathLike)):
+        with Path(source).open(encoding="utf-8", newline="") as handle:
+            yield from handle
+    else:
+        yield from source
+
+
+def parse_tenant_lines(lines: Iterable[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """Parse tenant import lines: names, and tags per tenant (see ``import_tenants``).
+
+    Raises ValidationError naming the line of the first bad tenant or tag.
+    """
+    names: list[str] = []
+    tags: dict[str, list[str]] = {}
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        cells = next(csv.reader(io.StringIO(text))) if "," in text or '"' in text else [text]
+        cells = [c.strip() for c in cells]
+        if number == 1 and cells[0].lower() in ("tenant", "name"):
+            continue
+        try:
+            name = check_tenant_name(cells[0])
+            labels = [
+                check_tag_name(t)
+                for cell in cells[1:]
+                for t in cell.replace(";", " ").replace("|", " ").split()
+            ]
+        except ValidationError as exc:
+            raise ValidationError(f"line {number}: {exc}") from None
+        names.append(name)
+        if labels:
+            tags.setdefault(name, []).extend(labels)
+    return names, tags
