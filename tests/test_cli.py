@@ -1,7 +1,9 @@
-"""The command line, run for real: ``python -m cohortroute`` and the installed console script.
+"""The command line, run in-process against a temporary SQLite store.
 
-Every test drives a subprocess against a temporary SQLite store, as an operator would from a
-terminal next to running routers; the store is prepared in-process through the Python API.
+Each test runs :func:`cohortroute.cli.run` (the console script's code path) as an operator would
+from a terminal next to running routers; the store is prepared through the Python API. A few
+tests start a real process where the process is what they test: the installed console script
+and the exit codes of ``python -m cohortroute``.
 """
 
 from __future__ import annotations
@@ -19,19 +21,24 @@ from typing import Any
 import pytest
 
 from cohortroute import CohortRouter, bucket, format_percent, open_store
-from cohortroute.store.base import Store
+from cohortroute.store import MemoryStore, Store
+
+from .cli_inproc import cli, fails, ok
 
 OLD, NEW = "2026.11", "2026.12"
 SALT = "test-salt"
 
 
-def run(
-    *args: str, store: str | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m cohortroute [--store URL] ARGS`` with USER=tester and no inherited store."""
+@pytest.fixture(autouse=True)
+def environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """USER=tester and no store from the environment, unless a test sets one."""
+    monkeypatch.delenv("COHORTROUTE_STORE", raising=False)
+    monkeypatch.setenv("USER", "tester")
+
+
+def python_m(*args: str, store: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m cohortroute [--store URL] ARGS`` in a new process."""
     environment = {k: v for k, v in os.environ.items() if k != "COHORTROUTE_STORE"}
-    environment["USER"] = "tester"
-    environment.update(env or {})
     prefix = ["--store", store] if store is not None else []
     return subprocess.run(
         [sys.executable, "-m", "cohortroute", *prefix, *args],
@@ -40,25 +47,6 @@ def run(
         env=environment,
         timeout=60,
     )
-
-
-def ok(*args: str, store: str) -> str:
-    """Run a command that must succeed; return its standard output."""
-    result = run(*args, store=store)
-    assert result.returncode == 0, result.stderr
-    assert result.stderr == ""
-    return result.stdout
-
-
-def fails(
-    code: int, *args: str, store: str | None = None, env: dict[str, str] | None = None
-) -> str:
-    """Run a command that must fail with ``code`` and a one-line message; return stderr."""
-    result = run(*args, store=store, env=env)
-    assert result.returncode == code, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    assert result.stdout == ""
-    return result.stderr
 
 
 @pytest.fixture
@@ -112,12 +100,27 @@ def test_the_installed_console_script_runs(url: str, store: Store) -> None:
 
 
 def test_help_exits_0_and_no_command_exits_2() -> None:
-    result = run("--help")
-    assert result.returncode == 0
+    result = cli("--help")
+    assert result.code == 0 and result.err == ""
     for verb in ("status", "explain", "pin", "unpin", "tag", "untag", "rule", "rollout", "demo"):
-        assert verb in result.stdout
-    result = run()
-    assert result.returncode == 2 and "COMMAND" in result.stderr
+        assert verb in result.out
+    result = cli()
+    assert result.code == 2 and "COMMAND" in result.err and result.out == ""
+    assert cli("--version").out.startswith("cohortroute ")
+
+
+def test_exit_codes_of_a_real_process(url: str, store: Store) -> None:
+    helped = python_m("--help")
+    assert helped.returncode == 0 and "rollout" in helped.stdout
+    usage = python_m()
+    assert usage.returncode == 2 and "COMMAND" in usage.stderr
+    refused = python_m("pin", "acme", "2027.01", store=url)
+    assert refused.returncode == 2 and "unknown version" in refused.stderr
+    store.close()
+    _make_schema_newer(url)
+    failed = python_m("status", store=url)
+    assert failed.returncode == 1 and "upgrade cohortroute" in failed.stderr
+    assert "Traceback" not in failed.stderr + refused.stderr + usage.stderr
 
 
 # --- the store URL -----------------------------------------------------------------------------
@@ -129,22 +132,28 @@ def test_missing_store_says_how_to_set_it() -> None:
     assert message.count("\n") == 1
 
 
-def test_store_from_the_environment(url: str, store: Store) -> None:
-    result = run("status", env={"COHORTROUTE_STORE": url})
-    assert result.returncode == 0, result.stderr
-    assert "(revision 1)" in result.stdout
+def test_store_from_the_environment(
+    url: str, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COHORTROUTE_STORE", url)
+    result = cli("status")
+    assert result.code == 0, result.err
+    assert "(revision 1)" in result.out
 
 
 def test_store_option_before_or_after_the_command(url: str, store: Store) -> None:
-    before = run("--store", url, "status", "--json")
-    after = run("status", "--json", "--store", url)
-    assert before.returncode == after.returncode == 0
-    assert json.loads(before.stdout) == json.loads(after.stdout)
+    before = cli("--store", url, "status", "--json")
+    after = cli("status", "--json", "--store", url)
+    assert before.code == after.code == 0
+    assert json.loads(before.out) == json.loads(after.out)
 
 
-def test_the_store_option_beats_the_environment(url: str, store: Store) -> None:
-    result = run("status", store=url, env={"COHORTROUTE_STORE": "nonsense"})
-    assert result.returncode == 0, result.stderr
+def test_the_store_option_beats_the_environment(
+    url: str, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COHORTROUTE_STORE", "nonsense")
+    result = cli("status", store=url)
+    assert result.code == 0, result.err
 
 
 @pytest.mark.parametrize(
@@ -169,12 +178,17 @@ def test_unreachable_store_exits_2() -> None:
     assert "cannot reach" in message
 
 
-def test_a_failing_store_exits_1(url: str, store: Store) -> None:
-    store.close()
+def _make_schema_newer(url: str) -> None:
+    """Mark the SQLite store at ``url`` as written by a newer cohortroute."""
     path = url[len("sqlite:///") :]
     with sqlite3.connect(path) as db:
         db.execute("UPDATE cohortroute_meta SET value = 99 WHERE key = 'schema_version'")
     db.close()
+
+
+def test_a_failing_store_exits_1(url: str, store: Store) -> None:
+    store.close()
+    _make_schema_newer(url)
     message = fails(1, "status", store=url)
     assert "newer cohortroute" in message and "upgrade cohortroute" in message
 
@@ -211,18 +225,21 @@ def test_status_json_shape(seeded: str, store: Store) -> None:
     assert set(rollout) == {
         "candidate",
         "percent",
-        "basis_points",
         "salt",
         "started_at",
         "plan",
         "step",
         "every",
+        "step_started_at",
         "auto",
         "halted",
+        "halt_reason",
         "gated",
+        "next_change",
     }
+    # One unit in every JSON output: a number of percent (30 % is 30.0, not "30%" or 3000).
     assert rollout["candidate"] == NEW and rollout["percent"] == 30.0
-    assert rollout["basis_points"] == 3000 and rollout["salt"] == SALT
+    assert rollout["salt"] == SALT and rollout["next_change"] is None
     assert data["tenants"] == {
         "stored": 3,
         "by_version": {OLD: 0, NEW: 3},
@@ -261,9 +278,12 @@ def test_explain_a_tagged_tenant(seeded: str) -> None:
     assert "untag initech beta" in out and "rule --remove beta" in out
 
 
-def test_explain_without_the_store_option_in_hints(seeded: str) -> None:
-    result = run("explain", "qa", env={"COHORTROUTE_STORE": seeded})
-    assert "`cohortroute unpin qa`" in result.stdout
+def test_explain_without_the_store_option_in_hints(
+    seeded: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COHORTROUTE_STORE", seeded)
+    result = cli("explain", "qa")
+    assert result.code == 0 and "`cohortroute unpin qa`" in result.out
 
 
 def test_explain_a_tenant_kept_by_the_ratchet_or_held_back(seeded: str, store: Store) -> None:
@@ -301,7 +321,7 @@ def test_explain_json_shape(seeded: str) -> None:
     assert (data["tenant"], data["version"], data["reason"]) == ("qa", NEW, "pin")
     assert data["pin"] == NEW and data["tags"] == [] and data["default"] == OLD
     assert data["maintenance"] is False
-    assert data["rollout"]["basis_points"] == 3000
+    assert data["rollout"]["percent"] == 30.0
     assert data["hints"] and all(isinstance(h, str) for h in data["hints"])
 
 
@@ -422,8 +442,8 @@ def test_rollout_conflicts_exit_2(store: Store, url: str) -> None:
 
 
 def test_rollout_needs_an_action(store: Store, url: str) -> None:
-    result = run("rollout", store=url)
-    assert result.returncode == 2 and "ACTION" in result.stderr
+    result = cli("rollout", store=url)
+    assert result.code == 2 and "ACTION" in result.err
 
 
 # --- history and actors ------------------------------------------------------------------------
@@ -471,12 +491,77 @@ def test_history_text_limit_and_tenant(store: Store, url: str) -> None:
 
 
 def test_memory_store_changes_warn_that_they_vanish() -> None:
-    result = run("rollout", "set", "5", store="memory://")
-    assert result.returncode == 2  # a fresh memory store has no rollout
-    result = run("unpin", "acme", store="memory://")
-    assert result.returncode == 0 and "memory:// lives only in this process" in result.stderr
+    result = cli("rollout", "set", "5", store="memory://")
+    assert result.code == 2  # a fresh memory store has no rollout
+    result = cli("unpin", "acme", store="memory://")
+    assert result.code == 0 and "memory:// lives only in this process" in result.err
 
 
 def _app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     start_response("200 OK", [])
     return [b""]
+
+
+# --- one percent unit in every JSON output ------------------------------------------------------
+
+
+def test_every_json_output_gives_percentages_in_percent(store: Store, url: str) -> None:
+    ok("rollout", "start", NEW, "--plan", "5,12.5,50", "--salt", SALT, store=url)
+    status = json.loads(ok("status", "--json", store=url))["rollout"]
+    explained = json.loads(ok("explain", "acme", "--json", store=url))["rollout"]
+    assert status == explained
+    assert status["percent"] == 5.0 and status["plan"] == [5.0, 12.5, 50.0]
+    preview = json.loads(ok("rollout", "preview", "--json", store=url))
+    assert (preview["from_percent"], preview["to_percent"]) == (5.0, 12.5)
+    ok("rollout", "set", "12.5", store=url)
+    entries = json.loads(ok("history", "--json", store=url))["entries"]
+    started = next(e for e in entries if e["action"] == "rollout-start")
+    assert started["after"]["percent"] == 5.0 and started["after"]["plan"] == [5.0, 12.5, 50.0]
+    moved = next(e for e in entries if e["action"] == "rollout-set" and e["tenant"] is None)
+    after = moved["after"]["percent"] if isinstance(moved["after"], dict) else moved["after"]
+    assert after == 12.5
+
+
+# --- credentials in the store URL never reach the output -----------------------------------------
+
+PASSWORDS = ("hunter2", "hunter3")
+SECRET_URL = "crsecret://admin:hunter2@[::1]:6379/0?password=hunter3&db=1"
+
+
+class SecretStore(MemoryStore, scheme="crsecret"):
+    """A memory store behind a URL with credentials, as Redis and PostgreSQL URLs carry them."""
+
+    @classmethod
+    def from_url(cls, url: str) -> SecretStore:
+        handle = cls()
+        handle.register_versions([OLD, NEW], OLD, actor="router")
+        handle.pin("qa", NEW, actor="setup")
+        handle.start_rollout(NEW, 30, salt=SALT, actor="setup")
+        return handle
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("status",),
+        ("status", "--json"),
+        ("explain", "qa"),
+        ("explain", "acme", "--json"),
+        ("rollout", "halt"),
+    ],
+    ids=" ".join,
+)
+def test_the_store_password_is_never_printed(args: tuple[str, ...]) -> None:
+    result = cli(*args, store=SECRET_URL)
+    assert result.code == 0, result.err
+    for password in PASSWORDS:
+        assert password not in result.out + result.err
+    if args[0] != "status":
+        assert "--store 'crsecret://admin:***@[::1]:6379/0?password=***&db=1'" in result.out
+
+
+def test_status_shows_the_redacted_store_url() -> None:
+    text = ok("status", store=SECRET_URL)
+    assert "store:     crsecret://admin:***@[::1]:6379/0?password=***&db=1 (revision" in text
+    data = json.loads(ok("status", "--json", store=SECRET_URL))
+    assert data["store"] == "crsecret://admin:***@[::1]:6379/0?password=***&db=1"

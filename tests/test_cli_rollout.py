@@ -1,4 +1,8 @@
-"""The rollout and tenants commands, run for real against a temporary SQLite store."""
+"""The rollout and tenants commands against a temporary SQLite store, run in-process.
+
+One test starts a real process: ``rollout run`` looping until the rollout ends, finalized from
+outside while it runs.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +18,12 @@ from pathlib import Path
 import pytest
 
 from cohortroute import open_store
-from cohortroute.cli import _Progress, run
+from cohortroute.cli.render import ProgressBar
 from cohortroute.decision import decide
 from cohortroute.rollout import RolloutController, TenantResult
-from cohortroute.store.base import Store
+from cohortroute.store import Store
 
+from .cli_inproc import cli
 from .migration_app import read_schema
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,40 +31,20 @@ OLD, NEW = "2026.11", "2026.12"
 TENANTS = [f"shop{i:02d}" for i in range(40)]
 
 
-def cli(
-    *args: str, url: str, cwd: Path | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k != "COHORTROUTE_STORE"}
-    environment.update({"USER": "tester", "PYTHONPATH": str(ROOT), **(env or {})})
-    return subprocess.run(
-        [sys.executable, "-m", "cohortroute", "--store", url, *args],
-        capture_output=True,
-        text=True,
-        env=environment,
-        cwd=cwd,
-        timeout=60,
-    )
+@pytest.fixture(autouse=True)
+def environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """USER=tester, no store from the environment, and sys.path restored after ``--app``."""
+    monkeypatch.delenv("COHORTROUTE_STORE", raising=False)
+    monkeypatch.setenv("USER", "tester")
+    monkeypatch.setattr(sys, "path", list(sys.path))
 
 
 def inproc(code: int, *args: str, url: str) -> tuple[str, str]:
-    """Run the CLI in this process (same code path as the console script, no start-up cost)."""
-    out, err = io.StringIO(), io.StringIO()
-    assert run(["--store", url, *args], out=out, err=err) == code, out.getvalue() + err.getvalue()
-    assert "Traceback" not in err.getvalue()
-    return out.getvalue(), err.getvalue()
-
-
-def ok(*args: str, url: str, **kw: object) -> str:
-    done = cli(*args, url=url, **kw)  # type: ignore[arg-type]
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
-
-
-def fails(code: int, *args: str, url: str, **kw: object) -> subprocess.CompletedProcess[str]:
-    done = cli(*args, url=url, **kw)  # type: ignore[arg-type]
-    assert done.returncode == code, done.stdout + done.stderr
-    assert "Traceback" not in done.stderr
-    return done
+    """Run ``cohortroute --store URL ARGS`` in this process; it must exit with ``code``."""
+    result = cli(*args, store=url)
+    assert result.code == code, result.out + result.err
+    assert "Traceback" not in result.err
+    return result.out, result.err
 
 
 @pytest.fixture
@@ -93,14 +78,9 @@ def test_tenants_import_and_add(url: str, store: Store, tmp_path: Path) -> None:
     out = inproc(0, "tenants", "add", "initech", "--tag", "internal", url=url)[0]
     assert out.startswith("registered initech")
     assert "already registered" in inproc(0, "tenants", "add", "initech", url=url)[0]
-    stdin = subprocess.run(
-        [sys.executable, "-m", "cohortroute", "--store", url, "tenants", "import", "-"],
-        input="hooli\numbrella\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert stdin.returncode == 0 and "imported 2 new tenants" in stdin.stdout
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "stdin", io.StringIO("hooli\numbrella\n"))
+        assert "imported 2 new tenants" in inproc(0, "tenants", "import", "-", url=url)[0]
     bad = tmp_path / "bad.txt"
     bad.write_text("ok-tenant\nnot a tenant\n")
     assert "line 2" in inproc(2, "tenants", "import", str(bad), url=url)[1]
@@ -119,6 +99,7 @@ def test_a_planned_rollout_from_the_command_line(url: str, store: Store) -> None
     preview = json.loads(inproc(0, "rollout", "preview", "--json", url=url)[0])
     expected = RolloutController(store).preview()
     assert preview["moves"] == list(expected.moves) and preview["count"] == expected.count
+    assert (preview["from_percent"], preview["to_percent"]) == (10.0, 50.0)  # percent, as numbers
     text = inproc(0, "rollout", "preview", url=url)[0]
     assert text.startswith(f"10% -> 50%: {expected.count} of {len(TENANTS)} registered")
 
@@ -159,8 +140,9 @@ def test_rollout_rollback_everybody(url: str, store: Store) -> None:
 
 
 def test_usage_errors_exit_2(url: str, store: Store, capsys: pytest.CaptureFixture[str]) -> None:
-    inproc(2, "rollout", "start", NEW, "--every", "2 hours", url=url)
-    assert "like 2h" in capsys.readouterr().err  # argparse's own message
+    # argparse's own message goes to the err stream given to run(), not to sys.stderr.
+    assert "like 2h" in inproc(2, "rollout", "start", NEW, "--every", "2 hours", url=url)[1]
+    assert capsys.readouterr().err == ""
     inproc(2, "rollout", "start", NEW, "--plan", "5,x", url=url)
     assert "strictly up" in inproc(2, "rollout", "start", NEW, "--plan", "5,1", url=url)[1]
     assert "no rollout is running" in inproc(2, "rollout", "advance", url=url)[1]
@@ -182,83 +164,51 @@ migrations.version("2026.12", 3)
 
 
 @pytest.fixture
-def app_dir(tmp_path: Path) -> Path:
+def app_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The app's folder as the current directory, where ``--app`` finds its migrations."""
     folder = tmp_path / "app"
     folder.mkdir()
     (folder / "notes_migrations.py").write_text(MODULE)
     (folder / "data").mkdir()
-    return folder
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("DATA", str(folder / "data"))
+    yield folder
+    for name in ("notes_migrations", "ok_migrations"):  # each test imports its own copy
+        sys.modules.pop(name, None)
 
 
 def test_gated_rollout_run_rollback_and_finalize(url: str, store: Store, app_dir: Path) -> None:
-    env = {"DATA": str(app_dir / "data")}
     app = ["--app", "notes_migrations:migrations"]
-    out = ok("rollout", "start", NEW, "--percent", "100", *app, url=url, cwd=app_dir, env=env)
+    out = inproc(0, "rollout", "start", NEW, "--percent", "100", *app, url=url)[0]
     assert "needs a data migration" in out
 
-    blind = fails(2, "rollout", "run", "--once", url=url, cwd=app_dir, env=env)
-    assert "--app module:attr" in blind.stderr
+    blind = inproc(2, "rollout", "run", "--once", url=url)[1]
+    assert "--app module:attr" in blind
 
-    done = fails(1, "rollout", "run", "--once", "--drain", "0", *app, url=url, cwd=app_dir, env=env)
-    assert "1 failed, 39 moved -- FAILED" in done.stdout
-    assert "shop07: failed (2026.11 -> 2026.12): step app 2 -> 3 failed" in done.stdout
+    done = inproc(1, "rollout", "run", "--once", "--drain", "0", *app, url=url)[0]
+    assert "1 failed, 39 moved -- FAILED" in done
+    assert "shop07: failed (2026.11 -> 2026.12): step app 2 -> 3 failed" in done
     assert read_schema(app_dir / "data", "shop07") == 1
     assert on_new(store) == set(TENANTS) - {"shop07"}
 
     again = json.loads(
-        ok(
-            "rollout",
-            "run",
-            "--once",
-            "--json",
-            "--drain",
-            "0",
-            *app,
-            url=url,
-            cwd=app_dir,
-            env=env,
-        )
+        inproc(0, "rollout", "run", "--once", "--json", "--drain", "0", *app, url=url)[0]
     )
     assert again["ok"] and again["moved"] == []
 
-    out = ok(
-        "rollout",
-        "rollback",
-        "--tenant",
-        "shop01",
-        "--drain",
-        "0",
-        *app,
-        url=url,
-        cwd=app_dir,
-        env=env,
-    )
+    out = inproc(0, "rollout", "rollback", "--tenant", "shop01", "--drain", "0", *app, url=url)[0]
     assert "1 moved" in out and read_schema(app_dir / "data", "shop01") == 1
 
-    final = fails(
-        1,
-        "rollout",
-        "finalize",
-        "--drain",
-        "0",
-        "--settle",
-        "0",
-        *app,
-        url=url,
-        cwd=app_dir,
-        env=env,
-    )
-    assert "shop07" in final.stdout and "finalize again" in final.stdout
+    final = inproc(1, "rollout", "finalize", "--drain", "0", "--settle", "0", *app, url=url)[0]
+    assert "shop07" in final and "finalize again" in final
     assert store.policy().default == OLD
 
 
 def test_rollout_run_loops_until_the_rollout_ends(url: str, store: Store, app_dir: Path) -> None:
     (app_dir / "ok_migrations.py").write_text(MODULE.replace('{"shop07"}', "()"))
-    env = {"DATA": str(app_dir / "data")}
     app = ["--app", "ok_migrations:migrations"]
-    ok("rollout", "start", NEW, "--plan", "10,100", *app, url=url, cwd=app_dir, env=env)
-    environment = {**os.environ, "PYTHONPATH": str(ROOT), **env}
-    environment.pop("COHORTROUTE_STORE", None)
+    inproc(0, "rollout", "start", NEW, "--plan", "10,100", *app, url=url)
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
     loop = subprocess.Popen(
         [
             sys.executable,
@@ -291,18 +241,7 @@ def test_rollout_run_loops_until_the_rollout_ends(url: str, store: Store, app_di
             time.sleep(0.05)
         assert on_new(store) == set(TENANTS)
         # The loop ends by itself when the rollout ends.
-        ok(
-            "rollout",
-            "finalize",
-            "--drain",
-            "0",
-            "--settle",
-            "0",
-            *app,
-            url=url,
-            cwd=app_dir,
-            env=env,
-        )
+        inproc(0, "rollout", "finalize", "--drain", "0", "--settle", "0", *app, url=url)
         out, _ = loop.communicate(timeout=20)
     finally:
         if loop.poll() is None:
@@ -317,16 +256,14 @@ def test_the_progress_bar_draws_on_a_terminal() -> None:
             return True
 
     err = Terminal()
-    bar = _Progress(err, 2, "migrating")
+    bar = ProgressBar(err, 2, "migrating")
     bar(TenantResult("a", "moved"))
     bar(TenantResult("b", "failed", error="boom"))
     assert err.getvalue().endswith("[##############################] 2/2, 1 failed\n")
     quiet = io.StringIO()
-    _Progress(quiet, 2, "migrating")(TenantResult("a", "moved"))
+    ProgressBar(quiet, 2, "migrating")(TenantResult("a", "moved"))
     assert quiet.getvalue() == ""
 
 
 def test_in_process_entry_point_reports_conflicts_as_usage_errors(url: str, store: Store) -> None:
-    out, err = io.StringIO(), io.StringIO()
-    assert run(["--store", url, "rollout", "halt"], out=out, err=err) == 2
-    assert "no rollout is running" in err.getvalue()
+    assert "no rollout is running" in inproc(2, "rollout", "halt", url=url)[1]

@@ -54,6 +54,10 @@ class ConflictError(CohortRouteError):
     """A state change conflicts with the current state (for example no rollout is running)."""
 
 
+class ListenError(CohortRouteError):
+    """A server (``cohortroute demo``) cannot listen where it was asked to; says what to try."""
+
+
 def sentence(exc: BaseException) -> str:
     """A driver's error message as one line ending in punctuation, to quote inside ours."""
     text = " ".join(str(exc).split()) or type(exc).__name__

@@ -429,7 +429,10 @@ def begin_rollout(
 
 
 def rollout_to_json(rollout: Rollout | None) -> dict[str, Any] | None:
-    """Serialise a rollout (or None) to plain JSON types."""
+    """Serialise a rollout (or None) to plain JSON types, as stores keep it (basis points).
+
+    Not for output: what people and scripts read goes through :func:`rollout_to_output`.
+    """
     if rollout is None:
         return None
     return {
@@ -468,6 +471,41 @@ def rollout_from_json(data: Mapping[str, Any] | None) -> Rollout | None:
         gated=bool(data.get("gated", False)),
         halt_reason=None if data.get("halt_reason") is None else str(data["halt_reason"]),
     )
+
+
+def percent_to_output(points: int) -> float:
+    """Basis points in the unit of every JSON output: a number of percent (500 -> 5.0).
+
+    The stored shapes (:func:`rollout_to_json`, audit entries) keep basis points; what people
+    and scripts read (``--json``, :meth:`RolloutController.status`, ``Preview.to_json``) says
+    percent, the unit every command and argument takes (``rollout set 12.5``).
+    """
+    return points / 100
+
+
+def stored_rollout_to_output(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored rollout (:func:`rollout_to_json`, e.g. in an audit entry) in the output unit."""
+    out = dict(data)
+    if isinstance(out.get("percent"), int):
+        out["percent"] = percent_to_output(out["percent"])
+    plan = out.get("plan")
+    if isinstance(plan, list):
+        out["plan"] = [percent_to_output(p) if isinstance(p, int) else p for p in plan]
+    return out
+
+
+def rollout_to_output(rollout: Rollout | None, now: float) -> dict[str, Any] | None:
+    """The rollout as every JSON output shows it: as routers apply it at ``now``.
+
+    The keys of :func:`rollout_to_json` with ``percent`` and ``plan`` in percent
+    (:func:`percent_to_output`), for the rollout moved on by the clock (:meth:`Rollout.at`),
+    plus ``next_change``: when a timed plan next moves by itself (Unix time), else None.
+    """
+    if rollout is None:
+        return None
+    current = rollout.at(now)
+    stored = rollout_to_json(current) or {}
+    return {**stored_rollout_to_output(stored), "next_change": current.next_change(now)}
 
 
 def policy_to_json(policy: Policy) -> dict[str, Any]:

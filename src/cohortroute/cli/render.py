@@ -1,0 +1,264 @@
+"""Presentation: what the commands print, as text for people and as ``--json`` for scripts.
+
+Handlers gather the data; the functions here turn it into lines or JSON-ready dicts, so a
+command's output can be read (and tested) apart from the store. Every percentage in JSON is a
+number of percent (:func:`cohortroute.policy.percent_to_output`); every store URL shown is
+redacted by the caller (:attr:`Context.shown_store`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, TextIO
+
+from ..bucketing import BUCKETS
+from ..explain import Explanation, Tally
+from ..policy import (
+    AuditEntry,
+    Policy,
+    Rollout,
+    format_percent,
+    percent_to_output,
+    rollout_to_output,
+    stored_rollout_to_output,
+)
+
+if TYPE_CHECKING:
+    from ..rollout import Preview, TenantResult
+
+log = logging.getLogger(__name__)
+
+
+def when(at: float) -> str:
+    """Unix seconds as ``YYYY-MM-DD HH:MM:SS`` in UTC (operators in several zones read it)."""
+    return datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def describe_rollout(rollout: Rollout | None) -> str:
+    """One line about the rollout: ``2026.12 at 5% (salt ..., started ... UTC)`` or ``none``.
+
+    Give it the rollout as routers apply it now (:func:`cohortroute.explain.current_rollout`).
+    """
+    if rollout is None:
+        return "none"
+    text = f"{rollout.candidate} at {format_percent(rollout.percent)}"
+    notes = [f"salt {rollout.salt}", f"started {when(rollout.started_at)} UTC"]
+    if rollout.plan:
+        plan = " -> ".join(format_percent(p) for p in rollout.plan)
+        notes.append(f"plan {plan}, step {rollout.step + 1} of {len(rollout.plan)}")
+    if rollout.every is not None:
+        pace = "every" if rollout.auto else "at least"
+        notes.append(f"{pace} {rollout.every:g}s per step")
+    if rollout.gated:
+        notes.append("gated: tenants move once their data is migrated")
+    if rollout.halted:
+        notes.append("HALTED")
+    return f"{text} ({'; '.join(notes)})"
+
+
+# --- status ------------------------------------------------------------------------------------
+
+
+def status_json(store: str, policy: Policy, tally: Tally, now: float) -> dict[str, Any]:
+    """``status --json``: ``store`` is the redacted URL."""
+    return {
+        "store": store,
+        "revision": policy.revision,
+        "default": policy.default,
+        "versions": sorted(policy.versions),
+        "rules": [{"tag": tag, "version": version} for tag, version in policy.rules],
+        "rollout": rollout_to_output(policy.rollout, now),
+        "tenants": {
+            "stored": tally.stored,
+            "by_version": tally.by_version,
+            "by_reason": tally.by_reason,
+        },
+    }
+
+
+def status_text(store: str, policy: Policy, tally: Tally, rollout: Rollout | None) -> list[str]:
+    """``status``: ``store`` is the redacted URL, ``rollout`` the one routers apply now."""
+    versions = sorted(policy.versions)
+    default = policy.default
+    lines = [f"store:     {store} (revision {policy.revision})"]
+    if versions:
+        shown = [f"{v} (default)" if v == default else v for v in versions]
+        lines.append(f"versions:  {', '.join(shown)}")
+    else:
+        lines.append(
+            "versions:  none yet -- a router records the versions it mounts when it starts"
+        )
+    if default is not None and default not in policy.versions:
+        lines.append(f"default:   {default}")
+    rules = [f"{tag} -> {version}" for tag, version in policy.rules]
+    lines.append(f"rules:     {', '.join(rules) if rules else 'none'}")
+    lines.append(f"rollout:   {describe_rollout(rollout)}")
+    lines.append(f"tenants:   {tally.stored} with a stored record (pin, tags or rollout state)")
+    by_version = tally.by_version
+    width = max((len(v) for v in tally.counts), default=0)
+    for version, reasons in tally.counts.items():
+        why = ", ".join(f"{reason} {n}" for reason, n in sorted(reasons.items()))
+        row = f"           {version:<{width}}  {by_version[version]:>5}"
+        lines.append(f"{row}  ({why})" if why else row)
+    return lines
+
+
+# --- explain -----------------------------------------------------------------------------------
+
+
+def explain_json(explained: Explanation) -> dict[str, Any]:
+    """``explain --json``."""
+    decision, record = explained.decision, explained.record
+    return {
+        "tenant": explained.tenant,
+        "version": decision.version,
+        "reason": decision.reason.value,
+        "detail": decision.detail,
+        "bucket": decision.bucket,
+        "default": explained.policy.default,
+        "pin": record.pin,
+        "tags": sorted(record.tags),
+        "ratchet": record.ratchet,
+        "rollout": rollout_to_output(explained.policy.rollout, explained.at),
+        "maintenance": decision.maintenance,
+        "revision": explained.policy.revision,
+        "hints": explained.hints,
+    }
+
+
+def explain_text(explained: Explanation) -> list[str]:
+    """``explain``: the decision, what it was made from, and the hints."""
+    decision, record, rollout = explained.decision, explained.record, explained.rollout
+    lines = [
+        f"{explained.tenant} -> {decision.version} (reason: {decision.reason.value})",
+        f"  why:     {decision.detail}",
+    ]
+    if decision.bucket is not None and rollout is not None:
+        lines.append(
+            f"  bucket:  {decision.bucket} of {BUCKETS} in the rollout of {rollout.candidate} "
+            f"at {format_percent(rollout.percent)} (in when bucket < {rollout.percent})"
+        )
+    lines.append(f"  pin:     {record.pin or 'none'}")
+    lines.append(f"  tags:    {', '.join(sorted(record.tags)) or 'none'}")
+    if record.ratchet is not None:
+        lines.append(f"  ratchet: {record.ratchet}")
+    if decision.maintenance:
+        lines.append("  status:  maintenance -- requests get 503 with Retry-After")
+    lines.append("  to change it:")
+    lines.extend(f"    - {hint}" for hint in explained.hints)
+    return lines
+
+
+# --- history -----------------------------------------------------------------------------------
+
+
+def audit_value(action: str, value: Any) -> Any:
+    """A before/after value of an audit entry for JSON: percentages in percent, as everywhere."""
+    if action == "rollout-set" and isinstance(value, int) and not isinstance(value, bool):
+        return percent_to_output(value)
+    if _is_stored_rollout(value):
+        return stored_rollout_to_output(value)
+    return value
+
+
+def audit_json(entry: AuditEntry) -> dict[str, Any]:
+    """One audit entry for ``history --json`` (``time`` is ``at`` as ISO 8601 UTC)."""
+    return {
+        "revision": entry.revision,
+        "at": entry.at,
+        "time": datetime.fromtimestamp(entry.at, timezone.utc).isoformat(timespec="seconds"),
+        "actor": entry.actor,
+        "action": entry.action,
+        "tenant": entry.tenant,
+        "before": audit_value(entry.action, entry.before),
+        "after": audit_value(entry.action, entry.after),
+    }
+
+
+def history_table(entries: Sequence[AuditEntry]) -> list[str]:
+    """``history``: one row per entry, columns aligned, the change last."""
+    rows = [("REV", "TIME (UTC)", "ACTOR", "ACTION", "TENANT", "CHANGE")]
+    for e in entries:
+        change = f"{_show(e.action, e.before)} => {_show(e.action, e.after)}"
+        rows.append((str(e.revision), when(e.at), e.actor, e.action, e.tenant or "-", change))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    return [
+        "  ".join([*(row[i].ljust(widths[i]) for i in range(5)), row[5]]).rstrip() for row in rows
+    ]
+
+
+def _is_stored_rollout(value: Any) -> bool:
+    return isinstance(value, dict) and "candidate" in value and "percent" in value
+
+
+def _show(action: str, value: Any) -> str:
+    """A before/after value of an audit entry, short enough for one table row."""
+    if value is None:
+        return "-"
+    if action == "rollout-set" and isinstance(value, int):
+        return format_percent(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value) if value else "(none)"
+    if _is_stored_rollout(value):
+        text = f"{value['candidate']} at {format_percent(int(value['percent']))}"
+        return text + (" (halted)" if value.get("halted") else "")
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+# --- the rollout controller ----------------------------------------------------------------------
+
+
+def preview_json(preview: Preview) -> dict[str, Any]:
+    """``rollout preview --json``: :meth:`Preview.to_json` with percentages in percent."""
+    return {
+        **preview.to_json(),
+        "from_percent": percent_to_output(preview.from_percent),
+        "to_percent": percent_to_output(preview.to_percent),
+    }
+
+
+def preview_text(preview: Preview) -> list[str]:
+    """``rollout preview``: who moves, and who does not although their bucket is in range."""
+    lines = [
+        f"{format_percent(preview.from_percent)} -> {format_percent(preview.to_percent)}: "
+        f"{preview.count} of {preview.considered} registered tenants move"
+    ]
+    if preview.migrate:
+        lines.append(f"  ({len(preview.migrate)} of them once `rollout run` migrated their data)")
+    lines.extend(f"  {name}" for name in preview.moves)
+    if preview.stays:
+        lines.append("not moving although their bucket is in range:")
+        lines.extend(f"  {name}: {why}" for name, why in sorted(preview.stays.items()))
+    return lines
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal (nothing when the stream is not one).
+
+    Called once per finished tenant, as the controller's ``progress`` hook.
+    """
+
+    WIDTH = 30
+
+    def __init__(self, stream: TextIO, total: int, label: str) -> None:
+        self.stream, self.total, self.label = stream, total, label
+        self.done = self.failed = 0
+        self.enabled = total > 0 and stream.isatty()
+
+    def __call__(self, result: TenantResult) -> None:
+        self.done += 1
+        self.failed += bool(result.failed)
+        if self.enabled:
+            filled = self.WIDTH * self.done // self.total
+            bar = "#" * filled + "." * (self.WIDTH - filled)
+            self.stream.write(
+                f"\r{self.label} [{bar}] {self.done}/{self.total}, {self.failed} failed"
+            )
+            if self.done == self.total:
+                self.stream.write("\n")
+            self.stream.flush()

@@ -1,0 +1,83 @@
+"""The read commands: ``status``, ``explain TENANT`` and ``history [TENANT]``.
+
+They change nothing. ``status`` and ``explain`` decide as every router does
+(:mod:`cohortroute.explain`), over the store's policy read fresh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from .. import explain as explaining
+from ..policy import check_tenant_name
+from . import render
+from .context import EXIT_OK, Context
+from .options import Subparsers, add_command, add_json, positive_int
+
+log = logging.getLogger(__name__)
+
+
+def register(commands: Subparsers) -> None:
+    """Add ``status``, ``explain`` and ``history``."""
+    p = add_command(
+        commands, "status", cmd_status, "versions, default, rules, rollout and tenant counts"
+    )
+    add_json(p)
+
+    p = add_command(
+        commands,
+        "explain",
+        cmd_explain,
+        "which version a tenant gets, why, and what would change it",
+    )
+    p.add_argument("tenant", metavar="TENANT", help="the tenant, e.g. acme for acme.example.com")
+    add_json(p)
+
+    p = add_command(commands, "history", cmd_history, "the audit log, newest first")
+    p.add_argument("tenant", metavar="TENANT", nargs="?", help="only this tenant's entries")
+    p.add_argument(
+        "--limit", type=positive_int, default=20, metavar="N", help="entries (default 20)"
+    )
+    add_json(p)
+
+
+def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
+    """Versions, default, tag rules, the rollout, and how many stored tenants are on what."""
+    store = ctx.store
+    policy = store.policy()
+    now = ctx.clock.time()
+    tally = explaining.tally(policy, store.tenants(), now)
+    if args.json:
+        ctx.emit_json(render.status_json(ctx.shown_store, policy, tally, now))
+    else:
+        rollout = explaining.current_rollout(policy.rollout, now)
+        ctx.print(*render.status_text(ctx.shown_store, policy, tally, rollout))
+    return EXIT_OK
+
+
+def cmd_explain(args: argparse.Namespace, ctx: Context) -> int:
+    """Which version a tenant gets, why, and what would change it -- what a router decides."""
+    name = check_tenant_name(args.tenant)
+    store = ctx.store
+    explained = explaining.explain(
+        store.policy(), store.tenant(name), now=ctx.clock.time(), command=ctx.command()
+    )
+    if args.json:
+        ctx.emit_json(render.explain_json(explained))
+    else:
+        ctx.print(*render.explain_text(explained))
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace, ctx: Context) -> int:
+    """The audit log, newest first: who changed what, when, from what to what."""
+    tenant = None if args.tenant is None else check_tenant_name(args.tenant)
+    entries = ctx.store.history(tenant, limit=args.limit)
+    if args.json:
+        ctx.emit_json({"entries": [render.audit_json(entry) for entry in entries]})
+    elif not entries:
+        ctx.print("no changes recorded" + (f" for {tenant}" if tenant else ""))
+    else:
+        ctx.print(*render.history_table(entries))
+    return EXIT_OK

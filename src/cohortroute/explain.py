@@ -1,0 +1,202 @@
+"""Why is tenant X on version Y, and what would move it: the answer, computed without I/O.
+
+The CLI (``cohortroute explain``, ``status``) and the demo pages read the store and hand the
+policy and records to these functions, so both say the same thing in the same words. Nothing
+here reads a store or a clock: the caller passes ``now``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+from .decision import Decision, Reason, decide
+from .errors import ConflictError
+from .policy import Policy, Rollout, TenantRecord, format_percent
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """One tenant's decision with what it was made from, and the hints that would change it.
+
+    ``at`` is the time asked about (Unix seconds); ``rollout`` the rollout as routers apply it
+    then (a timed plan moved on by the clock), or None.
+    """
+
+    tenant: str
+    at: float
+    decision: Decision
+    policy: Policy
+    record: TenantRecord
+    rollout: Rollout | None
+    hints: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """How the stored tenants are decided: per version, per reason, as a router would decide."""
+
+    stored: int
+    counts: dict[str, dict[str, int]]
+    """version -> reason -> tenants; every known version is present, possibly empty."""
+
+    @property
+    def by_version(self) -> dict[str, int]:
+        """version -> stored tenants it serves."""
+        return {version: sum(reasons.values()) for version, reasons in self.counts.items()}
+
+    @property
+    def by_reason(self) -> dict[str, int]:
+        """reason -> stored tenants decided for that reason."""
+        totals: dict[str, int] = {}
+        for reasons in self.counts.values():
+            for reason, n in reasons.items():
+                totals[reason] = totals.get(reason, 0) + n
+        return totals
+
+
+def current_rollout(rollout: Rollout | None, now: float) -> Rollout | None:
+    """The rollout as routers apply it at ``now``: a timed plan moved on by the clock."""
+    return None if rollout is None else rollout.at(now)
+
+
+def decide_for(policy: Policy, record: TenantRecord, now: float) -> Decision:
+    """The decision a router makes for ``record`` under ``policy`` (with the store's default).
+
+    Exactly :func:`cohortroute.decide` with the store's own default: that is the version every
+    router falls back to, since a router's own default only seeds an empty store.
+    """
+    if policy.default is None:
+        raise ConflictError(
+            "the store has no default version yet: a router records its versions and default "
+            "when it starts (CohortRouter(apps=..., store=URL)); start one first"
+        )
+    return decide(policy, record, policy.default, now=now)
+
+
+def explain(
+    policy: Policy, record: TenantRecord, *, now: float, command: str = "cohortroute"
+) -> Explanation:
+    """Why ``record`` gets its version under ``policy`` at ``now``, and what would change it.
+
+    ``command`` prefixes the commands the hints show (``cohortroute --store URL``): give it
+    with the store URL already redacted.
+    """
+    decision = decide_for(policy, record, now)
+    return Explanation(
+        tenant=record.name,
+        at=now,
+        decision=decision,
+        policy=policy,
+        record=record,
+        rollout=current_rollout(policy.rollout, now),
+        hints=hints(decision, policy, record, now=now, command=command),
+    )
+
+
+def tally(policy: Policy, records: Iterable[TenantRecord], now: float) -> Tally:
+    """Decide every stored record as a router would, and count by version and reason."""
+    counts: dict[str, dict[str, int]] = {version: {} for version in sorted(policy.versions)}
+    stored = 0
+    for record in records:
+        stored += 1
+        if policy.default is not None:
+            decision = decide(policy, record, policy.default, now=now)
+            reasons = counts.setdefault(decision.version, {})
+            reasons[decision.reason.value] = reasons.get(decision.reason.value, 0) + 1
+    return Tally(stored=stored, counts=counts)
+
+
+def hints(
+    decision: Decision,
+    policy: Policy,
+    record: TenantRecord,
+    *,
+    now: float,
+    command: str = "cohortroute",
+) -> list[str]:
+    """Human hints on what would move the tenant, each with the command that does it.
+
+    The hints are advice, not a contract: ``--json`` carries them as plain sentences.
+    """
+    name = record.name
+    found: list[str] = []
+    rollout = current_rollout(policy.rollout, now)
+    if decision.maintenance:
+        found.append(
+            "its data is being migrated (or a migration failed): requests get 503 with "
+            "Retry-After until that is resolved"
+        )
+    if decision.reason is Reason.PIN:
+        after = decide_for(policy, replace(record, pin=None), now)
+        found.append(
+            f"pinned: `{command} unpin {name}` to release it (it would then get "
+            f"{after.version}, reason {after.reason.value})"
+        )
+    elif decision.reason is Reason.TAG:
+        rule = policy.rule_for(record.tags)
+        tag = rule[0] if rule else "?"
+        after = decide_for(policy, replace(record, tags=record.tags - {tag}), now)
+        found.append(
+            f"tag rule {tag} -> {decision.version}: `{command} untag {name} {tag}` or "
+            f"`{command} rule --remove {tag}` to stop it (it would then get {after.version}, "
+            f"reason {after.reason.value})"
+        )
+        found.append(f"a pin beats tag rules: `{command} pin {name} VERSION`")
+    elif rollout is not None and decision.bucket is not None:
+        found.extend(_rollout_hints(decision, rollout, record, policy, command))
+    else:
+        found.append(
+            f"on the default version ({decision.version}) and no rollout is running: "
+            f"`{command} pin {name} VERSION`, a tag rule, or "
+            f"`{command} rollout start VERSION --percent P` would change it"
+        )
+    unruled = sorted(t for t in record.tags if t not in dict(policy.rules))
+    if unruled and decision.reason is not Reason.PIN:
+        several = len(unruled) > 1
+        found.append(
+            f"its tag{'s' if several else ''} {', '.join(unruled)} "
+            f"{'have' if several else 'has'} no rule: "
+            f"`{command} rule {unruled[0]} VERSION` would move every tenant tagged {unruled[0]}"
+        )
+    return found
+
+
+def _rollout_hints(
+    decision: Decision, rollout: Rollout, record: TenantRecord, policy: Policy, command: str
+) -> list[str]:
+    """Hints for a tenant the rollout step decided: in or out by bucket, ratchet, held back."""
+    name, b = record.name, decision.bucket if decision.bucket is not None else 0
+    now_at = format_percent(rollout.percent)
+    candidate = rollout.candidate
+    if decision.version == candidate:
+        found = []
+        if b < rollout.percent:
+            found.append(
+                f"in the rollout of {candidate} while the percentage stays above "
+                f"{format_percent(b)} (bucket {b}; now {now_at})"
+            )
+        elif record.ratchet == candidate:
+            found.append(
+                f"the ratchet keeps it on {candidate} even though the percentage was lowered; "
+                "only a rollback moves it back"
+            )
+        fallback = policy.default or decision.version
+        found.append(f"`{command} pin {name} {fallback}` to take it out of the rollout now")
+        return found
+    if record.held_salt == rollout.salt:
+        return [
+            f"rolled back from this rollout of {candidate}: it stays on {decision.version} "
+            f"until the rollout ends; `{command} pin {name} {candidate}` moves it anyway"
+        ]
+    if b < rollout.percent:
+        # Its bucket is in, so something else (a data migration) holds it back.
+        return [f"its bucket {b} is in the rollout ({now_at}): {decision.detail}"]
+    return [
+        f"in the rollout of {candidate} once the percentage passes {format_percent(b)} "
+        f"(bucket {b}; now {now_at}): `{command} rollout set {format_percent(b + 1)}`",
+        f"`{command} pin {name} {candidate}` to move it now",
+    ]
