@@ -175,7 +175,7 @@ def test_malformed_or_unusable_store_url_exits_2(bad: str, expected: str) -> Non
 def test_unreachable_store_exits_2() -> None:
     pytest.importorskip("redis")
     message = fails(2, "status", store="redis://127.0.0.1:1/0")
-    assert "cannot reach" in message
+    assert "redis://127.0.0.1:1/0" in message and "running and reachable" in message
 
 
 def _make_schema_newer(url: str) -> None:

@@ -1,12 +1,13 @@
 """``cohortroute demo`` for real: a server process, HTTP requests, and the CLI in another process.
 
-The seeding checks at the top run in-process; the rest start the demo on a free port with a
-temporary SQLite store and always stop it (bounded waits, SIGTERM then SIGKILL).
+The seeding, page and command checks at the top run in-process; the rest start the demo on a free
+port with a temporary SQLite store and always stop it (bounded waits, SIGTERM then SIGKILL).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -19,10 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from werkzeug.test import Client
 
 from cohortroute import CohortRouter, open_store
-from cohortroute.demo import NEW, QA_TENANT, SEED_TENANTS, STABLE, seed
+from cohortroute.demo import NEW, QA_TENANT, SEED_TENANTS, STABLE, build_demo, cli_command, seed
 
+from ..cli_inproc import cli as cli_inproc
 from .servers import bin_path, free_port, get
 
 STARTUP_TIMEOUT = 20.0
@@ -51,6 +54,38 @@ def test_seeding_never_touches_a_store_with_history() -> None:
     revision = store.revision()
     assert seed(store) is False
     assert store.revision() == revision and store.policy().versions == {"1.0"}
+
+
+def test_the_demo_never_imports_the_cli() -> None:
+    code = (
+        "import sys, cohortroute.demo; "
+        "print(sorted(m for m in sys.modules if m.startswith('cohortroute.cli')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (0, "[]\n"), done.stderr
+
+
+def test_the_demo_pages_give_the_hints_the_cli_gives(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    store = open_store(url)
+    seed(store)
+    router, _site = build_demo(store, 8000, cli_command(url))
+    try:
+        for tenant in ("acme", "qa", "initech", "umbrella"):
+            response = Client(router).get("/", headers={"Host": f"{tenant}.localhost:8000"})
+            page = response.get_data(as_text=True)
+            explained = json.loads(cli_inproc("explain", tenant, "--json", store=url).out)
+            shown = [line[4:] for line in page.splitlines() if line.startswith("  - ")]
+            assert shown == explained["hints"] and shown
+    finally:
+        router.close()
+        store.close()
+
+
+def test_the_commands_the_demo_prints_mask_credentials() -> None:
+    command = cli_command("crdemo://user:hunter2@[::1]:6379/0?password=hunter3")
+    assert "hunter" not in command and "[::1]:6379" in command
+    assert cli_command("sqlite:///demo.db") == f"cohortroute --store sqlite:///{Path.cwd()}/demo.db"
 
 
 # --- the server --------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from .seed import (
     rollout_percent,
     seed,
 )
-from .server import REFRESH_INTERVAL, build_demo, cli_store_url, listen, run_demo
+from .server import REFRESH_INTERVAL, build_demo, cli_command, cli_store_url, listen, run_demo
 
 __all__ = [
     "ACTOR",
@@ -49,6 +49,7 @@ __all__ = [
     "Site",
     "VersionApp",
     "build_demo",
+    "cli_command",
     "cli_store_url",
     "listen",
     "rollout_candidates",

@@ -108,6 +108,11 @@ def cli_store_url(url: str) -> str:
     return prefix + quote(os.path.abspath(unquote(path))) + sep + query
 
 
+def cli_command(store_url: str) -> str:
+    """The CLI command the banner and pages suggest: absolute store path, credentials masked."""
+    return f"cohortroute --store {shlex.quote(redact(cli_store_url(store_url)))}"
+
+
 def _try_lines(command: str, store: Store) -> list[str]:
     """The CLI commands the banner suggests, computed from the live state."""
     lines = [f"  {command} status", f"  {command} explain acme", f"  {command} pin globex {NEW}"]
@@ -145,7 +150,7 @@ def run_demo(*, host: str, port: int, store_url: str, out: TextIO) -> int:
         store = open_store(store_url)
         seeded = seed(store)
         shown_url = redact(cli_store_url(store_url))
-        command = f"cohortroute --store {shlex.quote(shown_url)}"
+        command = cli_command(store_url)
         curl_host = _curl_host(host)
         router, site = build_demo(store, port, command, curl_host)
         server = make_server(host, port, router, threaded=True, fd=sock.fileno())
