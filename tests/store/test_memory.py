@@ -16,6 +16,10 @@ class TestMemoryStore(StoreContract):
     def store_factory(self) -> Callable[[], Store]:
         return lambda: open_store("memory://")
 
+    def corrupt_policy(self, store: Store, text: str) -> None:
+        assert isinstance(store, MemoryStore)
+        store._policy = text
+
 
 def test_each_memory_url_opens_an_independent_store() -> None:
     first, second = open_store("memory://"), open_store("memory://")

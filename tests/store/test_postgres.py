@@ -1,14 +1,13 @@
-"""The PostgreSQL store against a real server: tables, locking, NOTIFY, reconnects, forks, failures.
+"""The PostgreSQL store against a real server: the shared suites, plus its tables and locking.
 
-The behaviour every store shares is checked by the contract suite; this module covers what is
-PostgreSQL-specific. Needs the server from ``COHORTROUTE_TEST_POSTGRES_URL`` (tests/services.py).
+The behaviour every store shares is checked by the contract suite, and what both network stores
+share by :class:`tests.store.network_contract.NetworkStoreContract`; this module adds the hooks
+and what is PostgreSQL-specific. Needs the server from ``COHORTROUTE_TEST_POSTGRES_URL``
+(tests/services.py).
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,29 +17,17 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from cohortroute.errors import ConfigurationError, SchemaError, StoreError, StoreUnavailableError
+from cohortroute.errors import ConfigurationError, StoreError, StoreUnavailableError
 from cohortroute.store import Store, open_store
+from cohortroute.store._network import NetworkStore
 from cohortroute.store.postgres import PostgresStore
 from cohortroute.testing.contract import SharedStoreContract
 
 # tests.services is a plugin of this module (fixtures) and a helper library (imports): have its
 # asserts rewritten before importing it. Unneeded once tests/conftest.py loads the plugin itself.
-pytest.register_assert_rewrite("tests.services")
-from tests.services import (  # noqa: E402
-    Pushes,
-    check_nothing_lost,
-    closed_port,
-    drop_schema,
-    in_child,
-    listener_threads,
-    open_fds,
-    run_in_processes,
-    run_in_threads,
-    settle,
-    silent_server,
-    unique_name,
-    with_query,
-)
+pytest.register_assert_rewrite("tests.services", "tests.store.network_contract")
+from tests.services import drop_schema, unique_name, with_query  # noqa: E402
+from tests.store.network_contract import NetworkStoreContract  # noqa: E402
 
 pytest_plugins = ("tests.services",)
 pytestmark = pytest.mark.postgres
@@ -58,16 +45,6 @@ def pg_store(opener: Opener, url: str) -> PostgresStore:
 def table(store: PostgresStore, name: str) -> sql.Identifier:
     assert store.schema is not None
     return sql.Identifier(store.schema, store.table_prefix + name)
-
-
-def terminate_listener(admin: Admin, store: PostgresStore) -> int:
-    """Kill the server session of ``store``'s LISTEN connection; how many were killed."""
-    rows = admin.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-        "WHERE application_name = 'cohortroute-listener' AND query LIKE %s",
-        (f"%{store.channel}%",),
-    ).fetchall()
-    return sum(1 for (killed,) in rows if killed)
 
 
 class TestPostgresStore(SharedStoreContract):
@@ -94,6 +71,67 @@ class TestPostgresStore(SharedStoreContract):
     def store_url(self, postgres_url: str) -> str:
         return postgres_url
 
+    def corrupt_policy(self, store: Store, text: str) -> None:
+        assert isinstance(store, PostgresStore)
+        store.revision()  # create the tables
+        update = sql.SQL("UPDATE {} SET policy = %s::json").format(table(store, "state"))
+        with store._connection("corrupting the policy") as conn:
+            conn.execute(update, (text,))
+
+
+class TestPostgresNetworkStore(NetworkStoreContract):
+    """What PostgreSQL shares with Redis, through its hooks."""
+
+    driver = "psycopg"
+    extra = "postgres"
+    unreachable_error = psycopg.OperationalError
+    unreachable_url = "postgresql://cr:hunter2@127.0.0.1:{port}/test"
+    listener_name = "cohortroute-postgres-l"
+
+    @pytest.fixture
+    def url(self, postgres_url: str) -> str:
+        return postgres_url
+
+    @pytest.fixture
+    def admin(self, postgres_admin: Admin) -> Admin:
+        return postgres_admin
+
+    def kill_listener(self, admin: Any, store: NetworkStore[Any]) -> int:
+        assert isinstance(store, PostgresStore)
+        rows = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'cohortroute-listener' AND query LIKE %s",
+            (f"%{store.channel}%",),
+        ).fetchall()
+        return sum(1 for (killed,) in rows if killed)
+
+    def name_connections(self, url: str, name: str) -> str:
+        return with_query(url, application_name=name)  # beats the store's default name
+
+    def kill_named(self, admin: Any, name: str) -> int:
+        rows = admin.execute(
+            "SELECT pg_terminate_backend(pid, 2000) FROM pg_stat_activity "
+            "WHERE application_name = %s",
+            (name,),
+        ).fetchall()
+        return sum(1 for (killed,) in rows if killed)
+
+    def set_schema_version(self, admin: Any, url: str, version: str) -> None:
+        meta = table(PostgresStore(url), "meta")
+        admin.execute(sql.SQL("UPDATE {} SET value = %s").format(meta), (version,))
+
+    def break_for_write(self, admin: Any, store: NetworkStore[Any]) -> str:
+        assert isinstance(store, PostgresStore)
+        audit = table(store, "audit")
+        admin.execute(
+            sql.SQL("ALTER TABLE {} ADD CONSTRAINT garbage CHECK (false) NOT VALID").format(audit)
+        )
+        return "garbage"
+
+    def hung_url(self, port: int) -> tuple[str, str, float]:
+        # libpq (and psycopg) wait at least 2 seconds for a connection.
+        return f"postgresql://127.0.0.1:{port}/test?connect_timeout=1", "connect timeout 1s", 3.5
+
 
 # --- configuration (no server needed) ---------------------------------------------------------
 
@@ -119,31 +157,6 @@ def test_url_options_and_defaults() -> None:
 def test_bad_options_are_refused(query: str) -> None:
     with pytest.raises(ConfigurationError, match=r"postgresql://u:\*\*\*@localhost/db"):
         open_store(f"postgresql://u:pw@localhost/db?{query}")
-
-
-def test_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "psycopg", None)
-    with pytest.raises(ConfigurationError, match=r"pip install 'cohortroute\[postgres\]'"):
-        open_store("postgresql://127.0.0.1/test")
-
-
-def test_driver_is_imported_only_when_a_store_is_built() -> None:
-    code = textwrap.dedent(
-        """
-        import sys
-        sys.modules["psycopg"] = None
-        import cohortroute, cohortroute.store, cohortroute.store.postgres
-        from cohortroute.store import open_store
-        try:
-            open_store("postgresql://127.0.0.1/test")
-        except cohortroute.errors.ConfigurationError as exc:
-            print(exc)
-        """
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert "pip install 'cohortroute[postgres]'" in result.stdout
 
 
 # --- tables -----------------------------------------------------------------------------------
@@ -209,185 +222,6 @@ def test_two_table_prefixes_in_one_schema_are_independent(
     assert (a.revision(), b.revision()) == (1, 0)
 
 
-# --- atomic, revisioned writes ----------------------------------------------------------------
-
-
-def test_concurrent_threads_lose_no_write(postgres_url: str, open_stores: Opener) -> None:
-    run_in_threads(postgres_url, workers=6, writes=15)
-    check_nothing_lost(open_stores(postgres_url), workers=6, writes=15)
-
-
-def test_concurrent_processes_lose_no_write(postgres_url: str, open_stores: Opener) -> None:
-    run_in_processes(postgres_url, workers=4, writes=15)
-    check_nothing_lost(open_stores(postgres_url), workers=4, writes=15)
-
-
-def test_a_refused_change_writes_nothing(postgres_url: str, open_stores: Opener) -> None:
-    store = open_stores(postgres_url)
-    store.register_versions(["1"], default="1")
-    with pytest.raises(ValueError, match="unknown version"):
-        store.pin("acme", "9")
-    assert store.revision() == 1
-    store.pin("acme", "1")  # the pooled connection is usable after the rollback
-    assert store.revision() == 2
-
-
-# --- push -------------------------------------------------------------------------------------
-
-
-def test_a_commit_is_pushed_to_other_instances(postgres_url: str, open_stores: Opener) -> None:
-    writer, reader = open_stores(postgres_url), open_stores(postgres_url)
-    pushes = Pushes()
-    reader.subscribe(pushes)
-    reader.subscribe(pushes)  # still one listener thread
-    assert pushes.wait_for(1, timeout=3), "the listener notifies once it is listening"
-    assert len(listener_threads()) == 1
-    started = time.monotonic()
-    writer.register_versions(["1"])
-    assert pushes.wait_for(2, timeout=1)
-    assert time.monotonic() - started < 1
-
-
-def test_listener_reconnects_after_its_session_is_terminated(
-    postgres_url: str, postgres_admin: Admin, open_stores: Opener
-) -> None:
-    writer, reader = open_stores(postgres_url), pg_store(open_stores, postgres_url)
-    pushes = Pushes()
-    reader.subscribe(pushes)
-    assert pushes.wait_for(1, timeout=3)
-    assert terminate_listener(postgres_admin, reader) == 1
-    # Notifications sent while it was away are lost, so it tells subscribers to re-read.
-    assert pushes.wait_for(2, timeout=3), "no notification after reconnecting"
-    writer.register_versions(["1"])
-    assert pushes.wait_for(3, timeout=1), "notifications do not flow after reconnecting"
-    assert len(listener_threads()) == 1
-
-
-def test_close_stops_the_listener(postgres_url: str) -> None:
-    store = open_store(postgres_url)
-    pushes = Pushes()
-    store.subscribe(pushes)
-    assert pushes.wait_for(1, timeout=3)
-    store.close()
-    assert listener_threads() == []
-    assert store.revision() == 0  # reopens lazily, without restarting the listener
-    assert listener_threads() == []
-    store.close()
-
-
-def test_a_dropped_store_stops_its_listener_and_closes_its_connections(
-    postgres_url: str,
-) -> None:
-    store = open_store(postgres_url)
-    store.register_versions(["1"])  # with pooled connections too
-    pushes = Pushes()
-    store.subscribe(pushes)
-    assert pushes.wait_for(1, timeout=3)
-    del store  # never closed: nothing may linger, and no ResourceWarning either
-    assert settle(lambda: listener_threads() == []), "listener outlived its store"
-
-
-def test_no_thread_or_fd_leak(
-    postgres_url: str, postgres_admin: Admin, open_stores: Opener
-) -> None:
-    writer = open_stores(postgres_url)
-    writer.register_versions(["1"])
-    threads, fds = threading.active_count(), open_fds()
-    for i in range(10):
-        store = open_store(postgres_url)
-        pushes = Pushes()
-        store.subscribe(pushes)
-        assert pushes.wait_for(1, timeout=3)
-        writer.set_rule(f"t{i}", "1")
-        assert pushes.wait_for(2, timeout=2)
-        assert store.policy().rules[-1] == (f"t{i}", "1")
-        store.close()
-    # Repeated outages: every reconnect replaces the connection, it never adds one.
-    store = pg_store(open_stores, postgres_url)
-    pushes = Pushes()
-    store.subscribe(pushes)
-    for outage in range(1, 4):
-        assert pushes.wait_for(outage, timeout=3)
-        assert terminate_listener(postgres_admin, store) == 1
-    assert pushes.wait_for(4, timeout=3)
-    store.close()
-    assert settle(lambda: (threading.active_count(), open_fds()) == (threads, fds))
-
-
-def test_a_terminated_pooled_connection_is_replaced(
-    postgres_url: str, postgres_admin: Admin, open_stores: Opener
-) -> None:
-    name = unique_name()  # an application_name in the URL beats the store's default
-    store = pg_store(open_stores, with_query(postgres_url, application_name=name))
-    store.register_versions(["1"])
-    killed = postgres_admin.execute(
-        "SELECT pg_terminate_backend(pid, 2000) FROM pg_stat_activity WHERE application_name = %s",
-        (name,),
-    ).fetchall()
-    assert killed == [(True,)]
-    assert store.revision() == 1  # not an error: the dead session is noticed and replaced
-    store.pin("acme", "1")
-
-
-# --- processes --------------------------------------------------------------------------------
-
-
-@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")  # 3.12+: fork with threads
-def test_a_forked_child_opens_its_own_connections(postgres_url: str, open_stores: Opener) -> None:
-    store = open_stores(postgres_url)
-    store.register_versions(["1", "2"], default="1")  # the parent has a pooled connection
-    pushes = Pushes()
-    store.subscribe(pushes)
-    assert pushes.wait_for(1, timeout=3)
-
-    def child() -> bool:
-        store.pin("forked", "2")
-        ok = store.tenant("forked").pin == "2" and len(listener_threads()) == 1
-        store.close()  # closes the child's connections only, never the parent's sessions
-        return ok
-
-    assert in_child(child) == 0
-    # The parent's pooled connection and its listener survived the child.
-    assert store.tenant("forked").pin == "2"
-    assert pushes.wait_for(2, timeout=1)
-    assert store.revision() == 2
-
-
-# --- failures ---------------------------------------------------------------------------------
-
-
-def test_unreachable_server_fails_fast_and_clearly() -> None:
-    port = closed_port()
-    store = open_store(f"postgresql://cr:hunter2@127.0.0.1:{port}/test")
-    try:
-        started = time.monotonic()
-        with pytest.raises(StoreUnavailableError) as info:
-            store.revision()
-        assert time.monotonic() - started < 1.0
-        message = str(info.value)
-        assert f"postgresql://cr:***@127.0.0.1:{port}/test" in message
-        assert "hunter2" not in message
-        assert "server is running" in message
-        assert isinstance(info.value.__cause__, psycopg.OperationalError)
-        with pytest.raises(StoreUnavailableError):
-            store.pin("acme", "1")
-    finally:
-        store.close()
-
-
-def test_hung_server_times_out_connecting() -> None:
-    with silent_server() as port:
-        store = open_store(f"postgresql://127.0.0.1:{port}/test?connect_timeout=1")
-        try:
-            started = time.monotonic()
-            with pytest.raises(StoreUnavailableError, match="connect timeout 1s"):
-                store.revision()
-            # libpq (and psycopg) wait at least 2 seconds for a connection.
-            assert time.monotonic() - started < 3.5
-        finally:
-            store.close()
-
-
 def test_a_blocked_write_times_out(
     postgres_url: str, postgres_admin: Admin, open_stores: Opener
 ) -> None:
@@ -433,18 +267,3 @@ def test_garbage_in_the_store_raises_store_error(
         reads[call]()
     assert type(info.value) is StoreError
     assert store.url in str(info.value)
-
-
-@pytest.mark.parametrize("version", ["2", "zero", "0"])
-def test_unknown_schema_version_raises_schema_error(
-    postgres_url: str, postgres_admin: Admin, open_stores: Opener, version: str
-) -> None:
-    first = pg_store(open_stores, postgres_url)
-    first.revision()
-    meta = table(first, "meta")
-    postgres_admin.execute(sql.SQL("UPDATE {} SET value = %s").format(meta), (version,))
-    store = open_stores(postgres_url)
-    with pytest.raises(SchemaError, match="Upgrade cohortroute"):
-        store.revision()
-    with pytest.raises(SchemaError):
-        store.register_versions(["1"])

@@ -78,6 +78,15 @@ class TestSQLiteStore(SharedStoreContract):
     def store_url(self, tmp_path: Path) -> str:
         return url_for(tmp_path / "shared.db")
 
+    def corrupt_policy(self, store: Store, text: str) -> None:
+        assert isinstance(store, SQLiteStore)
+        db = sqlite3.connect(store.path)
+        try:
+            with db:
+                db.execute("UPDATE cohortroute_state SET policy = ?", (text,))
+        finally:
+            db.close()
+
 
 # --- many processes, crashes, fork --------------------------------------------------------------
 

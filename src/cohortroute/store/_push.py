@@ -1,41 +1,28 @@
-"""What the network stores (Redis, PostgreSQL) share: the push listener and fork hygiene.
+"""The push listener of the network stores: server notifications become change callbacks.
 
 A push store runs one daemon listener thread per process that turns the server's change
 notifications (pub/sub, LISTEN/NOTIFY) into :meth:`Store._notify`. The listener reconnects with
 back-off and notifies once after every (re)connection, because pushes sent while it was
-disconnected are lost. After ``fork`` the child forgets the parent's connections and listener.
+disconnected are lost.
 """
 
 from __future__ import annotations
 
 import abc
 import logging
-import os
 import threading
 import time
 import weakref
-from collections.abc import Callable
 
+from .._backoff import Backoff
 from .base import Store
 
-log = logging.getLogger("cohortroute.store")
+log = logging.getLogger(__name__)
 
-# How often a listener wakes up to check whether it should stop, and its reconnect back-off.
+# How often a listener wakes up to check whether it should stop.
 POLL = 0.1
-_BACKOFF_MIN, _BACKOFF_MAX = 0.1, 5.0
 # A session that stayed up this long was healthy: the next outage starts the back-off afresh.
 _HEALTHY_SESSION = 5.0
-
-# Push stores alive in this process, so a fork can reset them before anything else runs.
-_LIVE: weakref.WeakSet[PushStore] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for store in list(_LIVE):
-        store._forget_parent()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class PushListener(abc.ABC):
@@ -79,6 +66,10 @@ class PushListener(abc.ABC):
         """Connect, subscribe, notify once, then per push until stopping; False once the store
         is gone (the thread ends), True to reconnect."""
 
+    def inherited(self) -> object | None:
+        """The connection a fork's child must keep open but never use (None if no such)."""
+        return None
+
     def _stopped(self) -> bool:
         return self._stopping.is_set()
 
@@ -94,9 +85,10 @@ class PushListener(abc.ABC):
         return True
 
     def _run(self) -> None:
-        delay = _BACKOFF_MIN
+        backoff = Backoff(minimum=0.1, maximum=5.0)
         while not self._stopping.is_set():
             started = time.monotonic()
+            delay = backoff.next()
             try:
                 if not self._session():
                     return
@@ -111,54 +103,7 @@ class PushListener(abc.ABC):
             except Exception:  # a bug must not end pushes for good: log it and start over
                 log.exception("the %s listener for %s failed; restarting it", self.kind, self._url)
             if time.monotonic() - started > _HEALTHY_SESSION:
-                delay = _BACKOFF_MIN
+                backoff.reset()
+                delay = backoff.next()
             if self._stopping.wait(delay):
                 return
-            delay = min(delay * 2, _BACKOFF_MAX)
-
-
-class PushStore(Store):
-    """A store whose server pushes changes; its listener starts lazily, in the using process."""
-
-    push: bool = True
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._lock = threading.Lock()
-        self._pid = os.getpid()
-        self._listener: PushListener | None = None
-        self._push_wanted = False
-        _LIVE.add(self)
-
-    @abc.abstractmethod
-    def _new_listener(self) -> PushListener:
-        """A started listener for this store."""
-
-    def _forget_parent(self) -> None:
-        """Drop what a fork inherited; subclasses drop their connections too.
-
-        The lock is replaced: one held by a parent's thread at the fork would never be freed
-        (the base Store replaces its listeners lock itself).
-        """
-        self._lock = threading.Lock()
-        self._pid = os.getpid()
-        self._listener = None
-
-    def subscribe(self, callback: Callable[[], None]) -> None:
-        """Call ``callback()`` after every change, including other processes' (pushed)."""
-        super().subscribe(callback)
-        if self._pid != os.getpid():
-            self._forget_parent()
-        self._push_wanted = self.push
-        self._start_listener()
-
-    def _start_listener(self) -> None:
-        with self._lock:
-            if self._listener is None and self._push_wanted:
-                self._listener = self._new_listener()
-
-    def _take_listener(self) -> PushListener | None:
-        """Stop wanting pushes and hand back the listener to stop (call under ``_lock``)."""
-        listener, self._listener = self._listener, None
-        self._push_wanted = False
-        return listener

@@ -1,26 +1,57 @@
-"""URL helpers shared by the network stores (Redis, PostgreSQL)."""
+"""Store URLs: the one redaction of credentials, and the option parsers the stores share.
+
+:func:`redact` is the only place that decides what in a URL is secret; every message, ``repr``
+and CLI output that shows a store URL goes through it.
+"""
 
 from __future__ import annotations
 
+import logging
 import math
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+import re
+from urllib.parse import unquote
 
 from ..errors import ConfigurationError
 
+log = logging.getLogger(__name__)
+
+MASK = "***"
+
+# scheme://netloc, then the rest; netloc ends at the first '/', '?' or '#'.
+_AUTHORITY = re.compile(r"\A(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<netloc>[^/?#]*)")
+# Query parameter names that carry credentials (password, passwd, pwd, secret, token, apikey,
+# sslpassword, auth, access_key...): matched anywhere in the name, case-insensitively.
+_SECRET_NAME = re.compile(r"pass|pwd|secret|token|key|auth|credential|signature", re.IGNORECASE)
+
 
 def redact(url: str) -> str:
-    """The URL with its password (in the user info or the query) replaced by ``***``."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
+    """The URL with every credential replaced by ``***``, otherwise exactly as written.
+
+    A password in the user info (``user:pw@``, ``:pw@``) and the value of any query parameter
+    whose name looks like a credential (``password``, ``token``, ``secret``, ``key``...) are
+    masked. Nothing is re-encoded, so IPv6 hosts keep their brackets and other parameters read
+    as they were given.
+    """
+    head, netloc, rest = "", "", url
+    match = _AUTHORITY.match(url)
+    if match is not None:
+        head, netloc, rest = match["scheme"], match["netloc"], url[match.end() :]
     if "@" in netloc:
         userinfo, _, hostport = netloc.rpartition("@")
-        user, sep, _password = userinfo.partition(":")
-        netloc = f"{user}:***@{hostport}" if sep else netloc
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    if any(key == "password" for key, _ in query):
-        query = [(k, "***" if k == "password" else v) for k, v in query]
-        return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="*")))
-    return urlunsplit(parts._replace(netloc=netloc))
+        user, colon, _password = userinfo.partition(":")
+        netloc = f"{user}:{MASK}@{hostport}" if colon else netloc
+    before, question, after = rest.partition("?")
+    if question:
+        query, hash_, fragment = after.partition("#")
+        after = "&".join(_redact_pair(pair) for pair in query.split("&")) + hash_ + fragment
+    return head + netloc + before + question + after
+
+
+def _redact_pair(pair: str) -> str:
+    name, equals, _value = pair.partition("=")
+    if equals and _SECRET_NAME.search(unquote(name)):
+        return f"{name}={MASK}"
+    return pair
 
 
 def seconds_option(value: str, name: str, url: str) -> float:

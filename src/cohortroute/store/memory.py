@@ -1,42 +1,22 @@
 """The in-memory store: state in this process only, for tests and single-process demos.
 
 Each ``memory://`` URL opens a new, independent store -- nothing is global, so two routers
-never share state by accident. Records are stored as their JSON shapes, exactly like the
+never share state by accident. Records are stored as their JSON text, exactly like the
 persistent backends, so the state round-trips the same way everywhere.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import threading
-import time
 from collections.abc import Iterator
-from typing import Any
 
 from ..errors import ConfigurationError
-from ..policy import (
-    AuditEntry,
-    Policy,
-    TenantRecord,
-    audit_from_json,
-    audit_to_json,
-    policy_from_json,
-    policy_to_json,
-    tenant_from_json,
-    tenant_to_json,
-)
-from .base import ChangeFn, StateReader, Store
+from ..policy import AuditEntry, Policy, TenantRecord
+from ._codec import Codec, encode_audit, encode_policy, encode_tenant
+from .base import ChangeFn, FunctionReader, Store
 
-
-class _Reader(StateReader):
-    def __init__(self, store: MemoryStore) -> None:
-        self._store = store
-
-    def policy(self) -> Policy:
-        return self._store.policy()
-
-    def tenant(self, name: str) -> TenantRecord:
-        return self._store.tenant(name)
+log = logging.getLogger(__name__)
 
 
 class MemoryStore(Store, scheme="memory"):
@@ -51,6 +31,7 @@ class MemoryStore(Store, scheme="memory"):
         self._policy: str | None = None
         self._tenants: dict[str, str] = {}
         self._audit: list[str] = []
+        self._codec = Codec("the memory store")
 
     @classmethod
     def from_url(cls, url: str) -> MemoryStore:
@@ -60,49 +41,53 @@ class MemoryStore(Store, scheme="memory"):
             )
         return cls()
 
+    def _after_fork_in_child(self) -> None:
+        super()._after_fork_in_child()
+        self._lock = threading.RLock()
+
     def revision(self) -> int:
         return self._revision
 
     def policy(self) -> Policy:
         with self._lock:
-            data = None if self._policy is None else json.loads(self._policy)
-            return policy_from_json(data, self._revision)
+            raw, revision = self._policy, self._revision
+        return self._codec.policy_text(raw, revision, "the policy")
 
     def tenant(self, name: str) -> TenantRecord:
-        raw = self._tenants.get(name)
-        return tenant_from_json(name, None if raw is None else json.loads(raw))
+        return self._decode_tenant(name, self._tenants.get(name))
+
+    def _decode_tenant(self, name: str, raw: str | None) -> TenantRecord:
+        return self._codec.tenant_text(name, raw, f"the record of tenant {name!r}")
 
     def tenants(self) -> Iterator[TenantRecord]:
         with self._lock:
             items = sorted(self._tenants.items())
         for name, raw in items:
-            yield tenant_from_json(name, json.loads(raw))
+            yield self._decode_tenant(name, raw)
 
     def history(self, tenant: str | None = None, limit: int = 100) -> list[AuditEntry]:
         with self._lock:
-            entries = [audit_from_json(json.loads(raw)) for raw in reversed(self._audit)]
+            raws = list(reversed(self._audit))
+        entries = [self._codec.audit_text(raw, "the audit log") for raw in raws]
         if tenant is not None:
             entries = [e for e in entries if e.tenant == tenant]
-        return entries[:limit]
+        return entries[: max(limit, 0)]
 
-    def _commit(self, change: ChangeFn, actor: str) -> int:
+    def commit(self, change: ChangeFn, actor: str) -> int:
         with self._lock:
-            mutation = change(_Reader(self))
+            mutation = change(FunctionReader(self.policy, self.tenant))
             if not mutation:
                 return self._revision
             revision = self._revision + 1
             if mutation.policy is not None:
-                self._policy = _dump(policy_to_json(mutation.policy))
+                self._policy = encode_policy(mutation.policy)
             for name, record in mutation.tenants.items():
                 if record.is_empty():
                     self._tenants.pop(name, None)
                 else:
-                    self._tenants[name] = _dump(tenant_to_json(record))
-            for entry in mutation.audit(revision, actor, time.time()):
-                self._audit.append(_dump(audit_to_json(entry)))
+                    self._tenants[name] = encode_tenant(record)
+            self._audit.extend(
+                encode_audit(e) for e in mutation.audit(revision, actor, self.clock.time())
+            )
             self._revision = revision
             return revision
-
-
-def _dump(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))

@@ -26,58 +26,32 @@ import functools
 import hashlib
 import logging
 import math
-import os
 import re
-import select
-import threading
-import time
-import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlunsplit
 
-from ..errors import (
-    CohortRouteError,
-    ConfigurationError,
-    SchemaError,
-    StoreError,
-    StoreUnavailableError,
-    sentence,
-)
-from ..policy import (
-    AuditEntry,
-    Policy,
-    TenantRecord,
-    audit_from_json,
-    policy_from_json,
-    policy_to_json,
-    tenant_from_json,
-    tenant_to_json,
-)
-from ._push import POLL, PushListener, PushStore
-from ._urls import bool_option, redact, seconds_option
-from .base import ChangeFn, StateReader
+from ..errors import ConfigurationError
+from ..policy import AuditEntry, Policy, TenantRecord
+from ._codec import dumps, encode_policy, encode_tenant
+from ._network import NetworkStore, kept_in_child
+from ._pg_pool import Pool as _Pool
+from ._push import POLL, PushListener
+from .base import ChangeFn, FunctionReader
 
 if TYPE_CHECKING:
     import psycopg
 
     _Conn = psycopg.Connection[tuple[Any, ...]]
 
-log = logging.getLogger("cohortroute.store.postgres")
+log = logging.getLogger(__name__)
 
 #: The table layout this release writes; a database holding a higher number needs a newer one.
 SCHEMA_VERSION = 1
 
 _DEFAULT_PREFIX = "cohortroute_"
-_DEFAULT_CONNECT_TIMEOUT = 1.0
-_DEFAULT_TIMEOUT = 2.0
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}\Z")
-# Idle connections kept per process; more are opened when more threads write at once.
-_MAX_IDLE = 8
-# Connections a child inherited from its parent. Closing one would end the parent's session
-# (libpq says goodbye on the shared socket) and dropping it would warn, so the child keeps them.
-_INHERITED: list[Any] = []
 
 
 def _import_psycopg() -> Any:
@@ -173,105 +147,7 @@ class _Queries:
         self.notify = "SELECT pg_notify(%s, %s)"
 
 
-class _Pool:
-    """This process's connections; each serves one thread at a time."""
-
-    def __init__(self, connect: Callable[[], _Conn]) -> None:
-        self._connect = connect
-        self._lock = threading.Lock()
-        self._idle: list[_Conn] = []
-        self._all: set[_Conn] = set()
-        self._closed = False
-
-    def acquire(self) -> _Conn:
-        while True:
-            with self._lock:
-                if not self._idle:
-                    break
-                conn = self._idle.pop()
-                stale = _stale(conn)
-                if stale:
-                    self._all.discard(conn)
-            if not stale:
-                return conn
-            conn.close()
-        conn = self._connect()
-        with self._lock:
-            self._all.add(conn)
-        return conn
-
-    def release(self, conn: _Conn) -> None:
-        """Take a connection back; a broken or mid-transaction one is closed instead."""
-        healthy = not conn.closed and conn.info.transaction_status == 0  # 0 = IDLE
-        with self._lock:
-            keep = healthy and not self._closed and len(self._idle) < _MAX_IDLE
-            if keep:
-                self._idle.append(conn)
-            else:
-                self._all.discard(conn)
-        if not keep:
-            conn.close()
-
-    def close(self) -> None:
-        """Close the idle connections; the busy ones are closed when they come back."""
-        with self._lock:
-            self._closed = True
-            idle, self._idle = self._idle, []
-            self._all.difference_update(idle)
-        for conn in idle:
-            conn.close()
-
-    def abandon(self) -> list[_Conn]:
-        """Forget every connection without closing it (a fork's child does not own them).
-
-        Runs in a fork's child, where the lock may have been held by a thread that no longer
-        exists, so it takes no lock (the child has a single thread at that point).
-        """
-        self._closed = True
-        conns, self._all, self._idle = list(self._all), set(), []
-        return conns
-
-
-def _stale(conn: _Conn) -> bool:
-    """True when an idle connection is closed or has something to read: an idle session only
-    hears from the server when it is going away (terminated, server shutdown), so it is dropped
-    here instead of failing the next statement."""
-    if conn.closed:
-        return True
-    try:
-        if hasattr(select, "poll"):
-            poller = select.poll()
-            poller.register(conn.fileno(), select.POLLIN)
-            return bool(poller.poll(0))
-        readable, _, _ = select.select([conn.fileno()], [], [], 0)
-        return bool(readable)
-    except (OSError, ValueError):
-        return True
-
-
-class _Reader(StateReader):
-    """The state inside a commit's transaction, after the state row was locked."""
-
-    def __init__(self, store: PostgresStore, conn: _Conn, policy: Policy) -> None:
-        self._store = store
-        self._conn = conn
-        self._policy = policy
-
-    def policy(self) -> Policy:
-        return self._policy
-
-    def tenant(self, name: str) -> TenantRecord:
-        row = self._conn.execute(self._store._q.tenant, (name,)).fetchone()
-        return self._store._tenant_of(name, None if row is None else row[0])
-
-    def tenants(self, names: Sequence[str]) -> dict[str, TenantRecord]:
-        # One round trip for a whole batch (imports, ratchet marks), not one per tenant.
-        found = self._conn.execute(self._store._q.tenants_in, (list(names),)).fetchall()
-        rows: dict[str, Any] = {str(row[0]): row[1] for row in found}
-        return {name: self._store._tenant_of(name, rows.get(name)) for name in names}
-
-
-class PostgresStore(PushStore, scheme=("postgresql", "postgres")):
+class PostgresStore(NetworkStore["_Pool"], scheme=("postgresql", "postgres")):
     """State in PostgreSQL tables, shared by every process that opens the same URL.
 
     Connections are opened lazily by the process that uses them (never inherited across a
@@ -279,41 +155,27 @@ class PostgresStore(PushStore, scheme=("postgresql", "postgres")):
     connection that turns the ``NOTIFY`` of other processes' commits into change notifications.
     """
 
-    refresh_interval = 1.0
-    # Across the network: routers read it off the request thread, bounded by lookup_timeout.
-    remote = True
+    kind = "PostgreSQL"
+    own_options = ("schema", "table_prefix")
+    schema_version = SCHEMA_VERSION
+    url_fields = "host, port, database, user and password"
+    timeout_name = "statement"
 
     def __init__(self, url: str) -> None:
-        super().__init__()
-        parts = urlsplit(url)
-        if parts.scheme.lower() not in ("postgresql", "postgres"):
-            raise ConfigurationError(f"not a PostgreSQL URL: {redact(url)}")
-        options: dict[str, str] = {}
-        passthrough: list[tuple[str, str]] = []
-        for key, value in parse_qsl(parts.query, keep_blank_values=True):
-            if key in ("schema", "table_prefix", "connect_timeout", "timeout", "push"):
-                options[key] = value
-            else:
-                passthrough.append((key, value))
-        self.url = redact(url)
-        self.schema = options.get("schema") or None
-        self.table_prefix = options.get("table_prefix", _DEFAULT_PREFIX)
+        super().__init__(url)
+        self.schema = self._options.get("schema") or None
+        self.table_prefix = self._options.get("table_prefix", _DEFAULT_PREFIX)
         for name, ident in (("schema", self.schema), ("table_prefix", self.table_prefix)):
             if ident is not None and _IDENT.match(ident) is None:
                 raise ConfigurationError(
                     f"invalid {name}={ident!r} in {self.url}: use 1-41 of letters, digits and "
                     "_, not starting with a digit"
                 )
-        self.connect_timeout = seconds_option(
-            options.get("connect_timeout", str(_DEFAULT_CONNECT_TIMEOUT)), "connect_timeout", url
-        )
-        self.timeout = seconds_option(options.get("timeout", str(_DEFAULT_TIMEOUT)), "timeout", url)
-        # push=false: no listener (e.g. behind PgBouncer in transaction mode); routers then see
-        # changes through their periodic revision check alone.
-        self.push = bool_option(options.get("push", "true"), "push", url)
 
         self._psycopg = _import_psycopg()
-        driver_url = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(passthrough)))
+        driver_url = urlunsplit(
+            self._driver_parts._replace(scheme="postgresql", query=urlencode(self._driver_query))
+        )
         try:
             params: dict[str, Any] = self._psycopg.conninfo.conninfo_to_dict(driver_url)
         except self._psycopg.Error as exc:
@@ -346,36 +208,45 @@ class PostgresStore(PushStore, scheme=("postgresql", "postgres")):
             )
         digest = hashlib.sha1(f"cohortroute:{where}".encode(), usedforsecurity=False).digest()
         self._ddl_lock = int.from_bytes(digest[:8], "big", signed=True)
-
-        self._pool: _Pool | None = None
-        self._pool_finalizer: weakref.finalize[Any, Any] | None = None
         self._ready = False
-
-    @classmethod
-    def from_url(cls, url: str) -> PostgresStore:
-        return cls(url)
 
     def __repr__(self) -> str:
         place = f" schema={self.schema!r}" if self.schema else ""
         return f"<PostgresStore {self.url}{place} table_prefix={self.table_prefix!r}>"
 
+    @property
+    def _unavailable(self) -> tuple[type[BaseException], ...]:
+        return (self._psycopg.OperationalError,)
+
+    @property
+    def _driver_error(self) -> type[BaseException]:
+        error: type[BaseException] = self._psycopg.Error
+        return error
+
+    @property
+    def failure_hint(self) -> str:
+        return (
+            f"Check the user's privileges on the {self._where()}, and that no other program "
+            "changed them."
+        )
+
     # --- connections ------------------------------------------------------------------------
+
+    def _open_pool(self) -> _Pool:
+        # The pool must not refer to the store, which must stay collectable.
+        return _Pool(functools.partial(_open, self._psycopg, self._params, "cohortroute"))
+
+    @staticmethod
+    def _close_pool(pool: _Pool) -> None:
+        pool.close()
+
+    def _abandon_pool(self, pool: _Pool) -> None:
+        kept_in_child().extend(pool.abandon())
 
     @contextmanager
     def _connection(self, doing: str) -> Iterator[_Conn]:
         """A connection of this process's pool, to ``doing``; driver errors become StoreErrors."""
-        if self._pid != os.getpid():
-            self._forget_parent()
-        pool = self._pool
-        if pool is None:
-            with self._lock:
-                pool = self._pool
-                if pool is None:
-                    # The pool must not refer to the store (see the finalizer below).
-                    connect = functools.partial(_open, self._psycopg, self._params, "cohortroute")
-                    pool = self._pool = _Pool(connect)
-                    # A store dropped without close() still closes its connections.
-                    self._pool_finalizer = weakref.finalize(self, pool.close)
+        pool = self._connections()
         with self._errors(doing):
             conn = pool.acquire()
             try:
@@ -384,8 +255,7 @@ class PostgresStore(PushStore, scheme=("postgresql", "postgres")):
                 yield conn
             finally:
                 pool.release(conn)
-        if self._push_wanted and self._listener is None:
-            self._start_listener()
+        self._used()
 
     def _prepare(self, conn: _Conn) -> None:
         """Create the tables if they are missing, and check the schema version once."""
@@ -400,16 +270,7 @@ class PostgresStore(PushStore, scheme=("postgresql", "postgres")):
                     for statement in self._q.create:
                         conn.execute(statement)
             raw = self._schema_version(conn)
-        try:
-            version = int(raw) if raw is not None else None
-        except ValueError:
-            version = None
-        if version is None or not 1 <= version <= SCHEMA_VERSION:
-            raise SchemaError(
-                f"the PostgreSQL store at {self.url} ({self._where()}) has schema version "
-                f"{raw!r}; this cohortroute understands up to {SCHEMA_VERSION}. Upgrade "
-                "cohortroute, or point it at another ?schema= or ?table_prefix=."
-            )
+        self._check_schema("unknown" if raw is None else raw, self._where())
         self._ready = True
 
     def _schema_version(self, conn: _Conn) -> str | None:
@@ -430,98 +291,31 @@ class PostgresStore(PushStore, scheme=("postgresql", "postgres")):
         tables = f"tables {self.table_prefix}*"
         return f"{tables} in schema {self.schema}" if self.schema else tables
 
-    def _forget_parent(self) -> None:
-        """Drop what a fork inherited: the parent's connections and listener are the parent's.
-
-        Its lock is replaced too (see PushStore._forget_parent).
-        """
-        if self._pool is not None:
-            _INHERITED.extend(self._pool.abandon())
-        if self._pool_finalizer is not None:
-            self._pool_finalizer.detach()
-        self._pool = self._pool_finalizer = None
-        if isinstance(self._listener, _Listener):
-            _INHERITED.append(self._listener.conn)
-        super()._forget_parent()
-
-    def close(self) -> None:
-        """Stop the listener and close every connection; the next call reopens lazily.
-
-        Pushes resume with the next :meth:`subscribe` (the periodic revision check goes on).
-        """
-        if self._pid != os.getpid():
-            self._forget_parent()
-        with self._lock:
-            listener = self._take_listener()
-            finalizer, self._pool_finalizer, self._pool = self._pool_finalizer, None, None
-        if listener is not None:
-            listener.stop()
-        if finalizer is not None:
-            finalizer()  # closes the pool
-
-    # --- errors and decoding ----------------------------------------------------------------
-
-    @contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
-        try:
-            yield
-        except CohortRouteError:
-            raise
-        except self._psycopg.OperationalError as exc:
-            raise StoreUnavailableError(
-                f"cannot use the PostgreSQL store at {self.url} while {doing}: "
-                f"{sentence(exc)} Check that the server is running and reachable, and the "
-                "host, port, database, user and password in the URL (connect timeout "
-                f"{self.connect_timeout:g}s, statement timeout {self.timeout:g}s)."
-            ) from exc
-        except self._psycopg.Error as exc:
-            raise StoreError(
-                f"the PostgreSQL store at {self.url} failed while {doing}: {str(exc).strip()}. "
-                f"Check the user's privileges on the {self._where()}, and that no other "
-                "program changed them."
-            ) from exc
-
-    def _garbage(self, where: str, problem: str, exc: BaseException | None = None) -> StoreError:
-        error = StoreError(
-            f"the PostgreSQL store at {self.url} holds unreadable data in {where}: {problem}. "
-            "Another program may have written there; restore it from the audit log or a backup."
-        )
-        error.__cause__ = exc
-        return error
+    # --- decoding ---------------------------------------------------------------------------
 
     def _revision_of(self, row: tuple[Any, ...] | None) -> int:
+        where = f"{self.table_prefix}state"
         if row is None:
-            raise self._garbage(f"{self.table_prefix}state", "the row id = 1 is missing")
-        revision = row[0]
-        if not isinstance(revision, int) or revision < 0:
-            raise self._garbage(f"{self.table_prefix}state", f"revision {revision!r}")
-        return revision
+            raise self._codec.corrupt(where, "the row id = 1 is missing")
+        if not isinstance(row[0], int):
+            raise self._codec.corrupt(where, f"revision {row[0]!r}")
+        return self._codec.revision(row[0], where)
 
     def _policy_of(self, data: Any, revision: int) -> Policy:
-        where = f"{self.table_prefix}state.policy"
-        if data is not None and not isinstance(data, dict):
-            raise self._garbage(where, f"expected a JSON object, got {data!r:.80}")
-        try:
-            return policy_from_json(data, revision)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise self._garbage(where, f"not a policy ({exc!r})", exc) from exc
+        return self._codec.policy(data, revision, f"{self.table_prefix}state.policy")
 
     def _tenant_of(self, name: str, data: Any) -> TenantRecord:
-        where = f"{self.table_prefix}tenants[{name!r}]"
-        if data is not None and not isinstance(data, dict):
-            raise self._garbage(where, f"expected a JSON object, got {data!r:.80}")
-        try:
-            return tenant_from_json(name, data)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise self._garbage(where, f"not a tenant record ({exc!r})", exc) from exc
+        return self._codec.tenant(name, data, f"{self.table_prefix}tenants[{name!r}]")
 
     def _entry_of(self, row: tuple[Any, ...]) -> AuditEntry:
         keys = ("revision", "at", "actor", "action", "tenant", "before", "after")
-        try:
-            return audit_from_json(dict(zip(keys, row, strict=True)))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            where = f"{self.table_prefix}audit"
-            raise self._garbage(where, f"not an audit entry ({exc!r})", exc) from exc
+        return self._codec.audit(dict(zip(keys, row, strict=True)), f"{self.table_prefix}audit")
+
+    def _read_tenants(self, conn: _Conn, names: Sequence[str]) -> dict[str, TenantRecord]:
+        # One round trip for a whole batch (imports, ratchet marks), not one per tenant.
+        found = conn.execute(self._q.tenants_in, (list(names),)).fetchall()
+        rows: dict[str, Any] = {str(row[0]): row[1] for row in found}
+        return {name: self._tenant_of(name, rows.get(name)) for name in names}
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -557,7 +351,7 @@ class PostgresStore(PushStore, scheme=("postgresql", "postgres")):
 
     # --- writes -----------------------------------------------------------------------------
 
-    def _commit(self, change: ChangeFn, actor: str) -> int:
+    def commit(self, change: ChangeFn, actor: str) -> int:
         # json, not jsonb: the text is kept as written, so numbers come back exactly (jsonb
         # would turn 1e16 into the integer 10000000000000000, and round long floats).
         as_json = self._psycopg.types.json.Json
@@ -567,17 +361,22 @@ class PostgresStore(PushStore, scheme=("postgresql", "postgres")):
             row = conn.execute(q.lock).fetchone()
             revision = self._revision_of(row)
             policy = self._policy_of(None if row is None else row[1], revision)
-            mutation = change(_Reader(self, conn, policy))
+            reader = FunctionReader(
+                policy,
+                lambda name: self._read_tenants(conn, [name])[name],
+                functools.partial(self._read_tenants, conn),
+            )
+            mutation = change(reader)
             if not mutation:
                 return revision
             new = revision + 1
             if mutation.policy is None:
                 conn.execute(q.set_revision, (new,))
             else:
-                conn.execute(q.set_state, (new, as_json(policy_to_json(mutation.policy))))
+                conn.execute(q.set_state, (new, as_json(mutation.policy, dumps=encode_policy)))
             gone = [(n,) for n, r in mutation.tenants.items() if r.is_empty()]
             kept = [
-                (n, as_json(tenant_to_json(r)))
+                (n, as_json(r, dumps=encode_tenant))
                 for n, r in mutation.tenants.items()
                 if not r.is_empty()
             ]
@@ -593,10 +392,10 @@ class PostgresStore(PushStore, scheme=("postgresql", "postgres")):
                     e.actor,
                     e.action,
                     e.tenant,
-                    None if e.before is None else as_json(e.before),
-                    None if e.after is None else as_json(e.after),
+                    None if e.before is None else as_json(e.before, dumps=dumps),
+                    None if e.after is None else as_json(e.after, dumps=dumps),
                 )
-                for e in mutation.audit(new, actor, time.time())
+                for e in mutation.audit(new, actor, self.clock.time())
             ]
             with conn.cursor() as cursor:
                 cursor.executemany(q.audit, rows)
@@ -635,6 +434,9 @@ class _Listener(PushListener):
         )
         #: The current connection, kept here so that a fork's child can keep it open.
         self.conn: _Conn | None = None
+
+    def inherited(self) -> object | None:
+        return self.conn
 
     def _session(self) -> bool:
         conn = self.conn = self._connect()

@@ -26,43 +26,24 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import logging
-import os
-import random
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlunsplit
 
-from ..errors import (
-    CohortRouteError,
-    ConfigurationError,
-    SchemaError,
-    StoreError,
-    StoreUnavailableError,
-    sentence,
-)
-from ..policy import (
-    AuditEntry,
-    Policy,
-    TenantRecord,
-    audit_from_json,
-    audit_to_json,
-    policy_from_json,
-    policy_to_json,
-    tenant_from_json,
-    tenant_to_json,
-)
-from ._push import POLL, PushListener, PushStore
-from ._urls import bool_option, redact, seconds_option
-from .base import ChangeFn, StateReader
+from .._backoff import attempt_delay
+from ..errors import ConfigurationError, StoreError
+from ..policy import AuditEntry, Policy, TenantRecord
+from ._codec import Codec, encode_audit, encode_policy, encode_tenant
+from ._network import NetworkStore
+from ._push import POLL, PushListener
+from .base import ChangeFn, FunctionReader
 
 if TYPE_CHECKING:
     import redis
 
-log = logging.getLogger("cohortroute.store.redis")
+log = logging.getLogger(__name__)
 
 # What redis-py's annotations say a read returns (we never ask it to decode: always bytes).
 _Raw = bytes | str
@@ -71,8 +52,6 @@ _Raw = bytes | str
 SCHEMA_VERSION = 1
 
 _DEFAULT_PREFIX = "cohortroute:"
-_DEFAULT_CONNECT_TIMEOUT = 1.0
-_DEFAULT_TIMEOUT = 2.0
 
 # KEYS: revision, schema, policy, tenants, audit, then one per-tenant audit list per entry.
 # ARGV: expected revision, new revision, schema version, channel, policy JSON ('' = unchanged),
@@ -138,22 +117,7 @@ def _make_pool(
     return pool
 
 
-class _Reader(StateReader):
-    """The state as a commit sees it: the policy read with the revision, tenants on demand."""
-
-    def __init__(self, store: RedisStore, client: redis.Redis, policy: Policy) -> None:
-        self._store = store
-        self._client = client
-        self._policy = policy
-
-    def policy(self) -> Policy:
-        return self._policy
-
-    def tenant(self, name: str) -> TenantRecord:
-        return self._store._read_tenant(self._client, name)
-
-
-class RedisStore(PushStore, scheme=("redis", "rediss")):
+class RedisStore(NetworkStore["redis.Redis"], scheme=("redis", "rediss")):
     """State in a Redis database, shared by every process that opens the same URL and prefix.
 
     Connections are opened lazily by the process that uses them (never inherited across a
@@ -161,46 +125,31 @@ class RedisStore(PushStore, scheme=("redis", "rediss")):
     pushes of other processes' commits into change notifications.
     """
 
-    refresh_interval = 1.0
-    # Across the network: routers read it off the request thread, bounded by lookup_timeout.
-    remote = True
+    kind = "Redis"
+    own_options = ("prefix",)
+    schema_version = SCHEMA_VERSION
+    url_fields = "host, port, password and TLS settings"
+    timeout_name = "operation"
 
     def __init__(self, url: str) -> None:
-        super().__init__()
-        parts = urlsplit(url)
-        if parts.scheme.lower() not in ("redis", "rediss"):
-            raise ConfigurationError(f"not a Redis URL: {redact(url)}; use redis://host:6379/0")
-        options: dict[str, str] = {}
-        passthrough: list[tuple[str, str]] = []
-        for key, value in parse_qsl(parts.query, keep_blank_values=True):
-            if key in ("prefix", "connect_timeout", "timeout", "push"):
-                options[key] = value
-            else:
-                passthrough.append((key, value))
-        self.url = redact(url)
-        prefix = options.get("prefix", _DEFAULT_PREFIX)
+        super().__init__(url)
+        prefix = self._options.get("prefix", _DEFAULT_PREFIX)
         if not prefix:
             raise ConfigurationError(f"empty prefix in {self.url}: give one, like ?prefix=myapp")
         self.prefix = prefix if prefix.endswith(":") else prefix + ":"
-        self.connect_timeout = seconds_option(
-            options.get("connect_timeout", str(_DEFAULT_CONNECT_TIMEOUT)), "connect_timeout", url
+        self._codec = Codec(
+            f"the Redis store at {self.url}",
+            f"Another program may have written under the prefix {self.prefix!r}; restore it "
+            "from the audit log or a backup, or use a different ?prefix=.",
         )
-        self.timeout = seconds_option(options.get("timeout", str(_DEFAULT_TIMEOUT)), "timeout", url)
-        # push=false: no listener (e.g. behind PgBouncer in transaction mode); routers then see
-        # changes through their periodic revision check alone.
-        self.push = bool_option(options.get("push", "true"), "push", url)
-        self._driver_url = urlunsplit(parts._replace(query=urlencode(passthrough)))
-
+        self._driver_url = urlunsplit(
+            self._driver_parts._replace(query=urlencode(self._driver_query))
+        )
         self._redis = _import_redis()
         try:
             self._redis.connection.parse_url(self._driver_url)
         except ValueError as exc:
             raise ConfigurationError(f"invalid Redis URL {self.url}: {exc}") from exc
-        self._unavailable: tuple[type[BaseException], ...] = (
-            self._redis.exceptions.ConnectionError,
-            self._redis.exceptions.TimeoutError,
-        )
-        self._driver_error: type[BaseException] = self._redis.exceptions.RedisError
 
         p = self.prefix
         self._k_revision, self._k_schema = f"{p}revision", f"{p}schema"
@@ -208,17 +157,26 @@ class RedisStore(PushStore, scheme=("redis", "rediss")):
         self._k_tenants, self._k_audit = f"{p}tenants", f"{p}audit"
         #: The pub/sub channel every commit publishes its new revision on.
         self.channel = f"{p}changes"
-
-        self._pool: redis.ConnectionPool | None = None
-        self._client: redis.Redis | None = None
         self._schema_checked = False
-
-    @classmethod
-    def from_url(cls, url: str) -> RedisStore:
-        return cls(url)
 
     def __repr__(self) -> str:
         return f"<RedisStore {self.url} prefix={self.prefix!r}>"
+
+    @property
+    def _unavailable(self) -> tuple[type[BaseException], ...]:
+        return (self._redis.exceptions.ConnectionError, self._redis.exceptions.TimeoutError)
+
+    @property
+    def _driver_error(self) -> type[BaseException]:
+        error: type[BaseException] = self._redis.exceptions.RedisError
+        return error
+
+    @property
+    def failure_hint(self) -> str:
+        return (
+            f"If a key under {self.prefix!r} holds the wrong type, another program wrote "
+            "there: use a different ?prefix= or delete the key."
+        )
 
     # --- connections ------------------------------------------------------------------------
 
@@ -227,136 +185,35 @@ class RedisStore(PushStore, scheme=("redis", "rediss")):
             self._redis, self._driver_url, self.connect_timeout, self.timeout, **extra
         )
 
+    def _open_pool(self) -> redis.Redis:
+        client: redis.Redis = self._redis.Redis(connection_pool=self._make_pool())
+        return client
+
+    @staticmethod
+    def _close_pool(pool: redis.Redis) -> None:
+        pool.connection_pool.disconnect()
+
     def _conn(self) -> redis.Redis:
         """This process's client, created on first use (and again after a fork or close)."""
-        if self._pid != os.getpid():
-            self._forget_parent()
-        client = self._client
-        if client is None:
-            with self._lock:
-                client = self._client
-                if client is None:
-                    self._pool = self._make_pool()
-                    client = self._client = self._redis.Redis(connection_pool=self._pool)
+        client = self._connections()
         if not self._schema_checked:
             with self._errors("checking the schema version"):
                 raw = client.get(self._k_schema)
-            self._check_schema(raw)
+            self._check_schema(raw, f"prefix {self.prefix!r}")
             self._schema_checked = True
-        if self._push_wanted and self._listener is None:
-            self._start_listener()
+        self._used()
         return client
 
-    def _forget_parent(self) -> None:
-        """Drop what a fork inherited: the parent's sockets and listener belong to the parent.
-
-        redis-py closes an inherited connection without telling the server, so letting them go
-        never disturbs the parent's sessions. The lock is replaced too (PushStore does it).
-        """
-        super()._forget_parent()
-        self._pool = None
-        self._client = None
-
-    def close(self) -> None:
-        """Stop the listener and close every connection; the next call reopens lazily.
-
-        Pushes resume with the next :meth:`subscribe` (the periodic revision check goes on).
-        """
-        if self._pid != os.getpid():
-            self._forget_parent()
-        with self._lock:
-            listener = self._take_listener()
-            pool, self._pool, self._client = self._pool, None, None
-        if listener is not None:
-            listener.stop()
-        if pool is not None:
-            pool.disconnect()
-
-    # --- errors -----------------------------------------------------------------------------
-
-    @contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
-        try:
-            yield
-        except CohortRouteError:
-            raise
-        except self._unavailable as exc:
-            raise StoreUnavailableError(
-                f"cannot reach the Redis store at {self.url} while {doing}: {sentence(exc)} "
-                "Check that the server is running and reachable, and the host, port, password "
-                f"and TLS settings in the URL (connect timeout {self.connect_timeout:g}s, "
-                f"operation timeout {self.timeout:g}s)."
-            ) from exc
-        except self._driver_error as exc:
-            raise StoreError(
-                f"the Redis store at {self.url} failed while {doing}: {exc}. If a key under "
-                f"{self.prefix!r} holds the wrong type, another program wrote there: use a "
-                "different ?prefix= or delete the key."
-            ) from exc
-
-    def _garbage(self, key: str, problem: str, exc: BaseException | None = None) -> StoreError:
-        error = StoreError(
-            f"the Redis store at {self.url} holds unreadable data in {key!r}: {problem}. Another "
-            f"program may have written under the prefix {self.prefix!r}; restore it from the "
-            "audit log or a backup, or use a different ?prefix=."
-        )
-        error.__cause__ = exc
-        return error
-
-    def _check_schema(self, raw: _Raw | None) -> None:
-        if raw is None:
-            return
-        try:
-            version = int(raw)
-        except ValueError:
-            version = None
-        if version is None or version > SCHEMA_VERSION or version < 1:
-            raise SchemaError(
-                f"the Redis store at {self.url} (prefix {self.prefix!r}) has schema version "
-                f"{raw!r}; this cohortroute understands up to {SCHEMA_VERSION}. Upgrade "
-                "cohortroute, or point it at another prefix."
-            )
-
-    def _json(self, key: str, raw: _Raw, kind: type[Any]) -> Any:
-        try:
-            data = json.loads(raw)
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-            raise self._garbage(key, "not valid JSON", exc) from exc
-        if not isinstance(data, kind):
-            raise self._garbage(key, f"expected a JSON {kind.__name__}, got {data!r:.80}")
-        return data
+    # --- decoding ---------------------------------------------------------------------------
 
     def _revision_of(self, raw: _Raw | None) -> int:
-        if raw is None:
-            return 0
-        try:
-            revision = int(raw)
-        except ValueError as exc:
-            raise self._garbage(self._k_revision, f"not an integer: {raw!r:.80}", exc) from exc
-        if revision < 0:
-            raise self._garbage(self._k_revision, f"negative revision {revision}")
-        return revision
+        return self._codec.revision(raw, self._k_revision)
 
     def _policy_of(self, raw: _Raw | None, revision: int) -> Policy:
-        data = None if raw is None else self._json(self._k_policy, raw, dict)
-        try:
-            return policy_from_json(data, revision)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise self._garbage(self._k_policy, f"not a policy ({exc!r})", exc) from exc
+        return self._codec.policy_text(raw, revision, self._k_policy)
 
     def _tenant_of(self, name: str, raw: _Raw | None) -> TenantRecord:
-        data = None if raw is None else self._json(f"{self._k_tenants}[{name}]", raw, dict)
-        try:
-            return tenant_from_json(name, data)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            where = f"{self._k_tenants}[{name}]"
-            raise self._garbage(where, f"not a tenant record ({exc!r})", exc) from exc
-
-    def _entry_of(self, key: str, raw: _Raw) -> AuditEntry:
-        try:
-            return audit_from_json(self._json(key, raw, dict))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise self._garbage(key, f"not an audit entry ({exc!r})", exc) from exc
+        return self._codec.tenant_text(name, raw, f"{self._k_tenants}[{name}]")
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -403,7 +260,7 @@ class RedisStore(PushStore, scheme=("redis", "rediss")):
             try:
                 name = key.decode()
             except UnicodeDecodeError as exc:
-                raise self._garbage(self._k_tenants, f"tenant name {key!r}", exc) from exc
+                raise self._codec.corrupt(self._k_tenants, f"tenant name {key!r}", exc) from exc
             records.append(self._tenant_of(name, value))
         records.sort(key=lambda record: record.name)
         return iter(records)
@@ -415,11 +272,11 @@ class RedisStore(PushStore, scheme=("redis", "rediss")):
         client = self._conn()
         with self._errors("reading the audit log"):
             raw = client.lrange(key, -limit, -1)
-        return [self._entry_of(key, item) for item in reversed(raw)]
+        return [self._codec.audit_text(item, key) for item in reversed(raw)]
 
     # --- writes -----------------------------------------------------------------------------
 
-    def _commit(self, change: ChangeFn, actor: str) -> int:
+    def commit(self, change: ChangeFn, actor: str) -> int:
         client = self._conn()
         deadline = time.monotonic() + 5 * self.timeout
         attempt = 0
@@ -429,25 +286,27 @@ class RedisStore(PushStore, scheme=("redis", "rediss")):
                 raw_revision, raw_schema, raw_policy = self._get(
                     client, self._k_revision, self._k_schema, self._k_policy
                 )
-            self._check_schema(raw_schema)
+            self._check_schema(raw_schema, f"prefix {self.prefix!r}")
             revision = self._revision_of(raw_revision)
-            mutation = change(_Reader(self, client, self._policy_of(raw_policy, revision)))
+            policy = self._policy_of(raw_policy, revision)
+            reader = FunctionReader(policy, functools.partial(self._read_tenant, client))
+            mutation = change(reader)
             if not mutation:
                 return revision
             new = revision + 1
             keys = [self._k_revision, self._k_schema, self._k_policy, self._k_tenants]
             keys.append(self._k_audit)
             args: list[str | int] = [revision, new, SCHEMA_VERSION, self.channel]
-            args.append("" if mutation.policy is None else _dump(policy_to_json(mutation.policy)))
+            args.append("" if mutation.policy is None else encode_policy(mutation.policy))
             args.append(len(mutation.tenants))
             for name, record in mutation.tenants.items():
-                args += [name, "" if record.is_empty() else _dump(tenant_to_json(record))]
-            for entry in mutation.audit(new, actor, time.time()):
+                args += [name, "" if record.is_empty() else encode_tenant(record)]
+            for entry in mutation.audit(new, actor, self.clock.time()):
                 index = 0
                 if entry.tenant is not None:
                     keys.append(f"{self._k_audit}:{entry.tenant}")
                     index = len(keys)
-                args += [_dump(audit_to_json(entry)), index]
+                args += [encode_audit(entry), index]
             with self._errors("writing a change"):
                 result = self._run_commit(client, keys, args)
             status = result[0] if isinstance(result, list) and result else None
@@ -455,9 +314,9 @@ class RedisStore(PushStore, scheme=("redis", "rediss")):
                 return new
             if status == b"wrongtype":
                 key, kind, want = (part.decode(errors="replace") for part in result[1:4])
-                raise self._garbage(key, f"a Redis {kind} where a {want} belongs")
+                raise self._codec.corrupt(key, f"a Redis {kind} where a {want} belongs")
             if status == b"schema":
-                self._check_schema(result[1])
+                self._check_schema(result[1], f"prefix {self.prefix!r}")
             if status != b"conflict":
                 raise StoreError(f"unexpected reply {result!r} from the Redis store at {self.url}")
             if time.monotonic() > deadline:
@@ -467,7 +326,7 @@ class RedisStore(PushStore, scheme=("redis", "rediss")):
                 )
             # Another writer committed first: re-run the change on fresh state, after a short
             # randomised pause so that competing writers spread out.
-            time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
+            time.sleep(attempt_delay(attempt))
 
     def _run_commit(self, client: redis.Redis, keys: list[str], args: list[str | int]) -> Any:
         try:
@@ -528,7 +387,3 @@ class _Listener(PushListener):
             return True
         finally:
             pool.disconnect()
-
-
-def _dump(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))

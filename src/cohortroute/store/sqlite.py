@@ -42,32 +42,27 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
+import logging
 import os
-import random
 import sqlite3
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote
 
+from .._backoff import Backoff
 from ..errors import (
     ConfigurationError,
     SchemaError,
     StoreError,
     StoreUnavailableError,
 )
-from ..policy import (
-    AuditEntry,
-    Policy,
-    TenantRecord,
-    policy_from_json,
-    policy_to_json,
-    tenant_from_json,
-)
-from .base import ChangeFn, Mutation, StateReader, Store
+from ..policy import AuditEntry, Policy, TenantRecord
+from ._codec import Codec, dumps, encode_policy
+from .base import ChangeFn, FunctionReader, Mutation, Store
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -117,10 +112,6 @@ _BUSY_SLICE = 0.1
 _MAX_PAUSE = 0.02
 
 _OPTIONS = ("timeout", "synchronous")
-
-
-def _dump(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
 def _code(exc: sqlite3.Error) -> int | None:
@@ -185,33 +176,6 @@ class _Connection:
             self.release()
 
 
-_STORES: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
-
-
-def _before_fork() -> None:
-    for store in list(_STORES):
-        store.close()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork)
-
-
-class _TransactionReader(StateReader):
-    """The state as seen inside the write transaction a change function runs in."""
-
-    def __init__(self, store: SQLiteStore, db: sqlite3.Connection, revision: int) -> None:
-        self._store, self._db, self._revision = store, db, revision
-
-    def policy(self) -> Policy:
-        row = self._db.execute("SELECT policy FROM cohortroute_state").fetchone()
-        return self._store._load_policy(self._revision, row[0])
-
-    def tenant(self, name: str) -> TenantRecord:
-        row = self._db.execute(_SELECT_TENANT, (name,)).fetchone()
-        return self._store._load_tenant(name, row)
-
-
 class SQLiteStore(Store, scheme="sqlite"):
     """State in one SQLite file: ``sqlite:///relative.db`` or ``sqlite:////absolute.db``.
 
@@ -233,8 +197,8 @@ class SQLiteStore(Store, scheme="sqlite"):
         self._local = threading.local()
         self._prepare_lock = threading.Lock()
         self._ready = False
+        self._codec = Codec(f"the SQLite store {self.path}")
         self._check_path()
-        _STORES.add(self)
         self._run(lambda db: None)  # open now: a bad path or schema fails at construction
 
     @classmethod
@@ -285,6 +249,11 @@ class SQLiteStore(Store, scheme="sqlite"):
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
+
+    def _before_fork(self) -> None:
+        # The forking thread's connection is closed, so a child inherits nothing in the common
+        # preload-then-fork case (other threads' connections are set aside in the child).
+        self.close()
 
     # --- connections ---------------------------------------------------------------------
 
@@ -465,7 +434,8 @@ class SQLiteStore(Store, scheme="sqlite"):
     def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` on this thread's connection, retrying while another process writes."""
         deadline: float | None = None
-        pause = 0.001
+        # Jitter keeps waiting processes from retrying in lockstep.
+        backoff = Backoff(minimum=0.001, maximum=_MAX_PAUSE, jitter=True)
         while True:
             try:
                 return work(self._connection())
@@ -479,9 +449,7 @@ class SQLiteStore(Store, scheme="sqlite"):
                     deadline = now + self.timeout
                 if now >= deadline:
                     raise self._failure(exc) from exc
-                # Jitter keeps waiting processes from retrying in lockstep.
-                time.sleep(random.uniform(0, pause))
-                pause = min(pause * 2, _MAX_PAUSE)
+                time.sleep(backoff.next())
 
     def close(self) -> None:
         """Close this thread's connection; the next call on this thread opens a new one."""
@@ -493,33 +461,32 @@ class SQLiteStore(Store, scheme="sqlite"):
     # --- decoding ------------------------------------------------------------------------
 
     def _load_policy(self, revision: int, raw: str | None) -> Policy:
-        try:
-            return policy_from_json(None if raw is None else json.loads(raw), revision)
-        except (ValueError, TypeError, KeyError) as exc:
-            raise StoreError(
-                f"the SQLite store {self.path} holds an unreadable policy ({exc}); restore it "
-                "from a backup"
-            ) from exc
+        return self._codec.policy_text(raw, revision, "cohortroute_state.policy")
 
     def _load_tenant(self, name: str, row: Any) -> TenantRecord:
         if row is None:
             return TenantRecord(name)
         pin, ratchet, tags, state = row
-        try:
-            return tenant_from_json(
-                name,
-                {
-                    "pin": pin,
-                    "ratchet": ratchet,
-                    "tags": json.loads(tags) if tags else (),
-                    "state": json.loads(state) if state else None,
-                },
-            )
-        except (ValueError, TypeError) as exc:
-            raise StoreError(
-                f"the SQLite store {self.path} holds an unreadable record for tenant {name!r} "
-                f"({exc}); restore it from a backup"
-            ) from exc
+        where = f"cohortroute_tenants[{name!r}]"
+        data = {
+            "pin": pin,
+            "ratchet": ratchet,
+            "tags": self._codec.loads(tags, where) if tags else (),
+            "state": self._codec.loads(state, where) if state else None,
+        }
+        return self._codec.tenant(name, data, where)
+
+    def _read_tenant(self, db: sqlite3.Connection, name: str) -> TenantRecord:
+        return self._load_tenant(name, db.execute(_SELECT_TENANT, (name,)).fetchone())
+
+    def _load_entry(self, row: Any) -> AuditEntry:
+        where = "cohortroute_audit"
+        keys = ("revision", "at", "actor", "action", "tenant", "before", "after")
+        data = dict(zip(keys, row, strict=True))
+        for key in ("before", "after"):
+            if data[key] is not None:
+                data[key] = self._codec.loads(data[key], where)
+        return self._codec.audit(data, where)
 
     # --- the primitives ------------------------------------------------------------------
 
@@ -557,30 +524,19 @@ class SQLiteStore(Store, scheme="sqlite"):
             args = (tenant, *args)
         sql += " ORDER BY id DESC LIMIT ?"
         rows = self._run(lambda db: db.execute(sql, args).fetchall())
-        try:
-            return [
-                AuditEntry(
-                    revision=int(r[0]),
-                    at=float(r[1]),
-                    actor=str(r[2]),
-                    action=str(r[3]),
-                    tenant=r[4],
-                    before=None if r[5] is None else json.loads(r[5]),
-                    after=None if r[6] is None else json.loads(r[6]),
-                )
-                for r in rows
-            ]
-        except ValueError as exc:
-            raise StoreError(
-                f"the SQLite store {self.path} holds an unreadable audit entry ({exc})"
-            ) from exc
+        return [self._load_entry(row) for row in rows]
 
-    def _commit(self, change: ChangeFn, actor: str) -> int:
+    def commit(self, change: ChangeFn, actor: str) -> int:
         def attempt(db: sqlite3.Connection) -> int:
             db.execute("BEGIN IMMEDIATE")
             try:
-                current = int(db.execute("SELECT revision FROM cohortroute_state").fetchone()[0])
-                mutation = change(_TransactionReader(self, db, current))
+                row = db.execute("SELECT revision, policy FROM cohortroute_state").fetchone()
+                current = int(row[0])
+                reader = FunctionReader(
+                    functools.partial(self._load_policy, current, row[1]),
+                    functools.partial(self._read_tenant, db),
+                )
+                mutation = change(reader)
                 if not mutation:
                     db.execute("ROLLBACK")  # nothing to write: no revision, no audit entry
                     return current
@@ -605,7 +561,7 @@ class SQLiteStore(Store, scheme="sqlite"):
         else:
             db.execute(
                 "UPDATE cohortroute_state SET revision = ?, policy = ?",
-                (revision, _dump(policy_to_json(mutation.policy))),
+                (revision, encode_policy(mutation.policy)),
             )
         for name, record in mutation.tenants.items():
             if record.is_empty():
@@ -618,8 +574,8 @@ class SQLiteStore(Store, scheme="sqlite"):
                         name,
                         record.pin,
                         record.ratchet,
-                        _dump(sorted(record.tags)) if record.tags else None,
-                        _dump(dict(record.state)) if record.state else None,
+                        dumps(sorted(record.tags)) if record.tags else None,
+                        dumps(dict(record.state)) if record.state else None,
                     ),
                 )
         db.executemany(
@@ -632,9 +588,9 @@ class SQLiteStore(Store, scheme="sqlite"):
                     e.actor,
                     e.action,
                     e.tenant,
-                    None if e.before is None else _dump(e.before),
-                    None if e.after is None else _dump(e.after),
+                    None if e.before is None else dumps(e.before),
+                    None if e.after is None else dumps(e.after),
                 )
-                for e in mutation.audit(revision, actor, time.time())
+                for e in mutation.audit(revision, actor, self.clock.time())
             ],
         )
