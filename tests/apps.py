@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
+
+from asgiref.testing import ApplicationCommunicator
 
 
 def wsgi_version(name: str) -> Any:
@@ -59,3 +61,19 @@ def asgi_version(name: str, events: list[str] | None = None, fail_startup: bool 
         await send({"type": "http.response.body", "body": body.encode()})
 
     return app
+
+
+class Communicator(Protocol):
+    """The typed face of asgiref's ApplicationCommunicator (asgiref ships no annotations)."""
+
+    async def send_input(self, message: dict[str, Any]) -> None: ...
+
+    async def receive_output(self, timeout: float = 1) -> dict[str, Any]: ...
+
+    async def wait(self, timeout: float = 1) -> None: ...
+
+
+def communicator(app: Any, scope: dict[str, Any]) -> Communicator:
+    """Run ``app`` on ``scope`` in process, talking to it message by message."""
+    comm: Communicator = ApplicationCommunicator(app, scope)  # type: ignore[no-untyped-call]
+    return comm

@@ -2,8 +2,9 @@
 
 Loopback only: it listens on 127.0.0.1 and forwards to one loopback upstream. ``cut()`` closes
 every open connection and refuses new ones (by closing them at once), ``slow(seconds)`` delays
-every forwarded chunk, ``restore()`` returns to normal. ``close()`` stops everything; use it as
-a context manager so no thread or socket outlives the test.
+every forwarded chunk, ``restore()`` returns to normal (and lets delayed chunks through now).
+``close()`` stops everything; use it as a context manager so no thread or socket outlives the
+test.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import contextlib
 import select
 import socket
 import threading
-import time
 from types import TracebackType
 
 
@@ -33,6 +33,8 @@ class FaultProxy:
         self._threads: list[threading.Thread] = []
         self._cut = False
         self._delay = 0.0
+        self._hurry = threading.Event()  # set: delayed chunks go through at once
+        self._hurry.set()
         self._closed = False
         self.connections = 0
         accept = threading.Thread(target=self._accept_loop, name="faultproxy-accept", daemon=True)
@@ -51,18 +53,21 @@ class FaultProxy:
             _close(b)
 
     def slow(self, seconds: float) -> None:
-        """Delay every forwarded chunk by ``seconds``."""
+        """Delay every forwarded chunk by ``seconds`` (until :meth:`restore`)."""
         self._delay = seconds
+        self._hurry.clear()
 
     def restore(self) -> None:
         """Forward normally again."""
         self._delay = 0.0
+        self._hurry.set()
         with self._lock:
             self._cut = False
 
     def close(self) -> None:
         """Stop the proxy; joins its threads."""
         self._closed = True
+        self._hurry.set()
         self.cut()
         _close(self._listener)
         for thread in self._threads:
@@ -119,8 +124,9 @@ class FaultProxy:
                     data = sock.recv(65536)
                     if not data:
                         return
-                    if self._delay:
-                        time.sleep(self._delay)
+                    delay = self._delay
+                    if delay:
+                        self._hurry.wait(delay)
                     peers[sock].sendall(data)
         except (OSError, ValueError):
             return

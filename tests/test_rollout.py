@@ -6,14 +6,11 @@ The key tests run on the memory and the SQLite store; the migration runner is in
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from asgiref.testing import ApplicationCommunicator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.test import Client
@@ -149,99 +146,7 @@ def test_a_large_import_is_written_in_large_batches(memory: Store) -> None:
     assert [e.action for e in memory.history(limit=3)][:2] == ["tenants-register"] * 2
 
 
-def test_routers_register_the_tenants_they_serve_batched_and_then_never_write() -> None:
-    store = MemoryStore()
-    router = CohortRouter(
-        {"v1": wsgi_version("v1"), "v2": wsgi_version("v2")},
-        domains=["example.com"],
-        store=store,
-    )
-    client = Client(router)
-    for name in ("acme", "globex", "initech"):
-        assert client.get("/", headers={"Host": f"{name}.example.com"}).status_code == 200
-    assert store.revision() == 1  # nothing written per request
-    # Make the batch due now (normally REGISTER_DELAY after the first tenant, at a refresh).
-    router._register_due = router._next_check = 0.0
-    client.get("/", headers={"Host": "acme.example.com"})
-    deadline = time.monotonic() + 5
-    while store.revision() == 1 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert store.revision() == 2  # one write for the three of them
-    assert {r.name for r in store.tenants() if r.registered} == {"acme", "globex", "initech"}
-    for _ in range(3):
-        for name in ("acme", "globex", "initech"):
-            client.get("/", headers={"Host": f"{name}.example.com"})
-    # A tenant answered while the first write was in flight may be queued again; flushing it
-    # writes nothing, because it is registered already.
-    router._flush_registrations()
-    assert store.revision() == 2 and not router._unregistered  # steady state: no writes
-
-
-def test_tenants_the_app_does_not_know_are_never_registered() -> None:
-    # A flood of random subdomains must not grow the registry: only tenants the app answers
-    # with a status below 400 are recorded.
-    def app(environ: dict[str, object], start_response: Any) -> list[bytes]:
-        known = environ["cohortroute.tenant"] in ("acme", "globex")
-        start_response("200 OK" if known else "404 Not Found", [])
-        return [b""]
-
-    store = MemoryStore()
-    router = CohortRouter({"v1": app}, domains=["example.com"], store=store)
-    client = Client(router)
-    for name in ("acme", "x7f3k", "globex", "zz9q0"):
-        client.get("/", headers={"Host": f"{name}.example.com"})
-    assert router._unregistered == {"acme", "globex"}
-    router._flush_registrations()
-    assert {r.name for r in store.tenants()} == {"acme", "globex"}
-
-
-def test_asgi_routers_register_tenants_answered_below_400() -> None:
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        status = 200 if scope["cohortroute.tenant"] == "acme" else 404
-        await send({"type": "http.response.start", "status": status, "headers": []})
-        await send({"type": "http.response.body", "body": b""})
-
-    router = CohortRouter({"v1": app}, domains=["example.com"], store=MemoryStore())
-
-    async def hit(host: str) -> None:
-        scope = {
-            "type": "http",
-            "method": "GET",
-            "path": "/",
-            "headers": [(b"host", host.encode())],
-        }
-        comm = ApplicationCommunicator(router, scope)
-        await comm.send_input({"type": "http.request", "body": b""})
-        await comm.receive_output(2)
-        await comm.receive_output(2)
-        await comm.wait(1)
-
-    asyncio.run(hit("acme.example.com"))
-    asyncio.run(hit("nobody.example.com"))
-    assert router._unregistered == {"acme"}
-
-
-def test_names_the_registry_cannot_hold_are_skipped() -> None:
-    store = MemoryStore()
-    router = CohortRouter(
-        {"v1": wsgi_version("v1")},
-        tenant_resolver=lambda host: host.split(".")[0].replace("-", "_"),
-        store=store,
-    )
-    client = Client(router)
-    client.get("/", headers={"Host": "acme.example.com"})
-    client.get("/", headers={"Host": "big-corp.example.com"})  # tenant "big_corp"
-    router._flush_registrations()
-    assert [r.name for r in store.tenants()] == ["acme"] and not router._unregistered
-
-
-def test_routers_can_leave_the_registry_alone() -> None:
-    store = MemoryStore()
-    router = CohortRouter(
-        {"v1": wsgi_version("v1")}, domains=["example.com"], store=store, register_tenants=False
-    )
-    Client(router).get("/", headers={"Host": "acme.example.com"})
-    assert not router._unregistered
+# The routers' tenant registration is tested in test_registration.py.
 
 
 # --- start, plans, dwell ------------------------------------------------------------------------

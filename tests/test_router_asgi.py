@@ -6,11 +6,10 @@ import asyncio
 from typing import Any
 
 import pytest
-from asgiref.testing import ApplicationCommunicator
 
 from cohortroute import ASGICohortRouter, CohortRouter
 
-from .apps import asgi_version, wsgi_version
+from .apps import asgi_version, communicator, wsgi_version
 
 
 def make(apps: dict[str, Any] | None = None, **kwargs: Any) -> Any:
@@ -40,7 +39,7 @@ def http_scope(host: str | None, path: str = "/", http_version: str = "1.1") -> 
 
 def request(router: Any, host: str | None, path: str = "/", **kw: Any) -> tuple[int, str]:
     async def run() -> tuple[int, str]:
-        comm = ApplicationCommunicator(router, http_scope(host, path, **kw))
+        comm = communicator(router, http_scope(host, path, **kw))
         await comm.send_input({"type": "http.request", "body": b"", "more_body": False})
         start = await comm.receive_output(2)
         body = b""
@@ -80,7 +79,7 @@ def test_websockets_route_by_host() -> None:
 
     async def run(host: str) -> list[dict[str, Any]]:
         scope = dict(http_scope(host), type="websocket", scheme="ws")
-        comm = ApplicationCommunicator(router, scope)
+        comm = communicator(router, scope)
         await comm.send_input({"type": "websocket.connect"})
         out = [await comm.receive_output(2)]
         while out[-1]["type"] != "websocket.close":
@@ -100,7 +99,7 @@ def test_websocket_to_a_wsgi_version_is_closed_not_crashed() -> None:
 
     async def run() -> dict[str, Any]:
         scope = dict(http_scope("acme.example.com"), type="websocket", scheme="ws")
-        comm = ApplicationCommunicator(router, scope)
+        comm = communicator(router, scope)
         await comm.send_input({"type": "websocket.connect"})
         message = await comm.receive_output(2)
         await comm.wait(1)
@@ -111,9 +110,7 @@ def test_websocket_to_a_wsgi_version_is_closed_not_crashed() -> None:
 
 def lifespan(router: Any, expect_startup_ok: bool = True) -> list[dict[str, Any]]:
     async def run() -> list[dict[str, Any]]:
-        comm = ApplicationCommunicator(
-            router, {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
-        )
+        comm = communicator(router, {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}})
         await comm.send_input({"type": "lifespan.startup"})
         out = [await comm.receive_output(2)]
         if out[0]["type"] == "lifespan.startup.complete":

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
+import time
 
 import pytest
 from werkzeug.test import Client
 
 from cohortroute import (
+    ASGICohortRouter,
     CohortRouteError,
     CohortRouter,
     ConfigurationError,
@@ -15,6 +18,8 @@ from cohortroute import (
     UnknownVersionError,
     WSGICohortRouter,
 )
+from cohortroute._clock import ManualClock
+from cohortroute.rollout import RolloutController
 from cohortroute.store import MemoryStore
 
 from .apps import asgi_version, wsgi_version
@@ -165,15 +170,6 @@ def test_cache_drops_when_another_process_changes_the_store() -> None:
     assert get(router, "acme.example.com")[1].startswith("v2")  # seen through the revision check
 
 
-def test_cached_decisions_are_reused_until_the_refresh_interval() -> None:
-    store = MemoryStore()
-    router = make(store=store, refresh_interval=3600)
-    assert get(router, "acme.example.com")[1].startswith("v1")
-    store._listeners.clear()
-    store.pin("acme", "v2")
-    assert get(router, "acme.example.com")[1].startswith("v1")  # warm: the store is not asked
-
-
 @pytest.mark.parametrize(
     ("apps", "kwargs", "message"),
     [
@@ -225,7 +221,7 @@ def test_custom_tenant_resolver() -> None:
 
 def test_explain_for_unknown_override_version_is_refused() -> None:
     with pytest.raises(UnknownVersionError, match="v1, v2"):
-        make()._set_override("v9")
+        make()._overrides.force("v9")
 
 
 def test_reason_is_a_str_enum_with_the_documented_values() -> None:
@@ -254,3 +250,68 @@ def test_close_stops_the_router_cleanly_and_it_still_works_after() -> None:
     router.store.pin("acme", "v2")
     router.close()
     assert get(router, "acme.example.com")[1].startswith("v2 acme pin")
+
+
+def test_a_change_behind_the_routers_back_is_seen_at_the_refresh_interval() -> None:
+    clock = ManualClock()
+    store = MemoryStore()
+    router = make(store=store, refresh_interval=30, clock=clock)
+    assert get(router, "acme.example.com")[1].startswith("v1")
+    store._listeners.clear()  # another process: no notification reaches this router
+    store.pin("acme", "v2")
+    clock.advance(29.9)
+    assert get(router, "acme.example.com")[1].startswith("v1")  # warm: the store is not asked
+    clock.advance(0.1)
+    assert get(router, "acme.example.com")[1].startswith("v2")
+
+
+def test_a_router_follows_a_timed_plan_step_on_its_clock_without_any_write() -> None:
+    clock = ManualClock(wall=time.time())
+    store = MemoryStore()
+    router = make(store=store, refresh_interval=3600, register_tenants=False, clock=clock)
+    RolloutController(store, settle=0, drain=0).start("v2", plan=[0, 100], every=60, auto=True)
+    assert get(router, "acme.example.com")[1].startswith("v1")
+    revision = store.revision()
+    clock.advance(59)
+    assert get(router, "acme.example.com")[1].startswith("v1")
+    clock.advance(2)
+    assert get(router, "acme.example.com")[1].startswith("v2 acme rollout")
+    assert store.revision() == revision  # no write moved it: the step boundary did
+
+
+@pytest.mark.parametrize("cls", [CohortRouter, WSGICohortRouter, ASGICohortRouter])
+def test_a_misspelt_option_is_a_type_error_naming_it(cls: type[CohortRouter]) -> None:
+    apps = {"v1": asgi_version("v1") if cls is ASGICohortRouter else wsgi_version("v1")}
+    with pytest.raises(TypeError, match="domainz"):
+        cls(apps, domainz=["example.com"])  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="positional"):
+        cls(apps, None, ["example.com"])  # type: ignore[call-arg]
+
+
+def test_an_option_of_the_wrong_type_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="cache_size must be an integer"):
+        make(cache_size="big")
+
+
+MYPY_SNIPPET = """
+from cohortroute import ASGICohortRouter, CohortRouter, WSGICohortRouter
+
+def app(environ: object, start_response: object) -> list[bytes]:
+    return []
+
+CohortRouter({"v1": app}, domains=["example.com"], cache_size=10)
+WSGICohortRouter({"v1": app}, domainz=["example.com"], cache_size="big")
+ASGICohortRouter({"v1": app}, domains=["example.com"], interface="cgi")
+"""
+
+
+def test_type_checkers_see_every_router_option() -> None:
+    api = pytest.importorskip("mypy.api")
+    isolated = ["--config-file", os.devnull, "--no-incremental", "--cache-dir", os.devnull]
+    stdout, _stderr, status = api.run([*isolated, "--strict", "-c", MYPY_SNIPPET])
+    assert status == 1, stdout
+    errors = [line for line in stdout.splitlines() if ": error:" in line]
+    assert any('Unexpected keyword argument "domainz"' in e and ":8:" in e for e in errors), stdout
+    assert any('"cache_size"' in e and '"str"' in e and ":8:" in e for e in errors), stdout
+    assert any('"interface"' in e and ":9:" in e for e in errors), stdout
+    assert not any(":7:" in e for e in errors), stdout

@@ -14,6 +14,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -22,22 +23,29 @@ _before: weakref.WeakKeyDictionary[object, Callable[[object], None]] = weakref.W
 _after: weakref.WeakKeyDictionary[object, Callable[[object], None]] = weakref.WeakKeyDictionary()
 _guard = threading.Lock()
 
+_Owner = TypeVar("_Owner")
+
 
 def register(
-    owner: object,
+    owner: _Owner,
     *,
-    after_in_child: Callable[[object], None] | None = None,
-    before: Callable[[object], None] | None = None,
+    after_in_child: Callable[[_Owner], None] | None = None,
+    before: Callable[[_Owner], None] | None = None,
 ) -> None:
     """Call ``after_in_child(owner)`` in every forked child (and ``before(owner)`` in the parent
     just before the fork) for as long as ``owner`` is alive. The hooks receive the owner, so they
     should be unbound functions or methods looked up on the class, never closures over ``owner``
     (which would keep it alive)."""
     with _guard:
+        # Each hook is stored with its own owner, so the registry may forget the owner's type.
         if after_in_child is not None:
-            _after[owner] = after_in_child
+            _after[owner] = _erased(after_in_child)
         if before is not None:
-            _before[owner] = before
+            _before[owner] = _erased(before)
+
+
+def _erased(hook: Callable[[Any], None]) -> Callable[[object], None]:
+    return hook
 
 
 def _run(hooks: weakref.WeakKeyDictionary[object, Callable[[object], None]], when: str) -> None:

@@ -24,21 +24,18 @@ completed step in the tenant's record, so a rerun skips what is done and a crash
 with the step it was in. The runner itself -- leases, batches, the flip -- is
 :class:`cohortroute.rollout.RolloutController`; this module only *declares* and *plans*.
 
-While a tenant migrates, the router answers its requests with :func:`maintenance_wsgi` /
-:func:`maintenance_asgi`: 503 with ``Retry-After`` (configurable here).
+While a tenant migrates, the router answers its requests with 503 and ``Retry-After``
+(configurable here; the responses are in :mod:`cohortroute.router.responses`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from .errors import ConfigurationError
 from .policy import check_version_name
-
-if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 StepFn = Callable[[str], None]
 """A migration step: called with the tenant name, changes that tenant's data, raises on failure."""
@@ -230,48 +227,3 @@ class Migrations:
 
 Step = MigrationStep
 """The former name of :class:`MigrationStep`."""
-
-# --- the maintenance response -----------------------------------------------------------------
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-
-
-def maintenance_wsgi(retry_after: int, body: str) -> WSGIApplication:
-    """A WSGI app answering 503 with ``Retry-After``: what a migrating tenant's requests get."""
-    data = body.encode()
-    headers = [
-        ("Content-Type", "text/plain; charset=utf-8"),
-        ("Content-Length", str(len(data))),
-        ("Retry-After", str(retry_after)),
-        ("Cache-Control", "no-store"),
-    ]
-
-    def maintenance(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        start_response("503 Service Unavailable", headers)
-        return [data]
-
-    return maintenance
-
-
-def maintenance_asgi(
-    retry_after: int, body: str
-) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
-    """The ASGI twin of :func:`maintenance_wsgi`; websockets are closed with 1013 (try later)."""
-    data = body.encode()
-    headers = [
-        (b"content-type", b"text/plain; charset=utf-8"),
-        (b"content-length", str(len(data)).encode()),
-        (b"retry-after", str(retry_after).encode()),
-        (b"cache-control", b"no-store"),
-    ]
-
-    async def maintenance(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1013, "reason": "upgrading"})
-            return
-        await send({"type": "http.response.start", "status": 503, "headers": headers})
-        await send({"type": "http.response.body", "body": data})
-
-    return maintenance

@@ -32,11 +32,11 @@ def force_version(
     router: CohortRouter, version: str, *, tenant: str | None = None
 ) -> Iterator[None]:
     """Serve ``version`` to every request through ``router`` (or only ``tenant``'s) in the block."""
-    previous = router._set_override(version, tenant)
+    previous = router._overrides.force(version, tenant)
     try:
         yield
     finally:
-        router._set_override(previous, tenant)
+        router._overrides.force(previous, tenant)
 
 
 class CohortOverrides:
@@ -47,14 +47,14 @@ class CohortOverrides:
 
     def force(self, router: CohortRouter, version: str, *, tenant: str | None = None) -> None:
         """Serve ``version`` through ``router`` (to every request, or only to ``tenant``)."""
-        previous = router._set_override(version, tenant)
+        previous = router._overrides.force(version, tenant)
         self._undo.append((router, previous, tenant))
 
     def reset(self) -> None:
         """Undo every force made through this object, newest first."""
         while self._undo:
             router, previous, tenant = self._undo.pop()
-            router._set_override(previous, tenant)
+            router._overrides.force(previous, tenant)
 
 
 __all__ = ["CohortOverrides", "force_version"]

@@ -1,44 +1,54 @@
-"""The router's view of the store: last-known state, degraded mode, slow stores, single flight."""
+"""The router's view of the store: last-known state, degraded mode, slow stores, single flight.
+
+A slow store is a gate the test holds closed: whatever the router does meanwhile cannot have
+waited for the store, because the store has not answered. Time-based behaviour (the record
+cache's TTL, the rate-limited log line) runs on a ManualClock.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
-import time
 from collections.abc import Iterator
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 from werkzeug.test import Client
 
 from cohortroute import CohortRouter, StoreUnavailableError, TenantRecord
+from cohortroute._clock import ManualClock
+from cohortroute.state_view import LOG_EVERY, StateView
 from cohortroute.store import MemoryStore
 
-from .apps import wsgi_version
+from .apps import asgi_version, communicator, wsgi_version
 
 
 class FlakyStore(MemoryStore):
-    """A memory store that can be taken down or slowed, standing in for a remote one."""
+    """A memory store that can be taken down or held (a closed gate), standing in for a remote
+    one."""
 
     remote: ClassVar[bool] = True
 
     def __init__(self) -> None:
         super().__init__()
         self.down = False
-        self.delay = 0.0
         self.tenant_calls = 0
         self.gate = threading.Event()
         self.gate.set()
+        self.revision_answered = threading.Event()
 
     def _check(self) -> None:
         self.gate.wait(10)
-        if self.delay:
-            time.sleep(self.delay)
         if self.down:
             raise StoreUnavailableError("flaky store is down (test)")
 
     def revision(self) -> int:
         self._check()
-        return super().revision()
+        try:
+            return super().revision()
+        finally:
+            self.revision_answered.set()
 
     def tenant(self, name: str) -> TenantRecord:
         self.tenant_calls += 1
@@ -46,18 +56,32 @@ class FlakyStore(MemoryStore):
         return super().tenant(name)
 
 
+class CountingStore(MemoryStore):
+    """A local memory store that counts tenant reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tenant_calls = 0
+
+    def tenant(self, name: str) -> TenantRecord:
+        self.tenant_calls += 1
+        return super().tenant(name)
+
+
 @pytest.fixture
 def store() -> Iterator[FlakyStore]:
-    yield FlakyStore()
+    flaky = FlakyStore()
+    yield flaky
+    flaky.gate.set()  # never leave a look-up thread waiting
 
 
-def router_for(store: FlakyStore, **kwargs: object) -> CohortRouter:
+def router_for(store: MemoryStore, **options: Any) -> CohortRouter:
     return CohortRouter(
         {"v1": wsgi_version("v1"), "v2": wsgi_version("v2")},
         domains=["example.com"],
         store=store,
         refresh_interval=0,
-        **kwargs,  # type: ignore[arg-type]
+        **options,
     )
 
 
@@ -97,12 +121,12 @@ def test_slow_store_never_delays_a_request_beyond_the_lookup_timeout(store: Flak
     router = router_for(store, lookup_timeout=0.05)
     store.pin("acme", "v2")
     version(router, "warm")
-    store.delay = 3.0
-    started = time.monotonic()
-    assert version(router, "acme") == "v1"  # not known yet, store too slow: the default
-    # Generous bound against a 3 s store: the request waited for the timeout, not the store.
-    assert time.monotonic() - started < 1.0
-    store.delay = 0.0
+    store.gate.clear()  # the store answers nothing until the gate opens
+    # Had the request waited for the store, it would have got acme's pin (v2), and only after
+    # the test opened the gate: it got the default because it gave up after the timeout.
+    assert version(router, "acme") == "v1"
+    assert "slow" in router.status()["last_error"]
+    store.gate.set()
 
 
 def test_one_lookup_per_tenant_in_flight(store: FlakyStore) -> None:
@@ -120,39 +144,35 @@ def test_one_lookup_per_tenant_in_flight(store: FlakyStore) -> None:
 
 
 def test_a_briefly_slow_store_does_not_cost_the_router_its_cache(store: FlakyStore) -> None:
-    router = router_for(store, lookup_timeout=0.05)
+    router = router_for(store, lookup_timeout=0.2)
     for name in ("acme", "globex", "initech"):
         version(router, name)
     cached = router.status()["cached_hosts"]
-    store.delay = 0.3  # the next revision check times out: degraded, but nothing was guessed
+    store.gate.clear()  # the next revision check times out: degraded, but nothing was guessed
+    store.revision_answered.clear()
     version(router, "acme")
     assert router.status()["degraded"] is True
-    store.delay = 0.0
-    time.sleep(0.4)  # let the slow check finish
+    store.gate.set()
+    assert store.revision_answered.wait(5)  # the slow check finished
     version(router, "acme")
     assert router.status()["degraded"] is False
     assert router.status()["cached_hosts"] == cached
 
 
 def test_a_slow_store_never_blocks_the_asgi_event_loop(store: FlakyStore) -> None:
-    import asyncio
-
-    from asgiref.testing import ApplicationCommunicator
-
-    from .apps import asgi_version
-
     router = CohortRouter(
         {"v1": asgi_version("v1")}, domains=["example.com"], store=store, lookup_timeout=0.2
     )
-    store.delay = 2.0  # every store call now takes 2 s
+    store.gate.clear()  # every store call now waits for the test
 
     async def scenario() -> tuple[int, int]:
         ticks = 0
+        done = False
 
         async def ticker() -> None:
             nonlocal ticks
-            while True:
-                await asyncio.sleep(0.01)
+            while not done:
+                await asyncio.sleep(0)  # one turn of the loop
                 ticks += 1
 
         task = asyncio.ensure_future(ticker())
@@ -162,17 +182,57 @@ def test_a_slow_store_never_blocks_the_asgi_event_loop(store: FlakyStore) -> Non
             "path": "/",
             "headers": [(b"host", b"newcomer.example.com")],
         }
-        comm = ApplicationCommunicator(router, scope)
+        comm = communicator(router, scope)
         await comm.send_input({"type": "http.request", "body": b""})
         start = await comm.receive_output(3)
         await comm.receive_output(3)
         await comm.wait(1)
-        task.cancel()
+        done = True
+        await task
         return start["status"], ticks
 
     status, ticks = asyncio.run(scenario())
     assert status == 200  # served the default after the 0.2 s lookup timeout
-    # The loop kept running while the request waited for the store (a blocking wait: 0 ticks).
-    assert ticks >= 5
-    store.delay = 0.0
+    # The loop kept turning while the request waited for the store (a blocking wait: ~0 turns).
+    assert ticks >= 100
+    store.gate.set()
     router.close()
+
+
+def test_tenant_records_expire_on_the_injected_clock() -> None:
+    clock = ManualClock()
+    store = CountingStore()
+    view = StateView(store, ["v1"], "v1", on_change=lambda: None, record_ttl=300, clock=clock)
+    view.refresh()
+    assert view.tenant("acme") == TenantRecord("acme")
+    assert view.tenant("acme") is not None
+    assert store.tenant_calls == 1  # the second read came from the record cache
+    clock.advance(299)
+    view.tenant("acme")
+    assert store.tenant_calls == 1
+    clock.advance(2)
+    view.tenant("acme")
+    assert store.tenant_calls == 2  # expired: read again
+
+
+def test_the_degraded_log_line_is_rate_limited_on_the_injected_clock(
+    store: FlakyStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = ManualClock()
+    store.down = True
+    caplog.set_level(logging.ERROR, logger="cohortroute")
+    view = StateView(store, ["v1"], "v1", on_change=lambda: None, clock=clock)
+
+    def lines() -> int:
+        return sum("degraded" in r.getMessage() for r in caplog.records)
+
+    for _ in range(5):
+        view.refresh()
+    assert lines() == 1 and view.errors == 5
+    clock.advance(LOG_EVERY - 1)
+    view.refresh()
+    assert lines() == 1
+    clock.advance(1)
+    view.refresh()
+    assert lines() == 2
+    view.close()

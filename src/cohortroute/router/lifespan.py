@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-log = logging.getLogger("cohortroute")
+from .._types import ASGIApp, Message, Receive, Scope, Send
 
-Message = MutableMapping[str, Any]
+log = logging.getLogger(__name__)
 
 
 class _Child:
     """One version's lifespan conversation, driven through in-memory queues."""
 
-    def __init__(self, name: str, app: Callable[..., Awaitable[None]], scope: Message) -> None:
+    def __init__(self, name: str, app: ASGIApp, scope: Scope) -> None:
         self.name = name
         self._inbox: asyncio.Queue[Message] = asyncio.Queue()
         self._outbox: asyncio.Queue[Message] = asyncio.Queue()
@@ -67,10 +66,7 @@ class _Child:
 
 
 async def run_lifespan(
-    versions: Sequence[tuple[str, Callable[..., Awaitable[None]]]],
-    scope: Message,
-    receive: Callable[[], Awaitable[Message]],
-    send: Callable[[Message], Awaitable[None]],
+    versions: Sequence[tuple[str, ASGIApp]], scope: Scope, receive: Receive, send: Send
 ) -> None:
     """Drive the server's lifespan scope across every ASGI version."""
     message = await receive()

@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
-import time
-import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -27,28 +24,16 @@ from functools import partial
 
 from cachetools import TTLCache
 
+from . import _forksafe
+from ._clock import SYSTEM, Clock
 from .errors import CohortRouteError, StoreError
 from .policy import Policy, TenantRecord
 from .store.base import Store
 
-log = logging.getLogger("cohortroute")
+log = logging.getLogger(__name__)
 
-_LOG_EVERY = 30.0  # seconds between repeated log lines about store failures
+LOG_EVERY = 30.0  # seconds between repeated log lines about store failures
 _MAX_INFLIGHT = 256  # distinct tenant look-ups queued at once before new misses get the default
-
-
-_ALL_VIEWS: weakref.WeakSet[StateView] = weakref.WeakSet()
-
-
-def _reset_after_fork() -> None:
-    # A lock held by another thread at fork time (a refresh in flight in a --preload master)
-    # would stay held forever in the worker: give every view a fresh one.
-    for view in list(_ALL_VIEWS):
-        view._lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def _retrieve(future: asyncio.Future[TenantRecord]) -> None:
@@ -60,7 +45,8 @@ class StateView:
     """Cached, failure-tolerant reads of one store for one router.
 
     ``on_change`` is called (from any thread) whenever decisions made so far may be stale: the
-    revision moved, or the store answered again after an outage.
+    revision moved, or the store answered again after an outage. ``clock`` times the record
+    cache's TTL and the rate limit of the degraded-mode log line.
     """
 
     def __init__(
@@ -73,6 +59,7 @@ class StateView:
         lookup_timeout: float = 0.05,
         record_cache_size: int = 100_000,
         record_ttl: float = 300.0,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.store = store
         self._versions = list(versions)
@@ -87,20 +74,30 @@ class StateView:
         self.degraded = False
         self.last_error: str | None = None
         self.errors = 0
-        self._last_log = 0.0
+        self._clock = clock
+        self._last_log: float | None = None
         self._generation = 0
-        self._records: TTLCache[str, TenantRecord] = TTLCache(record_cache_size, record_ttl)
+        self._records: TTLCache[str, TenantRecord] = TTLCache(
+            record_cache_size, record_ttl, timer=clock.monotonic
+        )
         # Every record read, kept across revisions (bounded: starts over when full). Answers
         # only when the store cannot: a revision bump empties ``_records``, and an outage right
         # after one must not turn known tenants into default ones.
         self._last_known: dict[str, TenantRecord] = {}
         self._stale_answers = False  # answered from _last_known / default since degraded
-        _ALL_VIEWS.add(self)
         self._last_known_size = record_cache_size
-        self._pid = os.getpid()
         self._executor: ThreadPoolExecutor | None = None
         self._inflight: dict[str, Future[TenantRecord]] = {}
         self._refreshing: Future[None] | None = None
+        _forksafe.register(self, after_in_child=StateView._after_fork)
+
+    def _after_fork(self) -> None:
+        # A lock held by another thread at fork time (a refresh in flight in a --preload master)
+        # would stay held forever in the child, and the pool's threads do not exist there.
+        self._lock = threading.Lock()
+        self._executor = None
+        self._inflight = {}
+        self._refreshing = None
 
     # --- public ---------------------------------------------------------------------------
 
@@ -184,6 +181,10 @@ class StateView:
         self._failed("the store is slow; new tenants get the default meanwhile", None)
         return self._fallback(name)
 
+    def count_error(self) -> None:
+        """Count a store error the view did not see itself (a caller found the state unusable)."""
+        self.errors += 1
+
     def close(self) -> None:
         """Stop this process's look-up threads (a later look-up starts them again)."""
         with self._lock:
@@ -204,11 +205,8 @@ class StateView:
         return self._last_known.get(name)
 
     def _pool(self) -> ThreadPoolExecutor:
-        # Created lazily in the process that uses it: a pool inherited through fork is dead.
-        if self._executor is None or self._pid != os.getpid():
-            self._pid = os.getpid()
-            self._inflight = {}
-            self._refreshing = None
+        # Created lazily: after close(), and in a forked child (see _after_fork).
+        if self._executor is None:
             self._executor = ThreadPoolExecutor(4, thread_name_prefix="cohortroute-store")
         return self._executor
 
@@ -265,8 +263,8 @@ class StateView:
         self.degraded = True
         self.errors += 1
         self.last_error = what if exc is None else f"{what}: {exc}"
-        now = time.monotonic()
-        if now - self._last_log >= _LOG_EVERY:
+        now = self._clock.monotonic()
+        if self._last_log is None or now - self._last_log >= LOG_EVERY:
             self._last_log = now
             log.error("cohortroute degraded: %s", self.last_error)
 

@@ -1,0 +1,297 @@
+"""CohortRouter: construction, its options, and the Python API both flavours share.
+
+``CohortRouter(apps=...)`` returns a :class:`~cohortroute.router.wsgi.WSGICohortRouter` or an
+:class:`~cohortroute.router.asgi.ASGICohortRouter`; this module holds what they have in common:
+checking the options, wiring the collaborators (the :class:`~cohortroute.state_view.StateView`,
+the decision cache in :mod:`._dispatch`, test overrides, tenant registration, the timed-plan
+watch), the refresh that keeps the cache honest, and :meth:`~CohortRouter.explain` /
+:meth:`~CohortRouter.status` / :meth:`~CohortRouter.close`.
+
+Invalidation needs no background thread, so a router is fork-safe under ``gunicorn
+--preload``: at most once per refresh interval a request asks the store for its revision and
+the cache is dropped when it moved; writes through the same store object notify at once.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from .. import _forksafe
+from .._clock import SYSTEM, Clock
+from ..decision import Decision
+from ..errors import ConfigurationError
+from ..migrations import Migrations
+from ..policy import check_version_name
+from ..state_view import StateView
+from ..store.base import Store, open_store
+from ..tenancy import DEFAULT_RESERVED, SubdomainResolver, TenantResolver
+from ._dispatch import Dispatcher, Entry, Flavour
+from .overrides import Overrides
+from .registration import Registrar
+from .timed_plan import TimedPlanWatch
+
+log = logging.getLogger(__name__)
+
+DECISION_KEY = "cohortroute.decision"
+TENANT_KEY = "cohortroute.tenant"
+
+Interface = Literal["auto", "wsgi", "asgi"]
+
+
+def is_asgi_app(app: object) -> bool:
+    """True for an ASGI 3 application: a coroutine function or an object with ``async __call__``."""
+    if inspect.iscoroutinefunction(app):
+        return True
+    call = getattr(app, "__call__", None)  # noqa: B004 - we need the method, not callable()
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+class CohortRouter:
+    """Serve several mounted versions of an app, each tenant on the version decided for it.
+
+    ``CohortRouter(apps=...)`` returns a WSGI application when every version is WSGI, and an
+    ASGI application when any version is ASGI (WSGI versions are then mounted through asgiref);
+    ``interface="asgi"`` forces ASGI. Both expose the same Python API (:meth:`explain`,
+    :attr:`store`, :meth:`status`, :meth:`close`). Every option is keyword-only.
+
+    :param apps: version name -> WSGI or ASGI callable, e.g. ``{"2026.11": old, "2026.12": new}``.
+    :param default: the version everybody gets unless something says otherwise; the first
+        version when omitted. It seeds the store's default when the store has none; afterwards
+        the store's default wins (``finalize`` changes it), and this one is the fallback when the
+        store names a version that is not mounted here.
+    :param domains: the domains tenants live under: ``acme.example.com`` -> ``acme``.
+    :param store: a store URL (``memory://``, ``sqlite:///state.db``, ``redis://...``) or Store.
+    :param reserved: labels that are not tenants (``www`` by default).
+    :param allow_unknown_hosts: serve hosts outside every domain the default instead of 400.
+    :param tenant_resolver: replaces the domain rule: called with the validated, lower-cased host
+        name (no port) and returns a tenant or None; decisions are cached per host.
+    :param cache_size: how many distinct hosts the decision cache holds before it starts over.
+    :param refresh_interval: seconds between revision checks with the store (the store's own
+        default when None; changes made through this process are seen at once regardless).
+    :param lookup_timeout: the longest a request waits for a remote store (Redis, PostgreSQL)
+        on a cache miss; a slower store gets the request the last-known or default decision.
+    :param interface: ``"auto"`` (by the apps), ``"wsgi"`` or ``"asgi"``.
+    :param migrations: the app's :class:`~cohortroute.migrations.Migrations`; sets the 503
+        response (``Retry-After``, body) a tenant gets while its data migrates. Gating itself
+        needs nothing here: it is in the store, so every router applies it.
+    :param register_tenants: record the tenants this router serves in the store's registry
+        (batched, once per tenant, off the request thread) so the rollout controller knows them.
+        Only tenants the app answers with a status below 400 are recorded, so random
+        subdomains the app 404s never are. Turn it off when tenants are imported instead.
+    :param clock: where the router reads the time (refresh interval, registration delay, timed
+        plans, the record cache's TTL); tests pass a :class:`cohortroute._clock.ManualClock`.
+    """
+
+    _flavours: ClassVar[dict[str, type[CohortRouter]]] = {}
+    _flavour: ClassVar[Flavour]
+
+    def __init_subclass__(cls, *, interface: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if interface is not None:
+            CohortRouter._flavours[interface] = cls
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> CohortRouter:
+        # The options are checked by __init__ (whose signature type checkers read); here only
+        # the flavour is picked.
+        if cls is CohortRouter:
+            apps = args[0] if args else kwargs.get("apps")
+            interface = kwargs.get("interface", "auto")
+            values = list(apps.values()) if isinstance(apps, Mapping) else []
+            asgi = interface == "asgi" or (
+                interface == "auto" and any(is_asgi_app(a) for a in values)
+            )
+            cls = CohortRouter._flavours["asgi" if asgi else "wsgi"]
+        return object.__new__(cls)
+
+    def __init__(
+        self,
+        apps: Mapping[str, Callable[..., Any]],
+        *,
+        default: str | None = None,
+        domains: Iterable[str] | None = None,
+        store: str | Store = "memory://",
+        reserved: Iterable[str] = DEFAULT_RESERVED,
+        allow_unknown_hosts: bool = False,
+        tenant_resolver: TenantResolver | None = None,
+        cache_size: int = 100_000,
+        refresh_interval: float | None = None,
+        lookup_timeout: float = 0.05,
+        interface: Interface = "auto",
+        migrations: Migrations | None = None,
+        register_tenants: bool = True,
+        clock: Clock = SYSTEM,
+    ) -> None:
+        if interface not in ("auto", "wsgi", "asgi"):
+            raise ConfigurationError(
+                f"interface must be 'auto', 'wsgi' or 'asgi', not {interface!r}"
+            )
+        self.apps: dict[str, Any] = _checked_apps(apps)
+        self._check_interface(interface)
+        if default is None:
+            default = next(iter(self.apps))
+        if default not in self.apps:
+            raise ConfigurationError(
+                f"default {default!r} is not one of the mounted versions: "
+                f"{', '.join(self.apps)}; pass default= one of them"
+            )
+        self.default = default
+        resolver = _resolver(tenant_resolver, domains, reserved, allow_unknown_hosts)
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1:
+            raise ConfigurationError(f"cache_size must be an integer >= 1, not {cache_size!r}")
+        self._store = open_store(store)
+        interval = self._store.refresh_interval if refresh_interval is None else refresh_interval
+        if interval < 0:
+            raise ConfigurationError("refresh_interval must be >= 0 seconds")
+        self._refresh_interval = float(interval)
+        self._clock = clock
+        self._monotonic = clock.monotonic
+        self._next_check = 0.0  # the first request refreshes
+        self._refresh_lock = threading.Lock()
+        self._timed_plan = TimedPlanWatch()
+        self._registrar = Registrar(self._store, clock=clock) if register_tenants else None
+        self._view = StateView(
+            self._store,
+            list(self.apps),
+            default,
+            on_change=self._drop_cache,
+            lookup_timeout=lookup_timeout,
+            clock=clock,
+        )
+        self._overrides = Overrides(self.apps, on_change=self._drop_cache)
+        declared = migrations if migrations is not None else Migrations()
+        self._dispatch = Dispatcher(
+            view=self._view,
+            resolver=resolver,
+            targets=self._mount(),
+            default=default,
+            flavour=self._flavour,
+            maintenance=self._flavour.maintenance(declared.retry_after, declared.maintenance_body),
+            overrides=self._overrides,
+            registrar=self._registrar,
+            cache_size=cache_size,
+            clock=clock,
+        )
+        self._entries: dict[Any, Entry] = self._dispatch.entries
+        _forksafe.register(self, after_in_child=CohortRouter._after_fork)
+        self._view.refresh()  # records our versions; never fails, at worst starts degraded
+        self._store.subscribe(self._on_store_change)
+
+    if TYPE_CHECKING:
+        # Which flavour CohortRouter(...) returns depends on the apps, so a type checker sees
+        # a CohortRouter: callable as a WSGI or an ASGI app (each flavour says which).
+        def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    # --- the Python API ----------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        """The store this router reads: pin, tag, set rules and run rollouts through it."""
+        return self._store
+
+    def explain(self, tenant: str | None) -> Decision:
+        """The decision a request for ``tenant`` would get now, read fresh from the store."""
+        name = None if tenant is None else tenant.lower()
+        record = None if name is None else self._store.tenant(name)
+        return self._dispatch.decide(self._store.policy(), name, record)
+
+    def close(self) -> None:
+        """Stop this router's store look-up and registration threads and close its store
+        connections.
+
+        The router keeps working if it is called again (everything reopens lazily); call this
+        when a process shuts down or a test is done with a router.
+        """
+        self._view.close()
+        if self._registrar is not None:
+            self._registrar.close()
+        self._store.close()
+
+    def status(self) -> dict[str, Any]:
+        """Health of this router's view of the store: revision, degraded flag, last error.
+
+        It reflects the last contact with the store, which requests drive (at most once per
+        refresh interval); a health check that sends no request through the router sees the
+        state as of the last request.
+        """
+        return {
+            "revision": self._view.revision,
+            "degraded": self._view.degraded,
+            "last_error": self._view.last_error,
+            "store_errors": self._view.errors,
+            "cached_hosts": len(self._entries),
+            "versions": list(self.apps),
+            "default": self._view.policy.default or self.default,
+        }
+
+    # --- what the flavours provide -------------------------------------------------------------
+
+    def _check_interface(self, interface: Interface) -> None:
+        """Refuse an ``interface`` this flavour cannot serve ``self.apps`` with."""
+
+    def _mount(self) -> dict[str, Any]:
+        """Version name -> the target a request is handed to."""
+        return dict(self.apps)
+
+    # --- keeping the cache honest -------------------------------------------------------------
+
+    def _after_fork(self) -> None:
+        # A refresh in flight in another thread at fork time would leave this lock held in the
+        # child forever, and the child would never refresh.
+        self._refresh_lock = threading.Lock()
+
+    def _on_store_change(self) -> None:
+        self._next_check = 0.0
+
+    def _drop_cache(self) -> None:
+        self._dispatch.drop()
+
+    def _refresh(self, now: float, wait: bool = True) -> None:
+        """Ask the store whether decisions moved on (at most once per refresh interval)."""
+        if not self._refresh_lock.acquire(blocking=False):
+            return  # another thread is refreshing; serve from the cache meanwhile
+        try:
+            self._next_check = now + self._refresh_interval
+            self._view.refresh(wait)  # calls _drop_cache when the revision moved
+            passed, step_in = self._timed_plan.check(self._view.policy.rollout, self._clock.time())
+            if passed:
+                self._drop_cache()
+            if step_in is not None:
+                self._next_check = min(self._next_check, now + step_in)
+            if self._registrar is not None:
+                self._registrar.poke(now)
+        finally:
+            self._refresh_lock.release()
+
+
+def _checked_apps(apps: object) -> dict[str, Any]:
+    if not isinstance(apps, Mapping) or not apps:
+        raise ConfigurationError(
+            "apps must be a non-empty mapping of version name to app, e.g. "
+            "apps={'2026.11': old_app, '2026.12': new_app}"
+        )
+    for name, app in apps.items():
+        check_version_name(name)
+        if not callable(app):
+            raise ConfigurationError(f"apps[{name!r}] is not a WSGI or ASGI callable: {app!r}")
+    return dict(apps)
+
+
+def _resolver(
+    tenant_resolver: TenantResolver | None,
+    domains: Iterable[str] | None,
+    reserved: Iterable[str],
+    allow_unknown_hosts: bool,
+) -> TenantResolver:
+    if tenant_resolver is not None:
+        if not callable(tenant_resolver):
+            raise ConfigurationError("tenant_resolver must be a callable(host) -> tenant")
+        return tenant_resolver
+    if domains is None:
+        raise ConfigurationError(
+            "give domains=['example.com'] (tenants are subdomains of it) or a tenant_resolver"
+        )
+    return SubdomainResolver(domains, reserved=reserved, allow_unknown_hosts=allow_unknown_hosts)

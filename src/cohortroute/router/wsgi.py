@@ -1,0 +1,49 @@
+"""The WSGI router: the hot path for every version being a WSGI app."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from .._types import StartResponse, WSGIEnvironment
+from ..errors import ConfigurationError
+from ._dispatch import Flavour
+from .base import DECISION_KEY, TENANT_KEY, CohortRouter, Interface, is_asgi_app
+from .registration import watch_wsgi
+from .responses import bad_request_wsgi, maintenance_wsgi
+
+log = logging.getLogger(__name__)
+
+
+class WSGICohortRouter(CohortRouter, interface="wsgi"):
+    """The WSGI flavour of :class:`CohortRouter` (every mounted version is a WSGI app)."""
+
+    _flavour = Flavour(bad_request=bad_request_wsgi, maintenance=maintenance_wsgi, watch=watch_wsgi)
+
+    def _check_interface(self, interface: Interface) -> None:
+        asgi = [name for name, app in self.apps.items() if is_asgi_app(app)]
+        if asgi:
+            raise ConfigurationError(
+                f"interface={interface!r} but versions {', '.join(asgi)} are ASGI apps, which a "
+                "WSGI router cannot serve; serve the router with an ASGI server (uvicorn) and "
+                "leave interface='auto'"
+            )
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            host = environ["HTTP_HOST"]  # a subscript is cheaper than .get() on the hot path
+        except KeyError:
+            # HTTP/1.0 requests may omit Host; SERVER_NAME is the server's own name then.
+            host = (
+                environ.get("SERVER_NAME", "")
+                if environ.get("SERVER_PROTOCOL") == "HTTP/1.0"
+                else ""
+            )
+        now = self._monotonic()
+        if now >= self._next_check:
+            self._refresh(now)
+        entry = self._entries.get(host)
+        if entry is None:
+            entry = self._dispatch.miss(host, host)
+        environ[DECISION_KEY], environ[TENANT_KEY], app = entry
+        return app(environ, start_response)  # type: ignore[no-any-return]

@@ -1,0 +1,174 @@
+"""Routers record the tenants they serve in the store's registry: batched, once, off the request
+path, and only tenants the app answers below 400. The delay runs on a ManualClock."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+from werkzeug.test import Client
+
+from cohortroute import CohortRouter, StoreUnavailableError
+from cohortroute._clock import ManualClock
+from cohortroute.router import REGISTER_DELAY
+from cohortroute.router.registration import Registrar
+from cohortroute.store import MemoryStore
+
+from .apps import communicator, wsgi_version
+
+
+def written(store: MemoryStore) -> threading.Event:
+    """An event set at the store's next write (from whichever thread makes it)."""
+    event = threading.Event()
+    store.subscribe(event.set)
+    return event
+
+
+def test_routers_register_the_tenants_they_serve_batched_and_then_never_write() -> None:
+    clock = ManualClock()
+    store = MemoryStore()
+    router = CohortRouter(
+        {"v1": wsgi_version("v1"), "v2": wsgi_version("v2")},
+        domains=["example.com"],
+        store=store,
+        clock=clock,
+    )
+    client = Client(router)
+    for name in ("acme", "globex", "initech"):
+        assert client.get("/", headers={"Host": f"{name}.example.com"}).status_code == 200
+    clock.advance(REGISTER_DELAY - 0.01)
+    client.get("/", headers={"Host": "acme.example.com"})
+    assert store.revision() == 1  # nothing written per request, nor before the delay
+    write = written(store)
+    clock.advance(0.01)
+    client.get("/", headers={"Host": "acme.example.com"})  # a refresh: the batch is due
+    assert write.wait(5)
+    assert store.revision() == 2  # one write for the three of them
+    assert {r.name for r in store.tenants() if r.registered} == {"acme", "globex", "initech"}
+    for _ in range(3):
+        for name in ("acme", "globex", "initech"):
+            client.get("/", headers={"Host": f"{name}.example.com"})
+    # A tenant answered while the first write was in flight may be queued again; flushing it
+    # writes nothing, because it is registered already.
+    assert router._registrar is not None
+    router._registrar.flush()
+    assert store.revision() == 2 and not router._registrar.pending  # steady state: no writes
+    router.close()
+
+
+def test_tenants_the_app_does_not_know_are_never_registered() -> None:
+    # A flood of random subdomains must not grow the registry: only tenants the app answers
+    # with a status below 400 are recorded.
+    def app(environ: dict[str, object], start_response: Any) -> list[bytes]:
+        known = environ["cohortroute.tenant"] in ("acme", "globex")
+        start_response("200 OK" if known else "404 Not Found", [])
+        return [b""]
+
+    store = MemoryStore()
+    router = CohortRouter({"v1": app}, domains=["example.com"], store=store)
+    client = Client(router)
+    for name in ("acme", "x7f3k", "globex", "zz9q0"):
+        client.get("/", headers={"Host": f"{name}.example.com"})
+    assert router._registrar is not None
+    assert router._registrar.pending == {"acme", "globex"}
+    router._registrar.flush()
+    assert {r.name for r in store.tenants()} == {"acme", "globex"}
+
+
+def test_asgi_routers_register_tenants_answered_below_400() -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        status = 200 if scope["cohortroute.tenant"] == "acme" else 404
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    router = CohortRouter({"v1": app}, domains=["example.com"], store=MemoryStore())
+
+    async def hit(host: str) -> None:
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/",
+            "headers": [(b"host", host.encode())],
+        }
+        comm = communicator(router, scope)
+        await comm.send_input({"type": "http.request", "body": b""})
+        await comm.receive_output(2)
+        await comm.receive_output(2)
+        await comm.wait(1)
+
+    asyncio.run(hit("acme.example.com"))
+    asyncio.run(hit("nobody.example.com"))
+    assert router._registrar is not None
+    assert router._registrar.pending == {"acme"}
+
+
+def test_names_the_registry_cannot_hold_are_skipped() -> None:
+    store = MemoryStore()
+    router = CohortRouter(
+        {"v1": wsgi_version("v1")},
+        tenant_resolver=lambda host: host.split(".")[0].replace("-", "_"),
+        store=store,
+    )
+    client = Client(router)
+    client.get("/", headers={"Host": "acme.example.com"})
+    client.get("/", headers={"Host": "big-corp.example.com"})  # tenant "big_corp"
+    assert router._registrar is not None
+    router._registrar.flush()
+    assert [r.name for r in store.tenants()] == ["acme"] and not router._registrar.pending
+
+
+def test_routers_can_leave_the_registry_alone() -> None:
+    store = MemoryStore()
+    router = CohortRouter(
+        {"v1": wsgi_version("v1")}, domains=["example.com"], store=store, register_tenants=False
+    )
+    Client(router).get("/", headers={"Host": "acme.example.com"})
+    assert router._registrar is None
+    assert list(store.tenants()) == []
+
+
+class RefusingStore(MemoryStore):
+    """A memory store whose registry writes fail while ``refuse`` is set."""
+
+    refuse = True
+
+    def register_tenants(self, *args: Any, **kwargs: Any) -> int:
+        if self.refuse:
+            raise StoreUnavailableError("registry down (test)")
+        return super().register_tenants(*args, **kwargs)
+
+
+def test_a_failed_registration_is_retried_after_the_delay() -> None:
+    clock = ManualClock()
+    store = RefusingStore()
+    registrar = Registrar(store, clock=clock)
+    registrar.add("acme")
+    assert registrar.due == clock.monotonic() + REGISTER_DELAY
+    clock.advance(REGISTER_DELAY)
+    assert registrar.flush() == 0  # failed: logged, kept
+    assert registrar.pending == {"acme"}
+    assert registrar.due == clock.monotonic() + REGISTER_DELAY
+    store.refuse = False
+    assert registrar.flush() == 1
+    assert [r.name for r in store.tenants()] == ["acme"] and not registrar.pending
+
+
+def test_one_worker_writes_every_batch_and_leaves_with_its_router() -> None:
+    clock = ManualClock()
+    store = MemoryStore()
+    registrar = Registrar(store, clock=clock)
+    workers = set()
+    for batch in range(3):
+        write = written(store)
+        registrar.add(f"t{batch}")
+        clock.advance(REGISTER_DELAY)
+        registrar.poke(clock.monotonic())
+        assert write.wait(5)
+        workers |= {t for t in threading.enumerate() if t.name == "cohortroute-register"}
+    assert len(workers) == 1  # the same thread wrote all three batches
+    assert {r.name for r in store.tenants()} == {"t0", "t1", "t2"}
+    (worker,) = workers
+    del registrar
+    worker.join(5)
+    assert not worker.is_alive()
