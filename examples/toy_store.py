@@ -16,7 +16,6 @@ import json
 import os
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,8 +33,7 @@ from cohortroute.policy import (
     tenant_from_json,
     tenant_to_json,
 )
-from cohortroute.store import StateReader, Store
-from cohortroute.store.base import ChangeFn
+from cohortroute.store import ChangeFn, StateReader, Store
 
 
 class _Snapshot(StateReader):
@@ -101,13 +99,13 @@ class ToyStore(Store, scheme="toy"):
 
     # -- the one write primitive -----------------------------------------------------------
 
-    def _commit(self, change: ChangeFn, actor: str) -> int:
+    def commit(self, change: ChangeFn, actor: str) -> int:
         with self._lock:
             document = self._load()
             mutation = change(_Snapshot(document))
             if not mutation:
                 return int(document["revision"])
-            revision = document["revision"] + 1
+            revision = int(document["revision"]) + 1
             if mutation.policy is not None:
                 document["policy"] = policy_to_json(mutation.policy)
             for name, record in mutation.tenants.items():
@@ -115,7 +113,7 @@ class ToyStore(Store, scheme="toy"):
                     document["tenants"].pop(name, None)
                 else:
                     document["tenants"][name] = tenant_to_json(record)
-            for entry in mutation.audit(revision, actor, time.time()):
+            for entry in mutation.audit(revision, actor, self.clock.time()):
                 document["audit"].append(audit_to_json(entry))
             document["revision"] = revision
             self._replace(document)
