@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -59,8 +60,13 @@ def make_migrations(
     slow: float = 0.0,
     fail: frozenset[str] = frozenset(),
     retry_after: int = 7,
+    hold: tuple[threading.Event, threading.Event] | None = None,
 ) -> Migrations:
-    """v1 -> v2 is two steps (schema 1 -> 2 -> 3), each with its downgrade."""
+    """v1 -> v2 is two steps (schema 1 -> 2 -> 3), each with its downgrade.
+
+    ``hold=(entered, release)`` makes the last upgrade step set ``entered`` and then wait for
+    ``release``: a step that lasts exactly as long as the test wants.
+    """
     m = Migrations(retry_after=retry_after)
     m.version("v1", 1)
     m.version("v2", 3)
@@ -79,6 +85,10 @@ def make_migrations(
         log_step(folder, tenant, "up3")
         if slow:
             time.sleep(slow)
+        if hold is not None:
+            hold[0].set()
+            if not hold[1].wait(30):
+                raise RuntimeError("the test never released the held step")
         if crash_mid:
             os.kill(os.getpid(), signal.SIGKILL)  # mid-migrate: step 2 done, step 3 not
         if tenant in fail:

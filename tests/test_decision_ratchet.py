@@ -11,6 +11,10 @@ from hypothesis import strategies as st
 from cohortroute.bucketing import bucket
 from cohortroute.decision import Reason, decide, intended
 from cohortroute.policy import (
+    STATE_LEASE,
+    STATE_MIGRATION,
+    Lease,
+    MigrationState,
     Policy,
     Rollout,
     TenantRecord,
@@ -182,3 +186,45 @@ def test_new_rollout_fields_round_trip_and_old_json_still_reads() -> None:
     assert rollout_from_json(rollout_to_json(r)) == r
     old = {"candidate": "v2", "percent": 5, "salt": "s"}
     assert rollout_from_json(old) == Rollout("v2", 5, "s", started_at=0.0)
+
+
+# --- the typed migration state keeps the shapes stores already hold ----------------------------
+
+STORED_MIGRATIONS = [
+    {
+        "status": "migrating",
+        "from": "v1",
+        "to": "v2",
+        "started": 10.0,
+        "steps": ["app 1 -> 2", "app 2 -> 3"],
+        "hold": None,
+    },
+    {"status": "ok", "from": "v1", "to": "v2", "started": 10.0, "finished": 12.5, "duration": 2.5},
+    {
+        "status": "failed",
+        "from": "v1",
+        "to": "v2",
+        "started": 10.0,
+        "finished": 11.0,
+        "duration": 1.0,
+        "error": "step app 2 -> 3 failed: RuntimeError: no",
+    },
+]
+
+
+@pytest.mark.parametrize("stored", STORED_MIGRATIONS, ids=lambda d: str(d["status"]))
+def test_migration_state_round_trips_what_stores_hold(stored: dict[str, object]) -> None:
+    state = MigrationState.from_json(stored)
+    assert state is not None and state.to_json() == stored
+    record = TenantRecord("acme", state={STATE_MIGRATION: stored})
+    assert record.migration == state and record.migration_status == stored["status"]
+
+
+def test_lease_round_trips_and_unreadable_state_never_blocks() -> None:
+    lease = Lease("host:1:ab", 100.0)
+    assert Lease.from_json(lease.to_json()) == lease
+    assert lease.held_at(99.9) and not lease.held_at(100.0)
+    assert TenantRecord("acme", state={STATE_LEASE: lease.to_json()}).lease == lease
+    assert Lease.from_json({"owner": "x", "expires": "soon"}) == Lease("x", 0.0)
+    assert Lease.from_json([1]) is None and MigrationState.from_json("migrating") is None
+    assert TenantRecord("acme", state={STATE_MIGRATION: [1]}).migration_status is None

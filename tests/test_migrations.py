@@ -13,16 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from asgiref.testing import ApplicationCommunicator
 from werkzeug.test import Client
 
-from cohortroute import CohortRouter, ConfigurationError, ConflictError
+from cohortroute import CohortRouter, ConfigurationError, ConflictError, ValidationError
+from cohortroute._clock import ManualClock
 from cohortroute.decision import decide
 from cohortroute.migrations import Migrations
 from cohortroute.rollout import RolloutController, TenantResult
+from cohortroute.rollout.batch import run_batch
 from cohortroute.store import MemoryStore, Store, open_store
 
-from .apps import asgi_version
+from .apps import asgi_version, communicator
 from .migration_app import SCHEMA, make_migrations, read_schema, steps_run, version_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -378,17 +379,32 @@ def test_a_held_lease_makes_other_runners_back_off_until_it_expires(
 def test_the_heartbeat_keeps_a_long_step_s_lease(folder: Path) -> None:
     store = MemoryStore()
     store.register_versions(["v1", "v2"], "v1")
-    slow = controller(store, make_migrations(folder, slow=0.6), lease_ttl=0.3)
+    clock = ManualClock()
+    entered, release, renewed = threading.Event(), threading.Event(), threading.Event()
+
+    def hook(event: str, tenant: str) -> None:
+        if event == "renewed":
+            renewed.set()
+
+    migrations = make_migrations(folder, hold=(entered, release))
+    slow = controller(store, migrations, clock=clock, lease_ttl=30, on_event=hook)
     slow.register(["acme"])
     slow.start("v2", percent=100)
     runner = threading.Thread(target=slow.run)
     runner.start()
-    time.sleep(0.45)  # longer than the TTL: only the heartbeat keeps the lease alive
-    assert controller(store, make_migrations(folder), lease_ttl=0.3).migrate("acme").outcome in (
-        "busy",
-        "unchanged",  # the slow runner already finished
-    )
-    runner.join()
+    try:
+        assert entered.wait(10)
+        for _ in range(3):  # 45 s into a 30 s lease: only the heartbeat keeps it alive
+            renewed.clear()
+            clock.advance(15)
+            assert renewed.wait(10)
+        other = controller(store, make_migrations(folder), clock=clock, lease_ttl=30)
+        busy = other.migrate("acme")
+        assert busy.outcome == "busy" and "another runner" in str(busy.error)
+    finally:
+        release.set()
+        runner.join()
+    assert state_of(store, folder, "acme") == ("v2", 3)
     assert steps_run(folder, "acme", "up3") == 1
 
 
@@ -580,7 +596,7 @@ def test_asgi_router_answers_503_with_retry_after_while_migrating(folder: Path) 
             "headers": [(b"host", host)],
             "query_string": b"",
         }
-        app = ApplicationCommunicator(router, scope)
+        app = communicator(router, scope)
         await app.send_input({"type": "http.request" if kind == "http" else "websocket.connect"})
         messages = [await app.receive_output(1)]
         if kind == "http":
@@ -636,3 +652,84 @@ def test_traffic_during_a_batch_never_meets_unmigrated_data(folder: Path) -> Non
     assert bodies == [] and set(statuses) <= {200, 503}
     assert statuses.get(503, 0) > 0  # the gate was exercised
     assert all(state_of(store, folder, n) == ("v2", 3) for n in names)
+
+
+# --- the batch: a thread pool with a failure limit ---------------------------------------------
+
+
+def test_a_batch_keeps_to_its_concurrency_and_skips_the_rest_once_halted() -> None:
+    lock = threading.Lock()
+    running, peak = [0], [0]
+    halts: list[str | None] = []
+    gate = threading.Barrier(2)
+
+    def move(name: str) -> TenantResult:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        if name in ("t0", "t1"):
+            gate.wait(10)  # both workers busy at once: the pool really runs two
+        with lock:
+            running[0] -= 1
+        return TenantResult(name, "failed" if name in ("t2", "t3") else "moved", error="no")
+
+    names = [f"t{i}" for i in range(10)]
+    seen: list[str] = []
+    result = run_batch(
+        "run",
+        names,
+        move,
+        concurrency=2,
+        max_failures=1,
+        progress=lambda r: seen.append(r.tenant),
+        halt=halts.append,
+    )
+    assert peak[0] == 2
+    assert halts == [result.halted] and "max_failures=1" in str(result.halted)
+    done = [r.tenant for r in result.results if r.outcome != "skipped"]
+    skipped = [r.tenant for r in result.results if r.outcome == "skipped"]
+    assert seen == done and sorted(done + skipped) == sorted(names)
+    assert skipped == names[len(names) - len(skipped) :]  # in their order, never started
+    assert {"t2", "t3"} <= set(done) and skipped
+
+
+def test_a_crash_in_a_batch_stops_it_and_is_raised() -> None:
+    started: list[str] = []
+
+    def move(name: str) -> TenantResult:
+        started.append(name)
+        if name == "t1":
+            raise Crash
+        return TenantResult(name, "moved")
+
+    with pytest.raises(Crash):
+        run_batch(
+            "run",
+            [f"t{i}" for i in range(50)],
+            move,
+            concurrency=1,
+            max_failures=None,
+            progress=None,
+            halt=lambda reason: None,
+        )
+    assert started == ["t0", "t1"]
+    with pytest.raises(ValidationError, match="concurrency"):
+        run_batch("run", [], move, concurrency=0, max_failures=None, progress=None, halt=print)
+
+
+# --- time is injected: a manual clock drains and settles without waiting -----------------------
+
+
+def test_drain_and_settle_advance_a_manual_clock_instead_of_waiting(folder: Path) -> None:
+    store = MemoryStore()
+    store.register_versions(["v1", "v2"], "v1")
+    clock = ManualClock()
+    c = RolloutController(store, migrations=make_migrations(folder), clock=clock, drain=3600)
+    assert c.drain == 3600 and c.settle > 0 and c.clock is clock
+    c.register(["acme"])
+    c.start("v2", percent=100)
+    before, started = clock.time(), time.monotonic()
+    assert c.run().moved == ["acme"]
+    assert clock.time() - before >= 3600 and time.monotonic() - started < 30
+    finalized = c.finalize()
+    assert finalized.ok and clock.time() - before >= 3600 + c.settle

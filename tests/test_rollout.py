@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,24 +17,20 @@ from hypothesis import strategies as st
 from werkzeug.test import Client
 
 from cohortroute import CohortRouter, ConflictError, UnknownVersionError, ValidationError
+from cohortroute._clock import ManualClock
 from cohortroute.decision import Decision, decide
 from cohortroute.migrations import Migrations
-from cohortroute.rollout import RolloutController, parse_duration, parse_tenant_lines
+from cohortroute.rollout import (
+    RolloutController,
+    lower_percent,
+    parse_duration,
+    parse_tenant_lines,
+)
 from cohortroute.store import MemoryStore, Store, open_store
 
 from .apps import wsgi_version
 
 TENANTS = [f"tenant{i:03d}" for i in range(300)]
-
-
-class Clock:
-    """A settable clock for dwell and timed-plan tests."""
-
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 # The shared stores' fixtures (skipped when their server is not running).
@@ -168,14 +165,14 @@ def test_start_validates(memory: Store) -> None:
 
 
 def test_advance_respects_the_dwell_unless_forced(memory: Store) -> None:
-    clock = Clock()
+    clock = ManualClock()
     c = controller(memory, clock=clock)
     c.start("v2", plan=[1, 5, 25], every=7200)
     with pytest.raises(ConflictError, match=r"minimum dwell is 2h00m: wait 1h00m"):
-        clock.now += 3600
+        clock.advance(3600)
         c.advance()
     assert c.advance(force=True).percent == 500
-    clock.now += 7200
+    clock.advance(7200)
     assert c.advance().percent == 2500
     with pytest.raises(ConflictError, match="last step"):
         c.advance(force=True)
@@ -289,22 +286,39 @@ def test_lowering_never_moves_anybody_back(store: Store) -> None:
     assert on(store) == at_50
 
 
+def test_lowering_through_the_store_keeps_the_ratchet_too(memory: Store) -> None:
+    # The one lowering path takes a store, so any API lowering a rollout keeps the promise.
+    c = controller(memory)
+    c.register(TENANTS)
+    c.start("v2", percent=50)
+    at_50 = on(memory)
+    stored = memory.policy().rollout
+    assert stored is not None
+    lower_percent(memory, stored, stored, 500, step=-1, now=0.0, actor="ops")
+    assert memory.policy().rollout.percent == 500  # type: ignore[union-attr]
+    assert on(memory) == at_50
+    with pytest.raises(ConflictError, match="changed"):  # the stored rollout moved meanwhile
+        lower_percent(memory, stored, stored, 100, step=-1, now=0.0)
+    with pytest.raises(ValueError, match="lowers"):
+        lower_percent(memory, stored, replace(stored, percent=100), 100, step=-1, now=0.0)
+
+
 def test_halt_freezes_and_resume_continues(memory: Store) -> None:
-    clock = Clock()
+    clock = ManualClock()
     c = controller(memory, clock=clock)
     c.register(TENANTS)
     c.start("v2", plan=[10, 50, 100], every=60, auto=True)
-    clock.now += 61
+    clock.advance(61)
     assert c.current().percent == 5000  # type: ignore[union-attr]
-    at_50 = on(memory, now=clock.now)
+    at_50 = on(memory, now=clock.time())
     halted = c.halt("error rate")
     assert halted.halted and halted.percent == 5000 and halted.halt_reason == "error rate"
-    clock.now += 3600
+    clock.advance(3600)
     assert c.current().percent == 5000  # type: ignore[union-attr]
-    assert on(memory, now=clock.now) == at_50
+    assert on(memory, now=clock.time()) == at_50
     c.resume()
     assert c.current().percent == 5000  # type: ignore[union-attr]
-    clock.now += 61
+    clock.advance(61)
     assert c.current().percent == 10_000  # type: ignore[union-attr]
 
 
@@ -378,23 +392,27 @@ def test_every_move_is_in_the_tenants_history(memory: Store) -> None:
 
 def test_a_router_follows_a_timed_plan_without_any_write() -> None:
     store = MemoryStore()
+    clock = ManualClock()
     router = CohortRouter(
         {"v1": wsgi_version("v1"), "v2": wsgi_version("v2")},
         domains=["example.com"],
         store=store,
         refresh_interval=3600,  # only the step boundary can expire the cache
         register_tenants=False,
+        clock=clock,
     )
     client = Client(router)
 
     def version() -> str:
         return client.get("/", headers={"Host": "acme.example.com"}).get_data(as_text=True)[:2]
 
-    c = controller(store)
-    c.start("v2", plan=[0, 100], every=0.3, auto=True)
+    c = controller(store, clock=clock)
+    c.start("v2", plan=[0, 100], every=1800, auto=True)
     assert version() == "v1"
     revision = store.revision()
-    time.sleep(0.35)
+    clock.advance(1799)
+    assert version() == "v1"
+    clock.advance(1)
     assert version() == "v2"
     assert store.revision() == revision
 
@@ -472,7 +490,7 @@ def test_nobody_returns_to_the_old_version_except_through_rollback(
             elif op[0] == "rollback":
                 assert c.rollback().ok
             elif op[0] == "rollback-one":
-                c.rollback(LAW_TENANTS[op[1]])  # type: ignore[index]
+                c.rollback(LAW_TENANTS[op[1]])  # type: ignore[call-overload]
             elif op[0] == "finalize":
                 assert c.finalize().ok
             elif op[0] == "run":
