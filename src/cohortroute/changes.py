@@ -37,6 +37,7 @@ from .policy import (
     parse_percent,
     parse_plan,
     rollout_to_json,
+    tenant_to_json,
 )
 
 log = logging.getLogger(__name__)
@@ -423,13 +424,8 @@ def tenant_change(
 
 
 def summary(record: TenantRecord) -> dict[str, Any]:
-    """A tenant record as an audit entry shows it."""
-    return {
-        "pin": record.pin,
-        "tags": sorted(record.tags),
-        "ratchet": record.ratchet,
-        "state": dict(record.state),
-    }
+    """A tenant record as an audit entry shows it: its stored form."""
+    return tenant_to_json(record)
 
 
 def require_rollout(policy: Policy) -> Rollout:

@@ -344,11 +344,11 @@ def _legacy_commit(self: Store, change: ChangeFn, actor: str) -> int:
     return self._commit(change, actor)
 
 
-def _after_fork_in_child(store: object) -> None:
-    if isinstance(store, Store):
-        store._after_fork_in_child()
+# The registry calls these with the store; the method is looked up on its class, so subclasses
+# overrides run.
+def _after_fork_in_child(store: Store) -> None:
+    store._after_fork_in_child()
 
 
-def _before_fork(store: object) -> None:
-    if isinstance(store, Store):
-        store._before_fork()
+def _before_fork(store: Store) -> None:
+    store._before_fork()

@@ -49,17 +49,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, unquote
 
 from .._backoff import Backoff
 from ..errors import (
     ConfigurationError,
     SchemaError,
-    StoreError,
-    StoreUnavailableError,
 )
 from ..policy import AuditEntry, Policy, TenantRecord
 from ._codec import Codec, dumps, encode_policy
+from ._sqlite_file import check_path, failure, is_busy, open_error, parse_url
 from .base import ChangeFn, FunctionReader, Mutation, Store
 
 log = logging.getLogger(__name__)
@@ -103,34 +101,10 @@ _SCHEMA = (
 _SELECT_TENANT = "SELECT pin, ratchet, tags, state FROM cohortroute_tenants WHERE name = ?"
 _PAGE = 500  # tenants() reads this many rows per query, so no read transaction spans a yield
 
-# SQLite result codes (the primary code is the low byte of an extended one).
-_BUSY, _LOCKED, _READONLY, _CANTOPEN, _NOTADB, _CORRUPT, _FULL = 5, 6, 8, 14, 26, 11, 13
-
 # SQLite waits this long per attempt, then we retry with our own jittered back-off: restarting
 # SQLite's sleep schedule keeps a long-waiting process from losing every race to newcomers.
 _BUSY_SLICE = 0.1
 _MAX_PAUSE = 0.02
-
-_OPTIONS = ("timeout", "synchronous")
-
-
-def _code(exc: sqlite3.Error) -> int | None:
-    """The primary SQLite result code of an error (parsed from the text before Python 3.11)."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    if isinstance(code, int):
-        return code & 0xFF
-    text = str(exc).lower()
-    for needle, value in (
-        ("locked", _BUSY),
-        ("readonly", _READONLY),
-        ("unable to open", _CANTOPEN),
-        ("not a database", _NOTADB),
-        ("malformed", _CORRUPT),
-        ("full", _FULL),
-    ):
-        if needle in text:
-            return value
-    return None
 
 
 def _tenant_page(db: sqlite3.Connection, after: str) -> list[Any]:
@@ -139,10 +113,6 @@ def _tenant_page(db: sqlite3.Connection, after: str) -> list[Any]:
         "WHERE name > ? ORDER BY name LIMIT ?",
         (after, _PAGE),
     ).fetchall()
-
-
-def _is_busy(exc: sqlite3.Error) -> bool:
-    return isinstance(exc, sqlite3.OperationalError) and _code(exc) in (_BUSY, _LOCKED)
 
 
 # Connections opened by another process (inherited through fork). They are kept referenced and
@@ -198,54 +168,13 @@ class SQLiteStore(Store, scheme="sqlite"):
         self._prepare_lock = threading.Lock()
         self._ready = False
         self._codec = Codec(f"the SQLite store {self.path}")
-        self._check_path()
+        check_path(self.path)
         self._run(lambda db: None)  # open now: a bad path or schema fails at construction
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
-        prefix = "sqlite://"
-        if not url.lower().startswith(prefix):
-            raise ConfigurationError(f"not a SQLite store URL: {url!r}")
-        rest, _, query = url[len(prefix) :].partition("?")
-        if not rest.startswith("/") or "#" in rest:
-            raise ConfigurationError(
-                f"malformed SQLite store URL {url!r}: a SQLite URL has no host; use "
-                "'sqlite:///relative/path.db' or 'sqlite:////absolute/path.db'"
-            )
-        path = unquote(rest[1:])
-        if not path or path.endswith("/"):
-            raise ConfigurationError(
-                f"the SQLite store URL {url!r} names no file; use for example "
-                "'sqlite:///cohortroute.db'"
-            )
-        if path == ":memory:" or path.startswith("file:"):
-            raise ConfigurationError(
-                f"{url!r}: an in-memory SQLite database is private to one connection; use "
-                "'memory://' for a store in this process only"
-            )
-        try:
-            pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
-        except ValueError:
-            raise ConfigurationError(
-                f"malformed query in the SQLite store URL {url!r}; options look like "
-                "'?timeout=10&synchronous=full'"
-            ) from None
-        options = dict(pairs)
-        unknown = sorted(set(options) - set(_OPTIONS)) or (
-            [] if len(options) == len(pairs) else ["(a repeated option)"]
-        )
-        if unknown:
-            raise ConfigurationError(
-                f"unknown option {', '.join(unknown)} in the SQLite store URL {url!r}; "
-                f"known options: {', '.join(_OPTIONS)}"
-            )
-        try:
-            timeout = float(options.get("timeout", "30"))
-        except ValueError:
-            raise ConfigurationError(
-                f"timeout in {url!r} must be a number of seconds, got {options['timeout']!r}"
-            ) from None
-        return cls(path, timeout=timeout, synchronous=options.get("synchronous", "full"))
+        path, timeout, synchronous = parse_url(url)
+        return cls(path, timeout=timeout, synchronous=synchronous)
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -256,33 +185,6 @@ class SQLiteStore(Store, scheme="sqlite"):
         self.close()
 
     # --- connections ---------------------------------------------------------------------
-
-    def _check_path(self) -> None:
-        """Refuse paths SQLite cannot use, with a message that says how to fix them."""
-        path, folder = self.path, os.path.dirname(self.path)
-        if os.path.isdir(path):
-            raise ConfigurationError(
-                f"the SQLite store path {path} is a directory; name a file in it, for example "
-                f"'sqlite:///{os.path.join(path, 'cohortroute.db')}'"
-            )
-        if not os.path.isdir(folder):
-            raise ConfigurationError(
-                f"cannot open the SQLite store {path}: the directory {folder} does not exist; "
-                f"create it (mkdir -p {folder}) or fix the store URL"
-            )
-        # WAL mode creates <file>-wal and <file>-shm next to the file, so the directory must be
-        # writable even when the file already exists.
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise ConfigurationError(
-                f"cannot use the SQLite store {path}: the directory {folder} is not writable by "
-                "this user (SQLite keeps its -wal and -shm files there); fix its permissions "
-                "or choose another path"
-            )
-        if os.path.exists(path) and not os.access(path, os.R_OK | os.W_OK):
-            raise ConfigurationError(
-                f"cannot use the SQLite store {path}: the file is not readable and writable by "
-                "this user; fix its permissions or choose another path"
-            )
 
     def _connection(self) -> sqlite3.Connection:
         held: _Connection | None = getattr(self._local, "held", None)
@@ -303,7 +205,7 @@ class SQLiteStore(Store, scheme="sqlite"):
                 check_same_thread=False,  # confinement is ours; lets a finaliser close it
             )
         except sqlite3.Error as exc:
-            raise self._open_error(exc) from exc
+            raise open_error(exc, self.path) from exc
         try:
             db.execute(f"PRAGMA synchronous = {self.synchronous}")
             if not self._ready:
@@ -313,9 +215,9 @@ class SQLiteStore(Store, scheme="sqlite"):
                         self._ready = True
         except sqlite3.Error as exc:
             db.close()
-            if _is_busy(exc):
+            if is_busy(exc):
                 raise  # retried by _run
-            raise self._open_error(exc) from exc
+            raise open_error(exc, self.path) from exc
         except BaseException:
             db.close()
             raise
@@ -378,51 +280,6 @@ class SQLiteStore(Store, scheme="sqlite"):
                 "needs a local filesystem with shared memory -- move the file off network storage"
             )
 
-    def _open_error(self, exc: sqlite3.Error) -> ConfigurationError | StoreError:
-        """Translate a failure to open into an error that says what to fix."""
-        code, path = _code(exc), self.path
-        if code == _NOTADB:
-            return ConfigurationError(
-                f"{path} is not a SQLite database (or it is encrypted or damaged); cohortroute "
-                "left it untouched. Point the store URL at a new file or a cohortroute store."
-            )
-        if code == _READONLY:
-            return ConfigurationError(
-                f"cannot write the SQLite store {path}: it is read-only for this user; fix the "
-                "permissions of the file, its -wal and -shm files and its directory"
-            )
-        if code == _CANTOPEN:
-            return ConfigurationError(
-                f"cannot open or create the SQLite store {path} ({exc}); check that the "
-                "directory exists and that this user may write to it"
-            )
-        if code == _CORRUPT:
-            return StoreError(
-                f"the SQLite store {path} is damaged ({exc}); restore it from a backup"
-            )
-        return StoreError(f"cannot open the SQLite store {path}: {exc}")
-
-    def _failure(self, exc: sqlite3.Error) -> StoreError:
-        """Translate a failure while using the store into a StoreError (original chained)."""
-        code, path = _code(exc), self.path
-        if _is_busy(exc):
-            return StoreUnavailableError(
-                f"the SQLite store {path} stayed locked for {self.timeout:g} s: another "
-                "process holds a long write transaction; retry, or raise ?timeout= in the URL"
-            )
-        if code == _READONLY:
-            return StoreError(
-                f"cannot write the SQLite store {path}: it became read-only for this process; "
-                "fix the permissions of the file, its -wal and -shm files and its directory"
-            )
-        if code == _FULL:
-            return StoreError(f"cannot write the SQLite store {path}: the disk is full")
-        if code in (_CORRUPT, _NOTADB):
-            return StoreError(
-                f"the SQLite store {path} is damaged ({exc}); restore it from a backup"
-            )
-        return StoreError(f"the SQLite store {path} failed: {exc}")
-
     def _discard(self) -> None:
         """Drop this thread's connection after an error left it in an unknown state."""
         held: _Connection | None = getattr(self._local, "held", None)
@@ -440,15 +297,15 @@ class SQLiteStore(Store, scheme="sqlite"):
             try:
                 return work(self._connection())
             except sqlite3.Error as exc:
-                if not _is_busy(exc):
+                if not is_busy(exc):
                     if isinstance(exc, (sqlite3.ProgrammingError, sqlite3.InterfaceError)):
                         self._discard()
-                    raise self._failure(exc) from exc
+                    raise failure(exc, self.path, self.timeout) from exc
                 now = time.monotonic()
                 if deadline is None:
                     deadline = now + self.timeout
                 if now >= deadline:
-                    raise self._failure(exc) from exc
+                    raise failure(exc, self.path, self.timeout) from exc
                 time.sleep(backoff.next())
 
     def close(self) -> None:
