@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
+from collections.abc import Callable
 
 import pytest
 from werkzeug.test import Client
@@ -20,6 +22,7 @@ from cohortroute import (
 )
 from cohortroute._clock import ManualClock
 from cohortroute.rollout import RolloutController
+from cohortroute.router import REGISTER_DELAY
 from cohortroute.store import MemoryStore
 
 from .apps import asgi_version, wsgi_version
@@ -315,3 +318,55 @@ def test_type_checkers_see_every_router_option() -> None:
     assert any('"cache_size"' in e and '"str"' in e and ":8:" in e for e in errors), stdout
     assert any('"interface"' in e and ":9:" in e for e in errors), stdout
     assert not any(":7:" in e for e in errors), stdout
+
+
+def in_child(check: Callable[[], bool]) -> bool:
+    """Run ``check`` in a forked child; True when it returned True there."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit code
+        code = 1
+        try:
+            code = 0 if check() else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_refreshes_although_a_refresh_was_in_flight_at_the_fork() -> None:
+    clock = ManualClock()
+    store = MemoryStore()
+    router = make(store=store, refresh_interval=10, clock=clock)
+    assert get(router, "acme.example.com")[1].startswith("v1")
+    store._listeners.clear()  # only the periodic check can tell the router
+    store.pin("acme", "v2")
+    clock.advance(10)
+
+    def sees_the_pin() -> bool:
+        return get(router, "acme.example.com")[1].startswith("v2")
+
+    # Another thread of the parent holds the refresh lock at the fork; the child has no such
+    # thread, so the lock it inherited must not stay held there.
+    with router._refresh_lock:
+        assert in_child(sees_the_pin)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_registers_tenants_with_a_worker_of_its_own() -> None:
+    clock = ManualClock()
+    store = MemoryStore()
+    router = make(store=store, clock=clock)
+    registrar = router._registrar
+    assert registrar is not None
+    registrar.add("acme")
+    registrar.poke(clock.monotonic() + REGISTER_DELAY)  # the parent's worker exists now
+
+    def registers() -> bool:
+        written = threading.Event()
+        store.subscribe(written.set)
+        registrar.add("globex")
+        registrar.poke(clock.monotonic() + REGISTER_DELAY)
+        return written.wait(5) and store.tenant("globex").registered is not None
+
+    assert in_child(registers)

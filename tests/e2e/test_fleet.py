@@ -2,7 +2,7 @@
 
 The router is built in gunicorn's master (``--preload``) and every worker inherits it through
 fork. A pin made with the CLI in another process must then reach every worker within the
-issue's targets, measured from the moment the CLI exits:
+promised times, measured from the moment the CLI exits:
 
 * with push (Redis pub/sub, PostgreSQL LISTEN/NOTIFY): <= 1 s;
 * with pushes off (``FLEET_PUSH=0`` in tests/e2e/fleetapp.py), by the periodic revision check

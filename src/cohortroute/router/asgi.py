@@ -6,7 +6,6 @@ environ); a websocket cannot reach a WSGI version and is closed with 1003.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from asgiref.wsgi import WsgiToAsgi, WsgiToAsgiInstance
@@ -17,8 +16,6 @@ from .base import DECISION_KEY, TENANT_KEY, CohortRouter, is_asgi_app
 from .lifespan import run_lifespan
 from .registration import watch_asgi
 from .responses import bad_request_asgi, maintenance_asgi
-
-log = logging.getLogger(__name__)
 
 
 class _WsgiVersionInstance(WsgiToAsgiInstance):

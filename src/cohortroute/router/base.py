@@ -15,7 +15,6 @@ the cache is dropped when it moved; writes through the same store object notify 
 from __future__ import annotations
 
 import inspect
-import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -33,8 +32,6 @@ from ._dispatch import Dispatcher, Entry, Flavour
 from .overrides import Overrides
 from .registration import Registrar
 from .timed_plan import TimedPlanWatch
-
-log = logging.getLogger(__name__)
 
 DECISION_KEY = "cohortroute.decision"
 TENANT_KEY = "cohortroute.tenant"

@@ -6,12 +6,9 @@ this is the router's side of it. An override has the highest precedence (reason 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Collection
 
 from ..errors import UnknownVersionError
-
-log = logging.getLogger(__name__)
 
 
 class Overrides:

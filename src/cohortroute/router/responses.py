@@ -8,12 +8,9 @@ as everybody else.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 
 from .._types import ASGIApp, Receive, Scope, Send, StartResponse, WSGIApp, WSGIEnvironment
-
-log = logging.getLogger(__name__)
 
 _TEXT = "text/plain; charset=utf-8"
 

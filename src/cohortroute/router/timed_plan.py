@@ -8,11 +8,7 @@ no later than that).
 
 from __future__ import annotations
 
-import logging
-
 from ..policy import Rollout
-
-log = logging.getLogger(__name__)
 
 
 class TimedPlanWatch:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 
 from .._types import StartResponse, WSGIEnvironment
@@ -11,8 +10,6 @@ from ._dispatch import Flavour
 from .base import DECISION_KEY, TENANT_KEY, CohortRouter, Interface, is_asgi_app
 from .registration import watch_wsgi
 from .responses import bad_request_wsgi, maintenance_wsgi
-
-log = logging.getLogger(__name__)
 
 
 class WSGICohortRouter(CohortRouter, interface="wsgi"):
