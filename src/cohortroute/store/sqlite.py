@@ -50,6 +50,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+from .. import _forksafe
 from .._backoff import Backoff
 from ..errors import (
     ConfigurationError,
@@ -127,14 +128,14 @@ class _Connection:
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db: sqlite3.Connection | None = db
-        self.pid = os.getpid()
+        self.pid = _forksafe.pid()
 
     def release(self) -> None:
         """Close the connection if this process opened it, else set it aside untouched."""
         db, self.db = self.db, None
         if db is None:
             return
-        if self.pid == os.getpid():
+        if self.pid == _forksafe.pid():
             db.close()
         else:
             _INHERITED.append(db)
@@ -188,7 +189,7 @@ class SQLiteStore(Store, scheme="sqlite"):
 
     def _connection(self) -> sqlite3.Connection:
         held: _Connection | None = getattr(self._local, "held", None)
-        if held is not None and held.db is not None and held.pid == os.getpid():
+        if held is not None and held.db is not None and held.pid == _forksafe.pid():
             return held.db
         if held is not None:
             held.release()  # inherited through fork: set aside, never used
