@@ -33,6 +33,14 @@ Fixtures a subclass provides:
     ``redis://localhost/15``...). Worker processes open it with :func:`open_store`, after
     importing the module that defines the store class, so a custom scheme works there too.
 
+One optional hook: ``corrupt_policy(self, store, text)`` stores ``text`` (valid JSON of the
+wrong shape, such as ``[1]``) where the store keeps its policy, bypassing its checks; with it the
+suite proves that garbage in the store surfaces as a :class:`~cohortroute.errors.StoreError`
+naming the place, never as a bare ``AttributeError``. Without it those tests are skipped.
+
+The suite is split by concern (``state``, ``rollout``, ``records``, ``audit``, ``concurrency``,
+``processes``, ``model``); :class:`StoreContract` combines them.
+
 Class attributes tune the cost: ``thread_count``/``thread_writes`` for the threaded test,
 ``model_examples``/``model_steps`` for the model test, ``process_count``/``process_writes`` for
 the multi-process test. Hypothesis is imported only by the model test (skipped without it).
