@@ -68,7 +68,8 @@ class ASGICohortRouter(CohortRouter, interface="asgi"):
                     if server and scope.get("http_version") == "1.0"
                     else b""
                 )
-            now = self._monotonic()
+            read_clock = self._monotonic  # then call: a method-style call on an instance
+            now = read_clock()  # attribute is never specialised by CPython
             if now >= self._next_check:
                 self._refresh(now, wait=False)  # never block the event loop on the store
             entry = self._entries.get(host)

@@ -36,7 +36,8 @@ class WSGICohortRouter(CohortRouter, interface="wsgi"):
                 if environ.get("SERVER_PROTOCOL") == "HTTP/1.0"
                 else ""
             )
-        now = self._monotonic()
+        read_clock = self._monotonic  # then call: a method-style call on an instance
+        now = read_clock()  # attribute is never specialised by CPython
         if now >= self._next_check:
             self._refresh(now)
         entry = self._entries.get(host)
