@@ -463,9 +463,7 @@ class RolloutController:
         on the default for the rest of this rollout. A tenant whose migration has no downgrade
         is refused, before anything moves, unless ``force`` (its data is then left as it is).
         """
-        return endings.rollback(
-            self._ctx, tenant, force=force, concurrency=concurrency, progress=progress
-        )
+        return endings.rollback(self._ctx, tenant, force, concurrency, progress)
 
     def finalize(
         self,
@@ -482,7 +480,7 @@ class RolloutController:
         point at the old default would keep tenants on it: finalize refuses unless ``force``,
         which removes them.
         """
-        return endings.finalize(self._ctx, force=force, concurrency=concurrency, progress=progress)
+        return endings.finalize(self._ctx, force, concurrency, progress)
 
     # --- internals: percentages and the ratchet ----------------------------------------------
 

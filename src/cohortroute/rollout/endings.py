@@ -22,19 +22,12 @@ log = logging.getLogger(__name__)
 
 def rollback(
     ctx: RolloutContext,
-    tenant: str | None = None,
-    *,
-    force: bool = False,
-    concurrency: int = 4,
-    progress: Progress | None = None,
+    tenant: str | None,
+    force: bool,
+    concurrency: int,
+    progress: Progress | None,
 ) -> RunResult:
-    """Move tenants back to the default: the whole rollout, or one ``tenant``.
-
-    The whole rollout: halt it, move every migrated tenant's data back (downgrade steps),
-    then end the rollout and clear the ratchet marks. One tenant: move it back and keep it
-    on the default for the rest of this rollout. A tenant whose migration has no downgrade
-    is refused, before anything moves, unless ``force`` (its data is then left as it is).
-    """
+    """:meth:`RolloutController.rollback`: halt, move data back, end, clear the marks."""
     policy = ctx.store.policy()
     rollout = ctx.require(policy)
     ctx.require_migrations(rollout)
@@ -76,20 +69,9 @@ def rollback(
 
 
 def finalize(
-    ctx: RolloutContext,
-    *,
-    force: bool = False,
-    concurrency: int = 4,
-    progress: Progress | None = None,
+    ctx: RolloutContext, force: bool, concurrency: int, progress: Progress | None
 ) -> RunResult:
-    """Everybody to the candidate; the candidate becomes the default; one version serves all.
-
-    Migrates every tenant whose data is not at the candidate yet (a failure stops finalize
-    with the rollout at 100 %, so nothing is lost), then makes the candidate the default,
-    ends the rollout and clears the ratchet and migration marks. Pins and tag rules that
-    point at the old default would keep tenants on it: finalize refuses unless ``force``,
-    which removes them.
-    """
+    """:meth:`RolloutController.finalize`: migrate everybody, then the candidate is the default."""
     policy = ctx.store.policy()
     rollout = ctx.require(policy)
     ctx.require_migrations(rollout)
