@@ -18,7 +18,7 @@ from werkzeug.test import Client
 from cohortroute import CohortRouter, ConfigurationError, ConflictError, ValidationError
 from cohortroute._clock import ManualClock
 from cohortroute.decision import decide
-from cohortroute.migrations import Migrations
+from cohortroute.migrations import Migrations, MigrationStep, Step
 from cohortroute.rollout import RolloutController, TenantResult
 from cohortroute.rollout.batch import run_batch
 from cohortroute.store import MemoryStore, Store, open_store
@@ -107,6 +107,8 @@ def test_plan_orders_downgrades_then_upgrades_per_module() -> None:
             m.downgrade(n, module=module)(lambda t: None)
     up = m.plan(m.modules_for("a"), m.modules_for("b"))
     assert [str(s) for s in up] == ["core 1 -> 2", "core 2 -> 3", "billing 0 -> 1"]
+    assert m.steps_between(m.modules_for("a"), m.modules_for("b")) == up  # the new name
+    assert Step is MigrationStep and all(isinstance(s, Step) for s in up)
     down = m.plan(m.modules_for("b"), m.modules_for("a"))
     assert [str(s) for s in down] == ["billing 1 -> 0", "core 3 -> 2", "core 2 -> 1"]
     assert m.needs_migration("a", "b") and not m.needs_migration("a", "a")
