@@ -11,10 +11,15 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 from .errors import ConflictError, UnknownVersionError, ValidationError
 from .tenancy import is_valid_label
+
+# Part of the data model, so importable from here; kept in their own module for size.
+from .tenant_state import Lease as Lease
+from .tenant_state import MigrationState as MigrationState
+from .tenant_state import MigrationStatus as MigrationStatus
 
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}\Z")
 _TAG = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}\Z")
@@ -24,7 +29,7 @@ def check_version_name(version: str) -> str:
     """Return ``version`` if it is a valid version name, else raise ValidationError."""
     if not isinstance(version, str) or _VERSION.match(version) is None:
         raise ValidationError(
-            f"invalid version name {version!r}: use 1-64 of letters, digits and . _ + - "
+            f"invalid version name {version!r:.80}: use 1-64 of letters, digits and . _ + - "
             "(for example '2026.12')"
         )
     return version
@@ -34,7 +39,7 @@ def check_tenant_name(tenant: str) -> str:
     """Return the tenant name lower-cased if it is one DNS label, else raise ValidationError."""
     if not isinstance(tenant, str) or not is_valid_label(tenant.lower()):
         raise ValidationError(
-            f"invalid tenant {tenant!r}: a tenant is one DNS label (1-63 of a-z, 0-9 and '-', "
+            f"invalid tenant {tenant!r:.80}: a tenant is one DNS label (1-63 of a-z, 0-9 and '-', "
             "not starting or ending with '-'), as in acme.example.com -> 'acme'"
         )
     return tenant.lower()
@@ -44,7 +49,7 @@ def check_tag_name(tag: str) -> str:
     """Return the tag lower-cased if valid (1-63 of a-z 0-9 . _ -), else raise ValidationError."""
     if not isinstance(tag, str) or _TAG.match(tag.lower()) is None:
         raise ValidationError(
-            f"invalid tag {tag!r}: use 1-63 of a-z, 0-9 and . _ - (for example 'beta')"
+            f"invalid tag {tag!r:.80}: use 1-63 of a-z, 0-9 and . _ - (for example 'beta')"
         )
     return tag.lower()
 
@@ -57,15 +62,15 @@ def parse_percent(value: str | float | int) -> int:
     text = str(value).strip()
     if text.endswith("%"):
         text = text[:-1].strip()
-    match = re.fullmatch(r"(\d{1,3})(?:\.(\d{1,2}))?", text)
+    match = re.fullmatch(r"([0-9]{1,3})(?:\.([0-9]{1,2}))?", text)  # ASCII: not '５'
     if match is None:
         raise ValidationError(
-            f"invalid percentage {value!r}: give a number from 0 to 100 with at most two "
+            f"invalid percentage {value!r:.40}: give a number from 0 to 100 with at most two "
             "decimals, like 5, 0.5 or 12.25%"
         )
     points = int(match.group(1)) * 100 + int((match.group(2) or "").ljust(2, "0"))
     if points > 10_000:
-        raise ValidationError(f"invalid percentage {value!r}: it must be between 0 and 100")
+        raise ValidationError(f"invalid percentage {value!r:.40}: it must be between 0 and 100")
     return points
 
 
@@ -248,113 +253,6 @@ STATE_LEASE = "lease"
 
 #: Migration statuses during which the tenant's data is in flux: its requests get 503.
 BUSY_STATUSES = frozenset({"migrating", "broken"})
-
-MigrationStatus = Literal["migrating", "ok", "failed", "broken"]
-
-
-def _float_or_none(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        return None
-
-
-def _str_or_none(value: object) -> str | None:
-    return None if value is None else str(value)
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """``state["lease"]``: which runner owns a tenant's migration, and until when (Unix time).
-
-    A lease past ``expires`` is free: a killed runner's tenants free themselves.
-    """
-
-    owner: str
-    expires: float
-
-    def held_at(self, now: float) -> bool:
-        """True while the lease is still valid at ``now``."""
-        return self.expires > now
-
-    def to_json(self) -> dict[str, Any]:
-        """The stored shape: ``{"owner": ..., "expires": ...}``."""
-        return {"owner": self.owner, "expires": self.expires}
-
-    @classmethod
-    def from_json(cls, data: object) -> Lease | None:
-        """Inverse of :meth:`to_json`; None for a missing (or unreadable) lease.
-
-        A lease whose expiry cannot be read counts as expired, so it never blocks a tenant.
-        """
-        if not isinstance(data, Mapping):
-            return None
-        return cls(str(data.get("owner")), _float_or_none(data.get("expires")) or 0.0)
-
-
-@dataclass(frozen=True, slots=True)
-class MigrationState:
-    """``state["migration"]``: the last or current migration of a tenant's data.
-
-    ``status`` is ``migrating`` while the runner holds the tenant, then ``ok``, ``failed``
-    (the data was restored) or ``broken`` (restoring failed too). ``steps`` and ``hold`` are
-    kept while migrating so a resumed run knows what it was doing; ``finished`` and ``error``
-    once it ended. The stored shape is the one every store already holds.
-    """
-
-    status: str | None
-    from_version: str | None = None
-    to_version: str | None = None
-    started: float | None = None
-    finished: float | None = None
-    steps: tuple[str, ...] = ()
-    hold: str | None = None
-    error: str | None = None
-
-    @property
-    def duration(self) -> float | None:
-        """Seconds from start to end, to the millisecond; None while it runs."""
-        if self.started is None or self.finished is None:
-            return None
-        return round(self.finished - self.started, 3)
-
-    def to_json(self) -> dict[str, Any]:
-        """The stored shape (``from``/``to``, timings; steps and hold while migrating)."""
-        data: dict[str, Any] = {
-            "status": self.status,
-            "from": self.from_version,
-            "to": self.to_version,
-            "started": self.started,
-        }
-        if self.status == "migrating":
-            data["steps"] = list(self.steps)
-            data["hold"] = self.hold
-        if self.finished is not None:
-            data["finished"] = self.finished
-            data["duration"] = self.duration
-        if self.error is not None:
-            data["error"] = self.error
-        return data
-
-    @classmethod
-    def from_json(cls, data: object) -> MigrationState | None:
-        """Inverse of :meth:`to_json`; None when there is no migration (or not a mapping)."""
-        if not isinstance(data, Mapping):
-            return None
-        status = data.get("status")
-        steps = data.get("steps")
-        return cls(
-            status=status if isinstance(status, str) else None,
-            from_version=_str_or_none(data.get("from")),
-            to_version=_str_or_none(data.get("to")),
-            started=_float_or_none(data.get("started")),
-            finished=_float_or_none(data.get("finished")),
-            steps=tuple(str(s) for s in steps) if isinstance(steps, list | tuple) else (),
-            hold=_str_or_none(data.get("hold")),
-            error=_str_or_none(data.get("error")),
-        )
 
 
 @dataclass(frozen=True, slots=True)
