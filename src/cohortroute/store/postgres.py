@@ -15,9 +15,16 @@ server; the records, audit rows, the new revision and a ``NOTIFY`` carrying it a
 transaction. Listeners ``LISTEN`` on :attr:`PostgresStore.channel`.
 
 Query parameters: ``schema``, ``table_prefix``, ``connect_timeout`` (seconds, default 1; libpq
-waits at least 2), ``timeout`` (seconds per statement, default 2) and ``push`` (``false``
+waits at least 2), ``timeout`` (seconds per round trip, default 2) and ``push`` (``false``
 starts no LISTEN connection, e.g. behind PgBouncer in transaction mode: routers then rely on
 their periodic revision check); any other parameter is passed to libpq (``sslmode``...).
+
+Every round trip with the server ends within ``timeout``, enforced by the client (see
+:mod:`cohortroute.store._pg_deadline`), so a server or pooler that accepts connections and never
+answers makes a call fail with :class:`~cohortroute.errors.StoreUnavailableError` instead of
+blocking it. Transactions also set ``statement_timeout`` and
+``idle_in_transaction_session_timeout`` locally, so the server frees a lock held by a frozen
+client; no startup option is sent, which PgBouncer in transaction mode would refuse.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from ..errors import ConfigurationError
 from ..policy import AuditEntry, Policy, TenantRecord
 from ._codec import dumps, encode_policy, encode_tenant
 from ._network import NetworkStore, kept_in_child
+from ._pg_deadline import bounded_connection
 from ._pg_pool import Pool as _Pool
 from ._push import POLL, PushListener
 from .base import ChangeFn, FunctionReader
@@ -72,9 +80,15 @@ def _import_psycopg() -> Any:
     return psycopg
 
 
-def _open(psycopg: Any, params: dict[str, Any], application: str) -> _Conn:
-    """A new autocommit connection (transactions are explicit, so none idles half-open)."""
-    conn: _Conn = psycopg.connect(**params, fallback_application_name=application, autocommit=True)
+def _open(
+    connection: Any, params: dict[str, Any], application: str, timeout: float | None
+) -> _Conn:
+    """A new autocommit connection (transactions are explicit, so none idles half-open) whose
+    round trips each end within ``timeout`` seconds."""
+    conn: _Conn = connection.connect(
+        **params, fallback_application_name=application, autocommit=True
+    )
+    conn.round_trip_timeout = timeout  # type: ignore[attr-defined]
     return conn
 
 
@@ -145,6 +159,12 @@ class _Queries:
         self.delete_tenant = q("DELETE FROM {tenants} WHERE name = %s")
         self.audit = q(f"INSERT INTO {{audit}} ({columns}) VALUES (%s, %s, %s, %s, %s, %s, %s)")
         self.notify = "SELECT pg_notify(%s, %s)"
+        # A statement (or a wait for a lock) gives up after `timeout` on the server too; a
+        # session stuck inside a transaction (a frozen client) releases its locks after five.
+        self.local_timeouts = (
+            "SELECT set_config('statement_timeout', %s, true), "
+            "set_config('idle_in_transaction_session_timeout', %s, true)"
+        )
 
 
 class PostgresStore(NetworkStore["_Pool"], scheme=("postgresql", "postgres")):
@@ -181,13 +201,10 @@ class PostgresStore(NetworkStore["_Pool"], scheme=("postgresql", "postgres")):
         except self._psycopg.Error as exc:
             raise ConfigurationError(f"invalid PostgreSQL URL {self.url}: {exc}") from exc
         timeout_ms = max(1, round(self.timeout * 1000))
-        # A statement (or a wait for the state row's lock) gives up after `timeout`; a session
-        # stuck inside a transaction releases its locks after a few of them.
-        server_options = (
-            f"-c statement_timeout={timeout_ms} "
-            f"-c idle_in_transaction_session_timeout={5 * timeout_ms}"
-        )
-        params["options"] = f"{params.get('options', '')} {server_options}".strip()
+        #: The server-side bounds a transaction sets for itself (SET LOCAL, so they also work
+        #: through PgBouncer in transaction mode, which refuses them as startup options).
+        self._local_timeouts = (str(timeout_ms), str(5 * timeout_ms))
+        self._connection_class = bounded_connection(self._psycopg)
         params["connect_timeout"] = str(math.ceil(self.connect_timeout))
         # Notice a dead server (or a silent network) within a few seconds, not hours.
         params.setdefault("keepalives", "1")
@@ -234,7 +251,11 @@ class PostgresStore(NetworkStore["_Pool"], scheme=("postgresql", "postgres")):
 
     def _open_pool(self) -> _Pool:
         # The pool must not refer to the store, which must stay collectable.
-        return _Pool(functools.partial(_open, self._psycopg, self._params, "cohortroute"))
+        return _Pool(
+            functools.partial(
+                _open, self._connection_class, self._params, "cohortroute", self.timeout
+            )
+        )
 
     @staticmethod
     def _close_pool(pool: _Pool) -> None:
@@ -257,11 +278,18 @@ class PostgresStore(NetworkStore["_Pool"], scheme=("postgresql", "postgres")):
                 pool.release(conn)
         self._used()
 
+    @contextmanager
+    def _transaction(self, conn: _Conn) -> Iterator[None]:
+        """A transaction whose statements and idle time the server bounds as well."""
+        with conn.transaction():
+            conn.execute(self._q.local_timeouts, self._local_timeouts)
+            yield
+
     def _prepare(self, conn: _Conn) -> None:
         """Create the tables if they are missing, and check the schema version once."""
         raw = self._schema_version(conn)
         if raw is None:
-            with conn.transaction():
+            with self._transaction(conn):
                 # Concurrent CREATE ... IF NOT EXISTS can collide in the catalog, so creators
                 # queue on a lock; and whoever comes second finds the work done and does nothing
                 # (re-running the DDL would take table locks that deadlock with live writers).
@@ -334,6 +362,12 @@ class PostgresStore(NetworkStore["_Pool"], scheme=("postgresql", "postgres")):
             row = conn.execute(self._q.tenant, (name,)).fetchone()
         return self._tenant_of(name, None if row is None else row[0])
 
+    def read_tenants(self, names: Sequence[str]) -> dict[str, TenantRecord]:
+        if not names:
+            return {}
+        with self._connection(f"reading {len(names)} tenants") as conn:
+            return self._read_tenants(conn, names)
+
     def tenants(self) -> Iterator[TenantRecord]:
         with self._connection("listing tenants") as conn:
             rows = conn.execute(self._q.tenants).fetchall()
@@ -356,7 +390,7 @@ class PostgresStore(NetworkStore["_Pool"], scheme=("postgresql", "postgres")):
         # would turn 1e16 into the integer 10000000000000000, and round long floats).
         as_json = self._psycopg.types.json.Json
         q = self._q
-        with self._connection("writing a change") as conn, conn.transaction():
+        with self._connection("writing a change") as conn, self._transaction(conn):
             # Every writer locks this row first, so writers queue here instead of racing.
             row = conn.execute(q.lock).fetchone()
             revision = self._revision_of(row)
@@ -426,8 +460,10 @@ class _Listener(PushListener):
             errors=(store._psycopg.Error, OSError),
         )
         # Bound to the connection parameters, not to the store, which must stay collectable.
+        # Connecting and LISTEN are bounded by the store's timeouts; waiting for notifications
+        # is not (it polls, so stop() is heard within POLL seconds).
         self._connect = functools.partial(
-            _open, store._psycopg, store._params, "cohortroute-listener"
+            _open, store._connection_class, store._params, "cohortroute-listener", store.timeout
         )
         self._listen = store._psycopg.sql.SQL("LISTEN {}").format(
             store._psycopg.sql.Identifier(store.channel)
@@ -442,6 +478,7 @@ class _Listener(PushListener):
         conn = self.conn = self._connect()
         try:
             conn.execute(self._listen)
+            conn.round_trip_timeout = None  # type: ignore[attr-defined]
             if not self._notify():
                 return False
             while not self._stopped():
