@@ -52,7 +52,11 @@ def python_m(*args: str, store: str | None = None) -> subprocess.CompletedProces
 @pytest.fixture
 def url(tmp_path: Path) -> str:
     """An empty SQLite store (no versions yet)."""
-    return f"sqlite:///{tmp_path / 'state.db'}"
+    empty = f"sqlite:///{tmp_path / 'state.db'}"
+    created = open_store(empty)  # the CLI never creates a store: a router would have
+    created.revision()
+    created.close()
+    return empty
 
 
 @pytest.fixture
@@ -216,7 +220,10 @@ def test_status_json_shape(seeded: str, store: Store) -> None:
     name, _ = tenant_in_rollout(3000, inside=True)
     store.tag(name, "paid")
     data = json.loads(ok("status", "--json", store=seeded))
-    assert set(data) == {"store", "revision", "default", "versions", "rules", "rollout", "tenants"}
+    assert set(data) == {
+        *("store", "revision", "default", "versions", "retired", "rules", "rollout", "tenants")
+    }
+    assert data["retired"] == []
     assert data["store"] == seeded
     assert data["revision"] == store.revision()
     assert data["default"] == OLD and data["versions"] == [OLD, NEW]

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from . import versions
 from ._clock import SYSTEM, Clock
 from .errors import ConflictError, UnknownVersionError
 from .policy import (
@@ -446,5 +447,148 @@ def _rule_text(tag: str, version: str | None) -> str | None:
 
 
 def _require_known(policy: Policy, version: str) -> None:
-    if version not in policy.versions:
-        raise UnknownVersionError(version, policy.versions)
+    versions.check_serving(policy, version)  # known, and not retired
+
+
+# --- importing tenants ----------------------------------------------------------------------------
+
+
+@dataclass
+class ImportCounts:
+    """What an import changed: tenants new to the registry, tags added and removed.
+
+    ``retagged`` names every tenant whose tags the import changed (new tenants included);
+    ``listed`` is how many distinct tenants the import named.
+    """
+
+    new: set[str] = field(default_factory=set)
+    retagged: set[str] = field(default_factory=set)
+    tags_added: int = 0
+    tags_removed: int = 0
+    listed: int = 0
+
+    def add(self, other: ImportCounts) -> None:
+        """Add another batch's counts to these."""
+        self.new |= other.new
+        self.retagged |= other.retagged
+        self.tags_added += other.tags_added
+        self.tags_removed += other.tags_removed
+
+
+def import_tenants(
+    names: Sequence[str],
+    tags: Mapping[str, Iterable[str]],
+    *,
+    replace_tags: bool,
+    counts: ImportCounts,
+    clock: Clock = SYSTEM,
+) -> ChangeFn:
+    """Register ``names`` (already checked) and set their tags from an import, in one transaction.
+
+    Tags are added to what a tenant carries, or with ``replace_tags`` become exactly the file's
+    (a tenant listed without tags loses its own). Every tenant whose tags change gets its own
+    ``tags-import`` audit entry (before/after tag lists), so ``history TENANT`` shows it; the
+    tenants that are only new to the registry share one ``tenants-register`` summary entry.
+    ``counts`` receives what this batch changed (set afresh by each run, so a transaction
+    the store retries is not counted twice): add it to the import's total once committed.
+    """
+    wanted = {name: frozenset(check_tag_name(t) for t in tags.get(name, ())) for name in names}
+
+    def change(state: StateReader) -> Mutation:
+        m = Mutation()
+        batch = ImportCounts()
+        for name, record in state.tenants(names).items():
+            labels = wanted[name] if replace_tags else record.tags | wanted[name]
+            after = replace(record, tags=labels)
+            if not record.registered:
+                after = replace(after, state={**record.state, STATE_REGISTERED: clock.time()})
+                batch.new.add(name)
+            if after == record:
+                continue
+            m.tenants[name] = after
+            if labels != record.tags:
+                batch.retagged.add(name)
+                batch.tags_added += len(labels - record.tags)
+                batch.tags_removed += len(record.tags - labels)
+                m.record("tags-import", name, sorted(record.tags), sorted(labels))
+        if batch.new:
+            m.record("tenants-register", None, None, {"tenants": len(batch.new)})
+        counts.new, counts.retagged = batch.new, batch.retagged
+        counts.tags_added, counts.tags_removed = batch.tags_added, batch.tags_removed
+        return m
+
+    return change
+
+
+# --- versions: mounts and retirement --------------------------------------------------------------
+
+
+class StateMoved(ConflictError):
+    """The state changed since a change function's caller read it: read again and retry."""
+
+
+def mount_versions(
+    names: Iterable[str], default: str | None, *, host: str, pid: int, clock: Clock = SYSTEM
+) -> ChangeFn:
+    """:func:`register_versions`, and record that ``host``/``pid`` mounts them now.
+
+    A mount the same host recorded less than :data:`cohortroute.versions.MOUNT_REFRESH`
+    seconds ago is not written again.
+    """
+    checked = list(dict.fromkeys(check_version_name(v) for v in names))
+    register = register_versions(checked, default)
+
+    def change(state: StateReader) -> Mutation:
+        m = register(state)
+        policy = m.policy or state.policy()
+        now = clock.time()
+        stale = versions.needs_mount(policy, checked, host, now)
+        if stale:
+            for version in stale:
+                policy = versions.with_info(
+                    policy, version, mounted_at=now, mounted_host=host, mounted_pid=pid
+                )
+            m.record("mount-versions", None, None, {"versions": stale, "host": host, "pid": pid})
+            m.policy = policy
+        return m
+
+    return change
+
+
+def retire_version(version: str, pinned: Sequence[str], revision: int, at: float) -> ChangeFn:
+    """Retire ``version``; refused while the default, the candidate, in a rule or ``pinned``.
+
+    ``pinned`` are the tenants pinned to it as read at ``revision``: when the store moved on
+    since, :class:`StateMoved` asks the caller to read them again.
+    """
+    name = check_version_name(version)
+
+    def change(state: StateReader) -> Mutation:
+        policy = state.policy()
+        if policy.revision != revision:
+            raise StateMoved
+        versions.refuse_retiring(policy, name, list(pinned))
+        m = Mutation()
+        if name not in versions.retired(policy):
+            m.record("retire-version", None, None, name)
+            m.policy = versions.with_info(policy, name, retired_at=at)
+        return m
+
+    return change
+
+
+def unretire_version(version: str) -> ChangeFn:
+    """Put a retired version back in service (a no-op when it is not retired)."""
+    name = check_version_name(version)
+
+    def change(state: StateReader) -> Mutation:
+        policy = state.policy()
+        if name not in policy.versions:
+            raise UnknownVersionError(name, policy.versions)
+        m = Mutation()
+        if name in versions.retired(policy):
+            m.record("unretire-version", None, name, None)
+            m.policy = versions.with_info(policy, name, retired_at=None)
+        return m
+
+    return change

@@ -7,10 +7,17 @@ are operators in the middle of a rollout.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .advice import Advice
 
 
 class CohortRouteError(Exception):
     """Root of every error cohortroute raises on purpose."""
+
+    #: What to do, for each interface to word its own way (see :mod:`cohortroute.advice`).
+    advice: Advice | None = None
 
 
 class ConfigurationError(CohortRouteError, ValueError):

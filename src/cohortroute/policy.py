@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .errors import ConflictError, UnknownVersionError, ValidationError
+from .errors import ConflictError, ValidationError
 from .tenancy import is_valid_label
 
 # Part of the data model, so importable from here; kept in their own module for size.
@@ -62,7 +62,8 @@ def parse_percent(value: str | float | int) -> int:
     text = str(value).strip()
     if text.endswith("%"):
         text = text[:-1].strip()
-    match = re.fullmatch(r"([0-9]{1,3})(?:\.([0-9]{1,2}))?", text)  # ASCII: not '５'
+    # ASCII digits only: \d would take any script's digits.
+    match = re.fullmatch(r"([0-9]{1,3})(?:\.([0-9]{1,2}))?", text)
     if match is None:
         raise ValidationError(
             f"invalid percentage {value!r:.40}: give a number from 0 to 100 with at most two "
@@ -170,6 +171,8 @@ class Policy:
     rules: tuple[tuple[str, str], ...] = ()
     rollout: Rollout | None = None
     revision: int = 0
+    #: Per version: its last mount and retirement (see :mod:`cohortroute.versions`).
+    version_info: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def rule_for(self, tags: frozenset[str]) -> tuple[str, str] | None:
         """Return the first (tag, version) rule matching one of ``tags``, or None."""
@@ -299,8 +302,9 @@ def begin_rollout(
     Refuses an unknown candidate, a second rollout and rolling out the default. The current step
     is the last step of ``plan`` at or below ``percent`` (-1 before the first).
     """
-    if candidate not in policy.versions:
-        raise UnknownVersionError(candidate, policy.versions)
+    from .versions import check_serving  # versions builds on this module
+
+    check_serving(policy, candidate)
     if policy.rollout is not None:
         raise ConflictError(
             f"a rollout of {policy.rollout.candidate} is already running; finalize or roll it "
@@ -413,6 +417,8 @@ def policy_to_json(policy: Policy) -> dict[str, Any]:
         "versions": sorted(policy.versions),
         "rules": [list(rule) for rule in policy.rules],
         "rollout": rollout_to_json(policy.rollout),
+        # Only when there is some: stores written before it keep their exact stored form.
+        **({"version_info": dict(policy.version_info)} if policy.version_info else {}),
     }
 
 
@@ -426,6 +432,7 @@ def policy_from_json(data: Mapping[str, Any] | None, revision: int) -> Policy:
         rules=tuple((str(t), str(v)) for t, v in data.get("rules", ())),
         rollout=rollout_from_json(data.get("rollout")),
         revision=revision,
+        version_info={str(v): dict(i) for v, i in (data.get("version_info") or {}).items()},
     )
 
 

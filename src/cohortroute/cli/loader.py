@@ -68,13 +68,15 @@ def load_migrations(spec: str | None) -> Migrations | None:
 
 
 def controller_for(args: argparse.Namespace, ctx: Context) -> RolloutController:
-    """The controller a command runs with: its ``--app``, ``--drain`` and ``--settle``."""
+    """The controller a command runs with: its ``--app``, ``--drain``, ``--settle``, ``--lease``."""
     from ..rollout import RolloutController
 
+    lease = getattr(args, "lease", None)
     return RolloutController(
         ctx.store,
         migrations=load_migrations(getattr(args, "app", None)),
         actor=ctx.actor,
         drain=getattr(args, "drain", None),
         settle=getattr(args, "settle", None),
+        **({} if lease is None else {"lease_ttl": lease}),
     )

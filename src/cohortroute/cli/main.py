@@ -26,9 +26,9 @@ from ..errors import (
     StoreUnavailableError,
     ValidationError,
 )
-from . import demo, rollout, state, tenants
+from . import demo, rollout, state, tenants, versions
 from .context import ENV_STORE, EXIT_ERROR, EXIT_USAGE, Context, UsageError
-from .options import COMMON, Handler
+from .options import COMMON, Handler, check_text
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cohortroute {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for group in (state, tenants, rollout, demo):
+    for group in (state, tenants, versions, rollout, demo):
         group.register(commands)
     return parser
 
@@ -81,6 +81,10 @@ def run(argv: Sequence[str], *, out: TextIO, err: TextIO) -> int:
             args = parser.parse_args(list(argv))
     except SystemExit as exc:  # argparse has printed the usage error (2) or the help (0)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        check_text(args)
+    except argparse.ArgumentTypeError as exc:
+        return _fail(err, exc, EXIT_USAGE)
     store_url = getattr(args, "store", None) or os.environ.get(ENV_STORE) or None
     ctx = Context(store_url, getattr(args, "actor", None), out, err)
     handler: Handler = args.handler
@@ -92,9 +96,9 @@ def run(argv: Sequence[str], *, out: TextIO, err: TextIO) -> int:
         print("cohortroute: interrupted", file=err)
         return 130
     except USAGE_ERRORS as exc:
-        return _fail(err, exc, EXIT_USAGE)
+        return _fail(err, exc, EXIT_USAGE, ctx.command())
     except CohortRouteError as exc:  # StoreError and the rest: the store failed
-        return _fail(err, exc, EXIT_ERROR)
+        return _fail(err, exc, EXIT_ERROR, ctx.command())
     except BrokenPipeError:
         # The reader went away (`cohortroute history | head`): not worth a traceback. Point
         # stdout at devnull so the interpreter's final flush does not fail again.
@@ -107,9 +111,14 @@ def run(argv: Sequence[str], *, out: TextIO, err: TextIO) -> int:
             ctx.close()
 
 
-def _fail(err: TextIO, exc: BaseException, code: int) -> int:
-    """Print an expected error as one line (with a store error's cause) and return ``code``."""
-    message = str(exc)
+def _fail(err: TextIO, exc: BaseException, code: int, program: str = "cohortroute") -> int:
+    """Print an expected error as one line (with a store error's cause) and return ``code``.
+
+    Advice the error carries is said the CLI's way (``--force``, not ``force=True``), with
+    ``program`` (``cohortroute --store URL``) before each command.
+    """
+    advice = getattr(exc, "advice", None)
+    message = str(exc) if advice is None else advice.render(lambda c: c.in_cli(program))
     cause = exc.__cause__
     if isinstance(exc, StoreError) and cause is not None:
         detail = " ".join(str(cause).split())

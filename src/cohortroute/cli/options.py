@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
 from ..errors import ValidationError
 from ..policy import parse_percent
 from .context import ENV_STORE, Context
+from .shapes import JsonShape
 
 log = logging.getLogger(__name__)
 
@@ -84,22 +86,70 @@ def add_group(
     return group.add_subparsers(dest=f"{name}_action", metavar="ACTION", required=True)
 
 
-def add_json(parser: argparse.ArgumentParser) -> None:
-    """``--json``: machine-readable output with stable keys."""
+def add_json(parser: argparse.ArgumentParser, shape: JsonShape) -> None:
+    """``--json``: machine-readable output with stable keys, documented by ``shape``.
+
+    The reference (docs/cli.md) is generated from the shape, so every key is explained there.
+    """
     parser.add_argument(
         "--json", action="store_true", help="print JSON with stable keys (see docs/cli.md)"
     )
+    parser.set_defaults(json_shape=shape)
+
+
+_WHOLE = re.compile(r"[0-9]+\Z")
+_DECIMAL = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?\Z")
+
+
+def whole_number(text: str, *, minimum: int, maximum: int) -> int:
+    """An ASCII whole number in ``minimum..maximum``, else an argparse usage error.
+
+    ``int()`` would also take full-width digits, ``' 7 '`` and ``'1_000'``: options take ASCII
+    digits only.
+    """
+    if _WHOLE.match(text) is None:
+        raise argparse.ArgumentTypeError(f"{text!r:.40} is not a whole number like {minimum}")
+    value = int(text) if len(text) <= 18 else maximum + 1
+    if not minimum <= value <= maximum:
+        raise argparse.ArgumentTypeError(f"{text!r:.40}: give a number from {minimum} to {maximum}")
+    return value
 
 
 def positive_int(text: str) -> int:
-    """``--limit``: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a number of at least 1")
-    return value
+    """``--limit``, ``--batch-size``: a whole number of at least 1 (at most a million)."""
+    return whole_number(text, minimum=1, maximum=MAX_COUNT)
+
+
+def count(text: str) -> int:
+    """``--max-failures``: a whole number of at least 0 (at most a million)."""
+    return whole_number(text, minimum=0, maximum=MAX_COUNT)
+
+
+MAX_COUNT = 1_000_000
+"""The largest ``--limit``, ``--batch-size`` or ``--max-failures`` (stores take 64-bit limits)."""
+
+
+def seconds(minimum: float, maximum: float, *, zero: bool = True) -> Callable[[str], float]:
+    """An option type for a length of time: ASCII decimal seconds within ``[minimum, maximum]``.
+
+    ``float()`` would take ``nan``, ``inf``, ``-1`` and full-width digits: each would silently
+    turn a wait off or make it endless, so only plain digits are accepted. ``zero=False``
+    refuses 0.
+    """
+
+    def parse(text: str) -> float:
+        if _DECIMAL.match(text) is None:
+            raise argparse.ArgumentTypeError(
+                f"{text!r:.40} is not a number of seconds: give plain digits, like 30 or 2.5"
+            )
+        value = float(text)
+        if not minimum <= value <= maximum or (value == 0 and not zero):
+            low = "more than 0" if not zero and minimum == 0 else f"at least {minimum:g}"
+            raise argparse.ArgumentTypeError(f"{text!r}: give {low} and at most {maximum:g}")
+        return value
+
+    parse.__name__ = "seconds"  # argparse names the type in its messages
+    return parse
 
 
 def percent(text: str) -> str:
@@ -113,10 +163,40 @@ def percent(text: str) -> str:
 
 def port(text: str) -> int:
     """``--port``: 0-65535, where 0 lets the system pick a free port."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r}: a port is 0-65535 (0 picks a free one)")
-    return value
+    if _WHOLE.match(text) is None or len(text) > 5 or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r:.40}: a port is 0-65535 (0 picks a free one)")
+    return int(text)
+
+
+MAX_ACTOR = 200
+"""The longest ``--actor``: a name, not a document (``history`` prints it in a column)."""
+
+
+def check_text(args: argparse.Namespace) -> None:
+    """Refuse arguments that cannot be stored or printed, before any store is touched.
+
+    A shell passes bytes that are not UTF-8 as surrogate escapes; they cannot be encoded for a
+    store (or a terminal), so they are a usage error here rather than a traceback later.
+    ``--actor`` is also held to one printable line of at most :data:`MAX_ACTOR` characters.
+    """
+    for dest, value in vars(args).items():
+        for text in value if isinstance(value, list | tuple) else [value]:
+            if not isinstance(text, str):
+                continue
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise argparse.ArgumentTypeError(
+                    f"{text!r:.60} (the {dest.replace('_', ' ')}) is not valid UTF-8 text; "
+                    "check the terminal's encoding, or type the value in UTF-8"
+                ) from None
+    actor = getattr(args, "actor", None)
+    if actor is not None:
+        if not actor.isprintable() or not actor.strip():
+            raise argparse.ArgumentTypeError(
+                f"--actor {actor!r:.60}: give a name on one line, without control characters"
+            )
+        if len(actor) > MAX_ACTOR:
+            raise argparse.ArgumentTypeError(
+                f"--actor is {len(actor)} characters long: give a name of at most {MAX_ACTOR}"
+            )

@@ -25,11 +25,27 @@ from ..policy import (
     rollout_to_output,
     stored_rollout_to_output,
 )
+from ..versions import retired
 
 if TYPE_CHECKING:
+    from ..changes import ImportCounts
     from ..rollout import Preview, TenantResult
+    from ..versions import VersionInfo
 
 log = logging.getLogger(__name__)
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """Stored text as one safe line: control characters escaped, at most ``limit`` characters.
+
+    Actors, halt reasons and migration errors come from whoever wrote to the store: a terminal
+    escape sequence or a newline in them must not drive the operator's terminal or break a
+    table, and a 100 KB actor must not flood it.
+    """
+    escaped = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text[:limit])
+    if len(text) <= limit and len(escaped) <= limit:
+        return escaped
+    return f"{escaped[:limit]}... ({len(text)} characters)"
 
 
 def when(at: float) -> str:
@@ -55,7 +71,8 @@ def describe_rollout(rollout: Rollout | None) -> str:
     if rollout.gated:
         notes.append("gated: tenants move once their data is migrated")
     if rollout.halted:
-        notes.append("HALTED")
+        reason = rollout.halt_reason
+        notes.append(f"HALTED: {printable(reason)}" if reason else "HALTED")
     return f"{text} ({'; '.join(notes)})"
 
 
@@ -69,6 +86,7 @@ def status_json(store: str, policy: Policy, tally: Tally, now: float) -> dict[st
         "revision": policy.revision,
         "default": policy.default,
         "versions": sorted(policy.versions),
+        "retired": sorted(retired(policy)),
         "rules": [{"tag": tag, "version": version} for tag, version in policy.rules],
         "rollout": rollout_to_output(policy.rollout, now),
         "tenants": {
@@ -85,7 +103,11 @@ def status_text(store: str, policy: Policy, tally: Tally, rollout: Rollout | Non
     default = policy.default
     lines = [f"store:     {store} (revision {policy.revision})"]
     if versions:
-        shown = [f"{v} (default)" if v == default else v for v in versions]
+        gone = retired(policy)
+        shown = [
+            f"{v} (default)" if v == default else f"{v} (retired)" if v in gone else v
+            for v in versions
+        ]
         lines.append(f"versions:  {', '.join(shown)}")
     else:
         lines.append(
@@ -182,8 +204,9 @@ def history_table(entries: Sequence[AuditEntry]) -> list[str]:
     """``history``: one row per entry, columns aligned, the change last."""
     rows = [("REV", "TIME (UTC)", "ACTOR", "ACTION", "TENANT", "CHANGE")]
     for e in entries:
-        change = f"{_show(e.action, e.before)} => {_show(e.action, e.after)}"
-        rows.append((str(e.revision), when(e.at), e.actor, e.action, e.tenant or "-", change))
+        change = printable(f"{_show(e.action, e.before)} => {_show(e.action, e.after)}")
+        actor, action = printable(e.actor, 40), printable(e.action, 40)
+        rows.append((str(e.revision), when(e.at), actor, action, e.tenant or "-", change))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     return [
         "  ".join([*(row[i].ljust(widths[i]) for i in range(5)), row[5]]).rstrip() for row in rows
@@ -210,7 +233,72 @@ def _show(action: str, value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+def versions_table(listed: Sequence[VersionInfo]) -> list[str]:
+    """``versions``: one row per version, its state, last mount and what names it."""
+    rows = [("VERSION", "STATE", "LAST MOUNTED (UTC)", "WHERE", "NAMED BY")]
+    for info in listed:
+        state = "retired" if info.retired else "default" if info.default else "in service"
+        mounted = when(info.mounted_at) if info.mounted_at is not None else "-"
+        where = "-"
+        if info.mounted_host is not None:
+            where = printable(info.mounted_host, 60) + (
+                f" (pid {info.mounted_pid})" if info.mounted_pid is not None else ""
+            )
+        rows.append((info.version, state, mounted, where, ", ".join(info.uses) or "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return [
+        "  ".join([*(row[i].ljust(widths[i]) for i in range(4)), row[4]]).rstrip() for row in rows
+    ]
+
+
+def import_summary(counts: ImportCounts) -> str:
+    """``tenants import``: ``imported 2 new tenants; tags changed on 3 (4 added, 1 removed)``."""
+    text = f"imported {len(counts.new)} new tenants"
+    if counts.retagged:
+        text += (
+            f"; tags changed on {len(counts.retagged)} "
+            f"({counts.tags_added} added, {counts.tags_removed} removed)"
+        )
+    return text
+
+
 # --- the rollout controller ----------------------------------------------------------------------
+
+
+def rollout_status_json(status: dict[str, Any], policy: Policy, now: float) -> dict[str, Any]:
+    """``rollout status --json``: :meth:`RolloutController.status` with the rollout object."""
+    return {
+        "default": status["default"],
+        "rollout": rollout_to_output(policy.rollout, now),
+        "tenants": status["tenants"],
+        "failed": status["failed"],
+    }
+
+
+def rollout_status_text(
+    status: dict[str, Any], policy: Policy, now: float, command: str
+) -> list[str]:
+    """``rollout status``: the rollout, tenants per state, failed migrations and what to do."""
+    rollout = None if policy.rollout is None else policy.rollout.at(now)
+    counts = status["tenants"]
+    lines = [f"rollout:   {describe_rollout(rollout)}", f"default:   {status['default']}"]
+    lines.append(
+        f"tenants:   {counts['registered']} registered, {counts['migrated']} migrated, "
+        f"{counts['migrating']} migrating, {counts['ratchet']} kept by the ratchet, "
+        f"{counts['held']} rolled back"
+    )
+    failed: dict[str, str] = status["failed"]
+    if failed:
+        lines.append(f"failed:    {len(failed)} tenant(s)")
+        lines.extend(f"  {name}: {printable(why)}" for name, why in sorted(failed.items())[:20])
+        if len(failed) > 20:
+            lines.append(f"  ... and {len(failed) - 20} more (--json lists them all)")
+        lines.append(f"  `{command} rollout run --retry-failed --app ...` retries them")
+    if rollout is None:
+        lines.append(f"start one with `{command} rollout start VERSION`")
+    elif rollout.halted:
+        lines.append(f"`{command} rollout resume` continues it")
+    return lines
 
 
 def preview_json(preview: Preview) -> dict[str, Any]:

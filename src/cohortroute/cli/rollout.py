@@ -11,16 +11,38 @@ import logging
 from typing import TYPE_CHECKING
 
 from ..errors import ConflictError, ValidationError
-from ..policy import format_percent, parse_percent
-from . import render
-from .context import EXIT_ERROR, EXIT_OK, Context
+from ..policy import check_tenant_name, format_percent, parse_percent
+from . import render, shapes
+from .context import EXIT_ERROR, EXIT_OK, Context, UsageError
 from .loader import add_app_option, controller_for
-from .options import Subparsers, add_command, add_group, add_json, percent, positive_int
+from .options import (
+    Subparsers,
+    add_command,
+    add_group,
+    add_json,
+    count,
+    percent,
+    seconds,
+    whole_number,
+)
 
 if TYPE_CHECKING:
     from ..rollout import RunResult
 
 log = logging.getLogger(__name__)
+
+
+WAIT = seconds(0, 3600)
+"""``--drain``, ``--settle``: 0 to an hour (0 turns the wait off, at the operator's word)."""
+LEASE = seconds(1, 86_400)
+"""``--lease``: a second to a day."""
+INTERVAL = seconds(0, 86_400, zero=False)
+"""``run --interval``: more than 0, at most a day."""
+
+
+def concurrency(text: str) -> int:
+    """``--concurrency``: 1 to 256 tenants at a time (each one a thread)."""
+    return whole_number(text, minimum=1, maximum=256)
 
 
 def plan(text: str) -> tuple[str, ...]:
@@ -46,7 +68,7 @@ def duration(text: str) -> float:
 def _add_settle(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--settle",
-        type=float,
+        type=WAIT,
         default=None,
         metavar="SECONDS",
         help="before lowering or finalizing: how long routers get to record the tenants they "
@@ -57,18 +79,26 @@ def _add_settle(parser: argparse.ArgumentParser) -> None:
 def _add_runner_options(parser: argparse.ArgumentParser) -> None:
     add_app_option(parser)
     parser.add_argument(
-        "--concurrency", type=positive_int, default=4, metavar="N", help="tenants at a time"
+        "--concurrency", type=concurrency, default=4, metavar="N", help="tenants at a time (1-256)"
     )
     parser.add_argument(
         "--drain",
-        type=float,
+        type=WAIT,
         default=None,
         metavar="SECONDS",
         help="wait between marking a tenant migrating (503) and touching its data; at least "
         "the routers' refresh interval plus the longest request (default: 2 x refresh)",
     )
+    parser.add_argument(
+        "--lease",
+        type=LEASE,
+        default=None,
+        metavar="SECONDS",
+        help="how long a runner's claim on a tenant lasts without renewal: a killed runner's "
+        "tenants wait this long (in 503) before another runner resumes them (default 60)",
+    )
     _add_settle(parser)
-    add_json(parser)
+    add_json(parser, shapes.RUN_RESULT)
 
 
 def register(commands: Subparsers) -> None:
@@ -139,7 +169,15 @@ def _register_plan_verbs(actions: Subparsers) -> None:
     p.add_argument(
         "--percent", type=percent, default=None, metavar="P", help="preview this percentage"
     )
-    add_json(p)
+    add_json(p, shapes.PREVIEW)
+
+    p = add_command(
+        actions,
+        "status",
+        cmd_rollout_status,
+        "the rollout as it stands, and how many tenants are registered, migrated, failing...",
+    )
+    add_json(p, shapes.ROLLOUT_STATUS)
 
     p = add_command(actions, "halt", cmd_rollout_halt, "freeze the rollout where it is")
     p.add_argument("--reason", default=None, help="why (shown by status and history)")
@@ -162,10 +200,12 @@ def _register_runner_verbs(actions: Subparsers) -> None:
     )
     _add_runner_options(p)
     p.add_argument("--once", action="store_true", help="one pass, then exit")
-    p.add_argument("--interval", type=float, default=30.0, metavar="SECONDS", help="between passes")
+    p.add_argument(
+        "--interval", type=INTERVAL, default=30.0, metavar="SECONDS", help="between passes"
+    )
     p.add_argument(
         "--max-failures",
-        type=int,
+        type=count,
         default=5,
         metavar="N",
         help="halt the rollout when more than N tenants fail in one pass (default 5)",
@@ -260,6 +300,18 @@ def cmd_rollout_preview(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK
 
 
+def cmd_rollout_status(args: argparse.Namespace, ctx: Context) -> int:
+    """The rollout as it stands, tenants per state, and the tenants whose migration failed."""
+    status = controller_for(args, ctx).status()
+    policy = ctx.store.policy()
+    now = ctx.clock.time()
+    if args.json:
+        ctx.emit_json(render.rollout_status_json(status, policy, now))
+    else:
+        ctx.print(*render.rollout_status_text(status, policy, now, ctx.command()))
+    return EXIT_OK
+
+
 def cmd_rollout_halt(args: argparse.Namespace, ctx: Context) -> int:
     """Freeze the rollout: nobody new moves, nobody leaves the candidate."""
     rollout = controller_for(args, ctx).halt(args.reason)
@@ -320,6 +372,14 @@ def cmd_rollout_run(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_rollout_rollback(args: argparse.Namespace, ctx: Context) -> int:
     """Move everybody (or one tenant) back to the default, data included."""
+    if args.tenant is not None:
+        name = check_tenant_name(args.tenant)
+        if ctx.store.tenant(name).is_empty():
+            raise UsageError(
+                f"the store knows no tenant {name}: no router has served it and it was never "
+                f"imported, so there is nothing to roll back. Check the name with "
+                f"`{ctx.command()} explain {name}`"
+            )
     result = controller_for(args, ctx).rollback(
         args.tenant, force=args.force, concurrency=args.concurrency
     )

@@ -11,7 +11,7 @@ import logging
 
 from .. import explain as explaining
 from ..policy import check_tenant_name
-from . import render
+from . import render, shapes
 from .context import EXIT_OK, Context
 from .options import Subparsers, add_command, add_json, positive_int
 
@@ -23,7 +23,7 @@ def register(commands: Subparsers) -> None:
     p = add_command(
         commands, "status", cmd_status, "versions, default, rules, rollout and tenant counts"
     )
-    add_json(p)
+    add_json(p, shapes.STATUS)
 
     p = add_command(
         commands,
@@ -32,14 +32,14 @@ def register(commands: Subparsers) -> None:
         "which version a tenant gets, why, and what would change it",
     )
     p.add_argument("tenant", metavar="TENANT", help="the tenant, e.g. acme for acme.example.com")
-    add_json(p)
+    add_json(p, shapes.EXPLAIN)
 
     p = add_command(commands, "history", cmd_history, "the audit log, newest first")
     p.add_argument("tenant", metavar="TENANT", nargs="?", help="only this tenant's entries")
     p.add_argument(
         "--limit", type=positive_int, default=20, metavar="N", help="entries (default 20)"
     )
-    add_json(p)
+    add_json(p, shapes.HISTORY)
 
 
 def cmd_status(args: argparse.Namespace, ctx: Context) -> int:

@@ -10,7 +10,9 @@ import sys
 from typing import IO
 
 from ..policy import check_tag_name, check_tenant_name
-from .context import Context, UsageError
+from ..rollout.imports import import_tenants
+from . import render
+from .context import EXIT_OK, Context, UsageError
 from .loader import controller_for
 from .options import Subparsers, add_command, add_group, positive_int
 
@@ -63,6 +65,12 @@ def register(commands: Subparsers) -> None:
         default=50_000,
         metavar="N",
         help="tenants per transaction (default 50000)",
+    )
+    p.add_argument(
+        "--replace-tags",
+        action="store_true",
+        help="make each listed tenant's tags exactly the file's (a tenant listed without tags "
+        "loses its tags); without it, tags are only added",
     )
     p = add_command(actions, "add", cmd_tenants_add, "add one tenant (with tags)")
     p.add_argument("tenant", metavar="TENANT")
@@ -130,15 +138,29 @@ def cmd_rule(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_tenants_import(args: argparse.Namespace, ctx: Context) -> int:
     """Import tenants from a file (one per line, or CSV with tags); '-' reads stdin."""
-    controller = controller_for(args, ctx)
     source: str | IO[str] = sys.stdin if args.file == "-" else args.file
-    if isinstance(source, str) and not os.path.isfile(source):
-        raise UsageError(f"no such file: {args.file}")
+    if isinstance(source, str):
+        if not os.path.exists(source):
+            raise UsageError(f"no such file: {render.printable(source)}")
+        if os.path.isdir(source):
+            raise UsageError(f"{render.printable(source)} is a directory: give the file to import")
     before = ctx.store.revision()
-    new = controller.import_tenants(source, batch_size=args.batch_size)
+    counts = import_tenants(
+        ctx.store,
+        source,
+        replace_tags=args.replace_tags,
+        batch_size=args.batch_size,
+        actor=ctx.actor,
+    )
     after = ctx.store.revision()
+    if not counts.listed:
+        ctx.print(f"the file lists no tenants: nothing imported (revision {after})")
+        return EXIT_OK
     return ctx.changed(
-        before, after, f"imported {new} new tenants", "every tenant was already registered"
+        before,
+        after,
+        render.import_summary(counts),
+        f"all {counts.listed} tenants are already registered with these tags",
     )
 
 

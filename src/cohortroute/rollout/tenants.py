@@ -26,28 +26,55 @@ def format_duration(seconds: float) -> str:
 
 
 def parse_duration(text: str | float) -> float:
-    """Parse ``90``, ``90s``, ``15m``, ``2h``, ``1d`` or ``1h30m`` into seconds."""
+    """Parse ``90``, ``90s``, ``15m``, ``2h``, ``1d`` or ``1h30m`` into seconds.
+
+    ASCII digits only, and the result is finite and not negative: ``nan``, ``inf`` or a number
+    too large for a float would make a dwell that never ends or never applies.
+    """
     if isinstance(text, (int, float)):
-        return float(text)
-    value = text.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", value):
-        return float(value)
-    parts = re.findall(r"(\d+(?:\.\d+)?)([smhd])", value)
-    if not parts or "".join(n + u for n, u in parts) != value:
+        seconds = float(text)
+    else:
+        value = text.strip().lower()
+        if re.fullmatch(r"[0-9]+(\.[0-9]+)?", value):
+            seconds = float(value)
+        else:
+            parts = re.findall(r"([0-9]+(?:\.[0-9]+)?)([smhd])", value)
+            if not parts or "".join(n + u for n, u in parts) != value:
+                raise ValidationError(
+                    f"invalid duration {text!r:.60}: use seconds or a number with s, m, h or d, "
+                    "like 2h or 90m"
+                )
+            factor = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+            seconds = sum(float(n) * factor[u] for n, u in parts)
+    if not 0 <= seconds <= MAX_DURATION:
         raise ValidationError(
-            f"invalid duration {text!r}: use seconds or a number with s, m, h or d, like 2h or 90m"
+            f"invalid duration {text!r:.60}: give 0 to {MAX_DURATION // 86400:.0f} days, like 2h"
         )
-    factor = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    return sum(float(n) * factor[u] for n, u in parts)
+    return seconds
+
+
+MAX_DURATION = 3650 * 86400.0
+"""The longest duration accepted (ten years): anything longer is a typo, or infinity."""
 
 
 def read_lines(source: str | os.PathLike[str] | Iterable[str]) -> Iterator[str]:
-    """The lines of a file (given by its path), or the given lines themselves."""
-    if isinstance(source, (str, os.PathLike)):
-        with Path(source).open(encoding="utf-8", newline="") as handle:
-            yield from handle
-    else:
+    """The lines of a file (given by its path), or the given lines themselves.
+
+    A file that is not UTF-8 text (Latin-1, a binary) is a ValidationError naming the line.
+    """
+    if not isinstance(source, (str, os.PathLike)):
         yield from source
+        return
+    number = 0
+    with Path(source).open(encoding="utf-8", newline="") as handle:
+        try:
+            for number, line in enumerate(handle, 1):  # noqa: B007 - read after the loop
+                yield line
+        except UnicodeDecodeError:
+            raise ValidationError(
+                f"{os.fspath(source)!r:.200} is not UTF-8 text (line {number + 1}): save it as "
+                "UTF-8, one tenant per line or CSV name,tag,tag..."
+            ) from None
 
 
 def parse_tenant_lines(lines: Iterable[str]) -> tuple[list[str], dict[str, list[str]]]:
@@ -61,7 +88,10 @@ def parse_tenant_lines(lines: Iterable[str]) -> tuple[list[str], dict[str, list[
         text = line.strip()
         if not text or text.startswith("#"):
             continue
-        cells = next(csv.reader(io.StringIO(text))) if "," in text or '"' in text else [text]
+        try:
+            cells = next(csv.reader(io.StringIO(text))) if "," in text or '"' in text else [text]
+        except csv.Error as exc:  # a cell over the csv module's size limit, a stray NUL
+            raise ValidationError(f"line {number}: not a CSV row ({exc})") from None
         cells = [c.strip() for c in cells]
         if number == 1 and cells[0].lower() in ("tenant", "name"):
             continue
