@@ -6,13 +6,19 @@ answers 500 ``MISMATCH`` when it is served a tenant whose data is at another sch
 count those, and must see none.
 
 Run as a script, it is a runner process (``python -m tests.migration_app STORE DIR TENANT``):
-it migrates one tenant, optionally killing itself with SIGKILL at a chosen point, or waiting
-for a start file so ten of them start together.
+it migrates one tenant, optionally killing itself with SIGKILL at a chosen point, stopping
+itself with SIGSTOP inside a step (a runner paused past its lease), or waiting for a start file
+so ten of them start together.
+
+With ``fenced``, the steps pass their fencing token to :func:`write_schema`, which refuses a
+token older than the one the data was last written with: the compare-and-set a real app does
+with ``UPDATE ... WHERE fence <= :token``.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import signal
@@ -22,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cohortroute.migrations import Migrations
+from cohortroute.migrations import LeaseLostError, Migrations, StepContext
 
 SCHEMA = {"v1": 1, "v2": 3}
 
@@ -34,11 +40,26 @@ def read_schema(folder: Path, tenant: str) -> int:
     return int(json.loads(path.read_text())["schema"])
 
 
-def write_schema(folder: Path, tenant: str, schema: int) -> None:
+def write_schema(folder: Path, tenant: str, schema: int, token: int | None = None) -> None:
+    """Write a tenant's schema; with ``token``, only if no newer runner wrote it (fencing)."""
     path = folder / f"{tenant}.json"
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"schema": schema}))
-    os.replace(tmp, path)  # atomic: a step is all or nothing
+    with (folder / f"{tenant}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the compare and the set are one step
+        fence = read_fence(folder, tenant)
+        if token is not None and token < fence:
+            raise LeaseLostError(
+                f"{tenant} was written with fence {fence}, this runner has {token}"
+            )
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"schema": schema, "fence": max(fence, token or 0)}))
+        os.replace(tmp, path)  # atomic: a step is all or nothing
+
+
+def read_fence(folder: Path, tenant: str) -> int:
+    path = folder / f"{tenant}.json"
+    if not path.exists():
+        return 0
+    return int(json.loads(path.read_text()).get("fence", 0))
 
 
 def log_step(folder: Path, tenant: str, step: str) -> None:
@@ -61,12 +82,24 @@ def make_migrations(
     fail: frozenset[str] = frozenset(),
     retry_after: int = 7,
     hold: tuple[threading.Event, threading.Event] | None = None,
+    fenced: bool = False,
+    pause_in: str | None = None,
 ) -> Migrations:
     """v1 -> v2 is two steps (schema 1 -> 2 -> 3), each with its downgrade.
 
     ``hold=(entered, release)`` makes the last upgrade step set ``entered`` and then wait for
-    ``release``: a step that lasts exactly as long as the test wants.
+    ``release``: a step that lasts exactly as long as the test wants. ``pause_in="up2"`` makes
+    that step stop its own process (SIGSTOP) before it writes, until the test sends SIGCONT.
+    ``fenced`` makes the steps write with their fencing token.
     """
+
+    def token(step: StepContext) -> int | None:
+        return step.token if fenced else None
+
+    def pause(name: str) -> None:
+        if pause_in == name:
+            os.kill(os.getpid(), signal.SIGSTOP)
+
     m = Migrations(retry_after=retry_after)
     m.version("v1", 1)
     m.version("v2", 3)
@@ -76,12 +109,13 @@ def make_migrations(
         write_schema(folder, tenant, 1)
 
     @m.upgrade(2)
-    def add_column(tenant: str) -> None:
+    def add_column(tenant: str, step: StepContext) -> None:
         log_step(folder, tenant, "up2")
-        write_schema(folder, tenant, 2)
+        pause("up2")
+        write_schema(folder, tenant, 2, token(step))
 
     @m.upgrade(3)
-    def backfill(tenant: str) -> None:
+    def backfill(tenant: str, step: StepContext) -> None:
         log_step(folder, tenant, "up3")
         if slow:
             time.sleep(slow)
@@ -93,17 +127,17 @@ def make_migrations(
             os.kill(os.getpid(), signal.SIGKILL)  # mid-migrate: step 2 done, step 3 not
         if tenant in fail:
             raise RuntimeError(f"backfill failed for {tenant}")
-        write_schema(folder, tenant, 3)
+        write_schema(folder, tenant, 3, token(step))
 
     @m.downgrade(3)
-    def unfill(tenant: str) -> None:
+    def unfill(tenant: str, step: StepContext) -> None:
         log_step(folder, tenant, "down3")
-        write_schema(folder, tenant, 2)
+        write_schema(folder, tenant, 2, token(step))
 
     @m.downgrade(2)
-    def drop_column(tenant: str) -> None:
+    def drop_column(tenant: str, step: StepContext) -> None:
         log_step(folder, tenant, "down2")
-        write_schema(folder, tenant, 1)
+        write_schema(folder, tenant, 1, token(step))
 
     return m
 
@@ -133,15 +167,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crash", choices=["leased", "mid", "migrated", "flipped"])
     parser.add_argument("--wait-for", type=Path, help="start only once this file exists")
     parser.add_argument("--slow", type=float, default=0.0)
+    parser.add_argument("--pause-in", help="SIGSTOP this process inside that step (up2, up3)")
+    parser.add_argument("--fenced", action="store_true", help="steps write with their token")
+    parser.add_argument(
+        "--clock-ahead", type=float, default=0.0, help="this runner's clock is that far ahead"
+    )
+    parser.add_argument("--lease", type=float, default=30.0)
     args = parser.parse_args(argv)
 
     def hook(event: str, tenant: str) -> None:
         if event == args.crash:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    migrations = make_migrations(args.folder, crash_mid=args.crash == "mid", slow=args.slow)
+    migrations = make_migrations(
+        args.folder,
+        crash_mid=args.crash == "mid",
+        slow=args.slow,
+        fenced=args.fenced,
+        pause_in=args.pause_in,
+    )
+    ahead = args.clock_ahead
     controller = RolloutController(
-        args.store, migrations=migrations, drain=0, settle=0, lease_ttl=30, on_event=hook
+        args.store,
+        migrations=migrations,
+        drain=0,
+        settle=0,
+        lease_ttl=args.lease,
+        on_event=hook,
+        clock=lambda: time.time() + ahead,
     )
     if args.wait_for is not None:
         print("ready", flush=True)

@@ -261,7 +261,7 @@ def test_preview_json_and_errors(memory: Store) -> None:
     with pytest.raises(ConflictError, match="preview a percentage"):
         c.preview()
     data = c.preview("100%").to_json()
-    assert data["to_percent"] == "100%" and data["count"] == len(data["moves"])
+    assert data["to_percent"] == 100.0 and data["count"] == len(data["moves"])
 
 
 # --- the ratchet, halt, rollback, finalize ----------------------------------------------------

@@ -24,23 +24,110 @@ completed step in the tenant's record, so a rerun skips what is done and a crash
 with the step it was in. The runner itself -- leases, batches, the flip -- is
 :class:`cohortroute.rollout.RolloutController`; this module only *declares* and *plans*.
 
+A step that declares a second parameter (without a default) also receives a
+:class:`StepContext`: its ``token`` is the lease's fencing token, to pass to the app's own write
+(``... WHERE fence <= :token``), so a runner that was paused past its lease cannot change the
+data once another runner took over::
+
+    @migrations.upgrade(3)
+    def backfill(tenant: str, step: StepContext) -> None:
+        with db.transaction():
+            claimed = db.execute(
+                "UPDATE tenants SET fence = :token WHERE name = :tenant AND fence <= :token",
+                token=step.token, tenant=tenant,
+            ).rowcount
+            if not claimed:
+                raise LeaseLostError(f"a newer runner owns {tenant}")
+            ...  # the step's writes, committed only together with the claim
+
+``docs/rollouts.md`` ("What a step must do to be safe") has the whole pattern.
+
 While a tenant migrates, the router answers its requests with 503 and ``Retry-After``
 (configurable here; the responses are in :mod:`cohortroute.router.responses`).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, ConflictError
 from .policy import check_version_name
 
-StepFn = Callable[[str], None]
-"""A migration step: called with the tenant name, changes that tenant's data, raises on failure."""
+StepFn = Callable[[str], None] | Callable[[str, "StepContext"], None]
+"""A migration step: called with the tenant name (and, when it declares a second parameter, its
+:class:`StepContext`), changes that tenant's data, raises on failure."""
+
+S = TypeVar("S", bound=StepFn)
 
 DEFAULT_MODULE = "app"
+
+
+class LeaseLostError(ConflictError):
+    """This runner no longer holds the tenant's lease: another runner owns its migration now.
+
+    :meth:`StepContext.check` raises it; a step may raise it too when the app's own fenced
+    write was refused. The runner then leaves the tenant to the runner that holds it.
+    """
+
+
+class StepContext:
+    """What a running step knows about its lease: pass ``token`` to the app's own writes.
+
+    ``token`` is the lease's generation (an integer that goes up each time a runner takes the
+    tenant): a write made conditional on it (``WHERE fence <= :token``, then ``fence =
+    :token``) is refused by the app's database once a newer runner took over. Long steps call
+    :meth:`check` between batches.
+    """
+
+    __slots__ = ("_still_ours", "step", "tenant", "token")
+
+    def __init__(
+        self, tenant: str, token: int, step: MigrationStep, still_ours: Callable[[], bool]
+    ) -> None:
+        self.tenant = tenant
+        self.token = token
+        self.step = step
+        self._still_ours = still_ours
+
+    def still_ours(self) -> bool:
+        """True while this runner's lease on the tenant is current (one store read)."""
+        return self._still_ours()
+
+    def check(self) -> None:
+        """Raise :class:`LeaseLostError` unless the lease is still ours."""
+        if not self.still_ours():
+            raise LeaseLostError(
+                f"the lease on {self.tenant} (generation {self.token}) was lost to another "
+                "runner; stop touching its data"
+            )
+
+    def __repr__(self) -> str:
+        return f"StepContext({self.tenant!r}, token={self.token}, step={str(self.step)!r})"
+
+
+def run_step(run: StepFn, tenant: str, context: StepContext) -> None:
+    """Call a step with the tenant name, and its context when it declares a second parameter."""
+    if _takes_context(run):
+        run(tenant, context)  # type: ignore[call-arg]
+    else:
+        run(tenant)  # type: ignore[call-arg]
+
+
+def _takes_context(fn: Callable[..., Any]) -> bool:
+    """True when ``fn`` has a second positional parameter without a default (``def
+    step(tenant, fence)``); ``def step(tenant, k=k)`` is the closure idiom, not a request."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: the historical call
+        return False
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    required = [
+        p for p in parameters if p.kind in positional and p.default is inspect.Parameter.empty
+    ]
+    return len(required) >= 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,22 +213,22 @@ class Migrations:
             self._module(module)
         self._versions[name] = wanted
 
-    def upgrade(self, number: int, module: str = DEFAULT_MODULE) -> Callable[[StepFn], StepFn]:
+    def upgrade(self, number: int, module: str = DEFAULT_MODULE) -> Callable[[S], S]:
         """Decorator: the step that takes ``module`` from ``number - 1`` to ``number``."""
         return self._register(self._up, number, module, "upgrade")
 
-    def downgrade(self, number: int, module: str = DEFAULT_MODULE) -> Callable[[StepFn], StepFn]:
+    def downgrade(self, number: int, module: str = DEFAULT_MODULE) -> Callable[[S], S]:
         """Decorator: the step that takes ``module`` from ``number`` back to ``number - 1``."""
         return self._register(self._down, number, module, "downgrade")
 
     def _register(
         self, table: dict[tuple[str, int], StepFn], number: int, module: str, kind: str
-    ) -> Callable[[StepFn], StepFn]:
+    ) -> Callable[[S], S]:
         if not isinstance(number, int) or number < 1:
             raise ConfigurationError(f"a {kind} step number is a whole number >= 1, not {number!r}")
         self._module(module)
 
-        def decorator(fn: StepFn) -> StepFn:
+        def decorator(fn: S) -> S:
             if (module, number) in table:
                 raise ConfigurationError(f"{kind} {module} {number} is declared twice")
             table[(module, number)] = fn

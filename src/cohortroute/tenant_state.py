@@ -35,29 +35,46 @@ def _str_or_none(value: object) -> str | None:
 class Lease:
     """``state["lease"]``: which runner owns a tenant's migration, and until when (Unix time).
 
-    A lease past ``expires`` is free: a killed runner's tenants free themselves.
+    A lease past ``expires`` is free: a killed runner's tenants free themselves. ``generation``
+    is the *fencing token*: it goes up by one each time a runner takes the tenant, and is kept
+    when the lease is released (``owner`` empty), so a runner that lost its lease while paused
+    can be told apart from the one that holds it now, by the store and by the app's own writes.
     """
 
     owner: str
     expires: float
+    generation: int = 0
 
     def held_at(self, now: float) -> bool:
         """True while the lease is still valid at ``now``."""
-        return self.expires > now
+        return bool(self.owner) and self.expires > now
+
+    def released(self) -> Lease:
+        """The lease once its runner is done: nobody holds it, the generation stays."""
+        return Lease("", 0.0, self.generation)
 
     def to_json(self) -> dict[str, Any]:
-        """The stored shape: ``{"owner": ..., "expires": ...}``."""
-        return {"owner": self.owner, "expires": self.expires}
+        """The stored shape: ``{"owner": ..., "expires": ..., "generation": ...}``."""
+        return {"owner": self.owner, "expires": self.expires, "generation": self.generation}
 
     @classmethod
     def from_json(cls, data: object) -> Lease | None:
         """Inverse of :meth:`to_json`; None for a missing (or unreadable) lease.
 
-        A lease whose expiry cannot be read counts as expired, so it never blocks a tenant.
+        A lease whose expiry cannot be read counts as expired, so it never blocks a tenant; a
+        lease stored before generations existed is generation 0.
         """
         if not isinstance(data, Mapping):
             return None
-        return cls(str(data.get("owner")), _float_or_none(data.get("expires")) or 0.0)
+        generation = data.get("generation")
+        if isinstance(generation, bool) or not isinstance(generation, int):
+            generation = 0
+        owner = data.get("owner")
+        return cls(
+            "" if owner is None else str(owner),
+            _float_or_none(data.get("expires")) or 0.0,
+            generation,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +84,9 @@ class MigrationState:
     ``status`` is ``migrating`` while the runner holds the tenant, then ``ok``, ``failed``
     (the data was restored) or ``broken`` (restoring failed too). ``steps`` and ``hold`` are
     kept while migrating so a resumed run knows what it was doing; ``finished`` and ``error``
-    once it ended. The stored shape is the one every store already holds.
+    once it ended. ``fenced`` marks a tenant broken because a step finished after its runner
+    had lost the lease: nobody vouches for its data, so only an explicit retry resumes it. The
+    stored shape is the one every store already holds (``fenced`` only when set).
     """
 
     status: str | None
@@ -78,6 +97,7 @@ class MigrationState:
     steps: tuple[str, ...] = ()
     hold: str | None = None
     error: str | None = None
+    fenced: bool = False
 
     @property
     def duration(self) -> float | None:
@@ -102,6 +122,8 @@ class MigrationState:
             data["duration"] = self.duration
         if self.error is not None:
             data["error"] = self.error
+        if self.fenced:
+            data["fenced"] = True
         return data
 
     @classmethod
@@ -120,4 +142,5 @@ class MigrationState:
             steps=tuple(str(s) for s in steps) if isinstance(steps, list | tuple) else (),
             hold=_str_or_none(data.get("hold")),
             error=_str_or_none(data.get("error")),
+            fenced=data.get("fenced") is True,
         )

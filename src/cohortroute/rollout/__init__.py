@@ -20,8 +20,8 @@ This package's public names are re-exported here; ``cohortroute.rollout.RolloutC
 the documented import path.
 """
 
+from ..ratchet import bucket_at_least, lower_percent
 from .controller import RolloutController
-from .ratchet import bucket_at_least, lower_percent
 from .results import FAILED_OUTCOMES, Outcome, Preview, RunResult, TenantResult
 from .runner import EventHook
 from .tenants import parse_duration, parse_tenant_lines

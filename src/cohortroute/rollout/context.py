@@ -12,13 +12,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .. import ratchet
 from .._clock import Clock
 from ..decision import decide
 from ..errors import ConfigurationError, ConflictError
 from ..migrations import Migrations
 from ..policy import Policy, Rollout
 from ..store.base import Store
-from . import ratchet
 from .batch import run_batch
 from .results import RunResult, TenantResult
 from .runner import MigrationRunner

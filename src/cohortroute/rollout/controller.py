@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
+from .. import ratchet
 from .._clock import SYSTEM, Clock, as_clock
 from ..decision import Decision, decide
 from ..errors import ConflictError, ValidationError
@@ -34,9 +35,10 @@ from ..policy import (
     next_step_index,
     parse_percent,
     parse_plan,
+    rollout_to_output,
 )
 from ..store.base import Store, open_store
-from . import endings, jobs, ratchet
+from . import endings, jobs
 from .context import Progress, RolloutContext
 from .preview import compute_preview, preview_target
 from .results import Preview, RunResult, TenantResult
@@ -119,6 +121,7 @@ class RolloutController:
             clock=the_clock,
             sleep=wait,
             on_event=on_event,
+            halt=self._halt_after_breach,
         )
         self._ctx = RolloutContext(
             store=opened,
@@ -129,6 +132,13 @@ class RolloutController:
             settle=_REGISTER_DELAY + 2 * interval if settle is None else float(settle),
             runner=runner,
         )
+
+    def _halt_after_breach(self, reason: str) -> None:
+        """A step finished outside its lease: stop the rollout until an operator looked."""
+        try:
+            self._ctx.halt(reason)
+        except ConflictError:  # the rollout ended meanwhile: the broken tenant still shows
+            log.warning("cohortroute: no rollout to halt after: %s", reason)
 
     @property
     def store(self) -> Store:
@@ -201,23 +211,12 @@ class RolloutController:
             if status in ("failed", "broken"):
                 error = record.migration.error if record.migration is not None else None
                 failed[record.name] = f"{status}: {error}"
-        out: dict[str, Any] = {"default": policy.default, "tenants": counts, "failed": failed}
-        if rollout is None:
-            out["rollout"] = None
-        else:
-            out["rollout"] = {
-                "candidate": rollout.candidate,
-                "percent": format_percent(rollout.percent),
-                "plan": [format_percent(p) for p in rollout.plan],
-                "step": rollout.step,
-                "every": rollout.every,
-                "auto": rollout.auto,
-                "gated": rollout.gated,
-                "halted": rollout.halted,
-                "halt_reason": rollout.halt_reason,
-                "next_change": rollout.next_change(now),
-            }
-        return out
+        return {
+            "default": policy.default,
+            "tenants": counts,
+            "failed": failed,
+            "rollout": rollout_to_output(policy.rollout, now),
+        }
 
     # --- the registry ---------------------------------------------------------------------
 

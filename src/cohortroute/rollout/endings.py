@@ -10,10 +10,11 @@ import itertools
 import logging
 from dataclasses import replace
 
+from .. import ratchet
 from ..decision import decide, intended
 from ..errors import ConflictError
 from ..policy import BUSY_STATUSES, Policy, Rollout, TenantRecord, check_tenant_name
-from . import jobs, ratchet
+from . import jobs
 from .context import Progress, RolloutContext
 from .results import RunResult, TenantResult
 

@@ -59,7 +59,7 @@ def is_pending(policy: Policy, record: TenantRecord, now: float, *, retry_failed
         return False
     migration = record.migration or MigrationState(None)
     if migration.status in BUSY_STATUSES:
-        return True
+        return retry_failed or not migration.fenced  # fenced: its data needs a look first
     if rollout.halted or record.data_version == rollout.candidate:
         return False
     if (
@@ -119,6 +119,12 @@ def plan_job(
         if not busy and source == default and not hold:
             return None
     elif busy:
+        if migration.fenced and not retry_failed:
+            return (
+                f"{record.name} is broken: {migration.error}"
+                if migration.error
+                else f"{record.name} is broken; check its data, then retry it"
+            )
         target = migration.to_version or rollout.candidate
         source = migration.from_version or source
     else:

@@ -13,7 +13,7 @@ from dataclasses import replace
 from ..decision import intended
 from ..errors import ConflictError
 from ..policy import Policy, Rollout, TenantRecord, next_step_index, parse_percent
-from .ratchet import ratchets
+from ..ratchet import ratchets
 from .results import Preview
 
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..policy import format_percent
+from ..policy import percent_to_output
 
 Outcome = Literal["moved", "unchanged", "busy", "failed", "broken", "refused", "skipped"]
 FAILED_OUTCOMES = frozenset({"failed", "broken", "refused"})
@@ -135,8 +135,8 @@ class Preview:
         return {
             "candidate": self.candidate,
             "default": self.default,
-            "from_percent": format_percent(self.from_percent),
-            "to_percent": format_percent(self.to_percent),
+            "from_percent": percent_to_output(self.from_percent),
+            "to_percent": percent_to_output(self.to_percent),
             "step": self.step,
             "count": self.count,
             "moves": list(self.moves),

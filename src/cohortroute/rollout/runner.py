@@ -8,6 +8,10 @@ failing step restores the tenant's data (snapshot, or the downgrade steps alread
 it failed; if restoring fails too, it is *broken* and keeps answering 503. Any crash leaves the
 tenant either migrating (503, resumable once the lease expires) or fully on one side.
 
+Each lease carries a generation, the fencing token handed to every step: the runner checks the
+lease before each step and before recording it, and a step that finished after its lease was
+lost marks the tenant broken (:mod:`.fencing`) instead of being recorded.
+
 The lease and migration marks are :class:`~cohortroute.policy.Lease` and
 :class:`~cohortroute.policy.MigrationState` in the tenant's state.
 """
@@ -24,7 +28,7 @@ from dataclasses import replace
 from typing import Any
 
 from .._clock import SYSTEM, Clock
-from ..migrations import Migrations, MigrationStep
+from ..migrations import Migrations, MigrationStep, StepContext, run_step
 from ..policy import (
     STATE_DATA,
     STATE_HELD,
@@ -38,6 +42,7 @@ from ..policy import (
 )
 from ..store.base import Store
 from . import jobs
+from .fencing import LeaseLost, breach_update, lost
 from .jobs import Job
 from .results import Outcome, TenantResult
 
@@ -51,10 +56,6 @@ crashes."""
 
 RecordUpdate = Callable[[TenantRecord, Policy], TenantRecord]
 Describe = Callable[[TenantRecord, TenantRecord], tuple[Any, Any]]
-
-
-class LeaseLost(Exception):
-    """The runner lost its lease: another runner owns the tenant now."""
 
 
 class MigrationRunner:
@@ -71,6 +72,7 @@ class MigrationRunner:
         clock: Clock = SYSTEM,
         sleep: Callable[[float], None],
         on_event: EventHook | None = None,
+        halt: Callable[[str], object] | None = None,
     ) -> None:
         self.store = store
         self.migrations = migrations
@@ -80,6 +82,7 @@ class MigrationRunner:
         self.clock = clock
         self._sleep = sleep
         self._on_event = on_event
+        self._halt = halt
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
     # --- moving one tenant ------------------------------------------------------------------
@@ -117,8 +120,10 @@ class MigrationRunner:
                 found["refused" if isinstance(job, str) else "noop"] = job
                 return record
             found["job"] = job
+            generation = (lease.generation if lease is not None else 0) + 1
+            found["generation"] = generation
             state = dict(record.state)
-            state[STATE_LEASE] = Lease(token, now + self.lease_ttl).to_json()
+            state[STATE_LEASE] = Lease(token, now + self.lease_ttl, generation).to_json()
             state[STATE_MIGRATION] = MigrationState(
                 "migrating",
                 job.source,
@@ -137,24 +142,26 @@ class MigrationRunner:
         if "job" not in found:
             return TenantResult(name, "unchanged")
         job: Job = found["job"]
+        generation: int = found["generation"]
         self._event("leased", name)
         with Heartbeat(self, name, token):
             try:
                 if not job.resume and job.steps and self.drain > 0:
                     self._sleep(self.drain)  # every router sees "migrating" before data moves
-                error = self._run_steps(name, token, job, force)
+                error = self._run_steps(name, token, generation, job, force)
+                if error is not None:
+                    return self._fail(name, token, job, error, started)
+                self._event("migrated", name)
+                self._flip(name, token, job, started)
             except LeaseLost as exc:
-                elapsed = self.clock.time() - started
-                return TenantResult(name, "failed", job.source, job.target, str(exc), elapsed)
-            if error is not None:
-                return self._fail(name, token, job, error, started)
-            self._event("migrated", name)
-            self._flip(name, token, job, started)
+                return self._lost(name, generation, job, exc, started)
         self._event("flipped", name)
         elapsed = self.clock.time() - started
         return TenantResult(name, "moved", job.source, job.target, duration=elapsed)
 
-    def _run_steps(self, name: str, token: str, job: Job, force: bool) -> str | None:
+    def _run_steps(
+        self, name: str, token: str, generation: int, job: Job, force: bool
+    ) -> str | None:
         """Run the job's steps; the error text of the one that failed, or None."""
         snapshot = None
         migrations = self.migrations
@@ -164,11 +171,15 @@ class MigrationRunner:
         for step in job.steps:
             if step.run is not None:
                 try:
-                    step.run(name)
+                    self._run_one(name, token, generation, step)
+                except LeaseLost:
+                    raise
                 except Exception as exc:
+                    if not self.holds(name, token):  # refused by a fenced write, say: not ours
+                        raise lost(token) from exc
                     log.warning("migration step %s failed for %s: %r", step, name, exc)
                     error = f"step {step} failed: {type(exc).__name__}: {exc}"
-                    return self._restore(name, token, job, done, snapshot, error)
+                    return self._restore(name, token, generation, job, done, snapshot, error)
             elif not force:  # pragma: no cover - refused in job() already
                 return f"no downgrade is declared for {step}"
             self._record_step(name, token, step)
@@ -176,10 +187,55 @@ class MigrationRunner:
             self._event("step", name)
         return None
 
+    def _run_one(self, name: str, token: str, generation: int, step: MigrationStep) -> None:
+        """Run one step with its fencing token, once the lease is confirmed ours."""
+        assert step.run is not None
+        if not self.holds(name, token):
+            raise lost(token)
+        context = StepContext(name, generation, step, lambda: self.holds(name, token, now=True))
+        run_step(step.run, name, context)
+
+    def holds(self, name: str, token: str, *, now: bool = False) -> bool:
+        """True while lease ``token`` is the tenant's (and, with ``now``, not expired)."""
+        lease = self.store.tenant(name).lease
+        if lease is None or lease.owner != token:
+            return False
+        return not now or lease.held_at(self.clock.time())
+
+    def _lost(
+        self, name: str, generation: int, job: Job, exc: LeaseLost, started: float
+    ) -> TenantResult:
+        """The runner lost its lease: leave the tenant to its new runner, or, when a step of
+        ours finished after the loss, mark the tenant broken and halt the rollout."""
+        finished = self.clock.time()
+        if exc.touched is None:
+            log.warning("gave up %s: %s", name, exc)
+            return TenantResult(name, "busy", job.source, job.target, str(exc), finished - started)
+        fallback = MigrationState(
+            "broken", job.source, job.target, started=started, finished=finished
+        )
+        found, update = breach_update(exc, generation, fallback)
+        self._write(
+            name,
+            "migration-fenced",
+            update,
+            lambda b, a: (
+                {"status": b.migration_status, "lease": b.state.get(STATE_LEASE)},
+                {"status": a.migration_status, "error": found.get("error"), "fenced": True},
+            ),
+        )
+        error = found.get("error") or str(exc)
+        log.error("cohortroute: %s is broken: %s", name, error)
+        self._event("failed", name)
+        if self._halt is not None:
+            self._halt(f"{name}: a migration step finished after its runner lost the lease")
+        return TenantResult(name, "broken", job.source, job.target, error, finished - started)
+
     def _restore(
         self,
         name: str,
         token: str,
+        generation: int,
         job: Job,
         done: list[MigrationStep],
         snapshot: Any,
@@ -191,6 +247,8 @@ class MigrationRunner:
             return error
         try:
             if migrations.restore is not None and snapshot is not None:
+                if not self.holds(name, token):
+                    raise lost(token)
                 migrations.restore(name, snapshot)
                 self._set_modules(name, token, job.start_modules)
             else:
@@ -198,7 +256,7 @@ class MigrationRunner:
                     undo = migrations.reverse(step)
                     if undo.run is None:
                         raise RuntimeError(f"no {undo.direction}grade is declared for {undo}")
-                    undo.run(name)
+                    self._run_one(name, token, generation, undo)
                     self._record_step(name, token, undo)
         except LeaseLost:
             raise
@@ -207,15 +265,19 @@ class MigrationRunner:
         return error
 
     def _record_step(self, name: str, token: str, step: MigrationStep) -> None:
+        """Record a finished step and renew the lease, in one write that first checks the lease
+        is still ours: a step that finished outside it is a breach, never recorded."""
+
         def update(record: TenantRecord, policy: Policy) -> TenantRecord:
             state = self._owned(record, token)
             modules = dict(jobs.modules_of(self.migrations, policy, record))
             modules[step.module] = step.after
             state[STATE_MODULES] = {k: v for k, v in modules.items() if v}
-            state[STATE_LEASE] = Lease(token, self.clock.time() + self.lease_ttl).to_json()
+            state[STATE_LEASE] = self._renewed(record)
             return replace(record, state=state)
 
-        self._write(
+        touched = None if step.run is None else f"step {step}"
+        self._write_owned(
             name,
             "migration-step",
             update,
@@ -223,6 +285,7 @@ class MigrationRunner:
                 b.state.get(STATE_MODULES),
                 {"step": str(step), "modules": a.state.get(STATE_MODULES)},
             ),
+            touched,
         )
 
     def _set_modules(self, name: str, token: str, modules: Mapping[str, int]) -> None:
@@ -231,21 +294,40 @@ class MigrationRunner:
             state[STATE_MODULES] = dict(modules)
             return replace(record, state=state)
 
-        self._write(
+        self._write_owned(
             name,
             "migration-restore",
             update,
             lambda b, a: (b.state.get(STATE_MODULES), a.state.get(STATE_MODULES)),
+            "the restore hook",
         )
+
+    def _write_owned(
+        self, name: str, action: str, update: RecordUpdate, describe: Describe, touched: str | None
+    ) -> None:
+        """A write that needs the lease, after this runner changed the tenant's data."""
+        try:
+            self._write(name, action, update, describe)
+        except LeaseLost as exc:
+            raise LeaseLost(str(exc), touched) from None
+
+    def _renewed(self, record: TenantRecord) -> dict[str, Any]:
+        lease = record.lease
+        assert lease is not None  # checked by _owned
+        return Lease(lease.owner, self.clock.time() + self.lease_ttl, lease.generation).to_json()
 
     def _owned(self, record: TenantRecord, token: str) -> dict[str, Any]:
         lease = record.lease
         if lease is None or lease.owner != token:
-            raise LeaseLost(
-                "lost the lease on this tenant to another runner (a step outlived lease_ttl "
-                "without heartbeat?); that runner carries on"
-            )
+            raise lost(token)
         return dict(record.state)
+
+    @staticmethod
+    def _released(record: TenantRecord, state: dict[str, Any]) -> None:
+        """Give the lease up and keep its generation, so the next one is higher."""
+        lease = record.lease
+        if lease is not None:
+            state[STATE_LEASE] = lease.released().to_json()
 
     def _fail(self, name: str, token: str, job: Job, error: str, started: float) -> TenantResult:
         status: Outcome = "broken" if error.startswith("BROKEN: ") else "failed"
@@ -256,7 +338,7 @@ class MigrationRunner:
 
         def update(record: TenantRecord, policy: Policy) -> TenantRecord:
             state = self._owned(record, token)
-            state.pop(STATE_LEASE, None)
+            self._released(record, state)
             state[STATE_MIGRATION] = ended.to_json()
             return replace(record, state=state)
 
@@ -276,7 +358,7 @@ class MigrationRunner:
 
         def update(record: TenantRecord, policy: Policy) -> TenantRecord:
             state = self._owned(record, token)
-            state.pop(STATE_LEASE, None)
+            self._released(record, state)
             state[STATE_MODULES] = dict(job.target_modules)
             state[STATE_MIGRATION] = ended.to_json()
             rollout = policy.rollout
@@ -316,9 +398,7 @@ class MigrationRunner:
             lease = record.lease
             if lease is None or lease.owner != token:
                 return record
-            state = dict(record.state)
-            state[STATE_LEASE] = Lease(token, self.clock.time() + self.lease_ttl).to_json()
-            return replace(record, state=state)
+            return replace(record, state={**record.state, STATE_LEASE: self._renewed(record)})
 
         self._write(name, "migration-lease", update, lambda b, a: (None, None))
         self._event("renewed", name)

@@ -18,11 +18,11 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
-from .. import _forksafe, changes
+from .. import _forksafe, changes, ratchet
 from .._clock import SYSTEM, Clock
 from ..changes import ChangeFn, FunctionReader, Mutation, StateReader
 from ..errors import ValidationError
-from ..policy import AuditEntry, Policy, TenantRecord
+from ..policy import AuditEntry, Policy, TenantRecord, parse_percent
 from . import _registry
 from ._registry import known_schemes, open_store
 
@@ -234,11 +234,19 @@ class Store(abc.ABC):
     def set_percent(self, percent: float | str, *, actor: str | None = None) -> int:
         """Set the running rollout's percentage (5 means 5 %, 0.01 % resolution).
 
-        This is the raw state change. Lowering it here moves tenants back without ratchet marks;
-        :meth:`cohortroute.RolloutController.set` (and ``cohortroute rollout set``) marks the
-        tenants already on the candidate first, so nobody bounces between versions.
+        Lowering goes through the ratchet, as :meth:`cohortroute.RolloutController.set` does:
+        the registered tenants already on the candidate are marked first, so nobody bounces
+        back (the controller also waits for routers to record the tenants they just served).
         """
-        return self.write(changes.set_rollout_percent(percent, clock=self.clock), actor=actor)
+        points = parse_percent(percent)
+        rollout = changes.require_rollout(self.policy())
+        current = rollout.at(self.clock.time())
+        if points >= current.percent:
+            return self.write(changes.set_rollout_percent(percent, clock=self.clock), actor=actor)
+        step = ratchet.ramp_step(current.plan, points)
+        now = self.clock.time()
+        ratchet.lower_percent(self, rollout, current, points, step=step, now=now, actor=actor)
+        return self.revision()
 
     def update_rollout(
         self, action: str, update: Callable[[Policy], Policy], *, actor: str | None = None

@@ -6,6 +6,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
+from ...bucketing import bucket
 from ...errors import ConflictError, UnknownVersionError
 from ...policy import TenantRecord, parse_percent
 from ...store.base import Store
@@ -177,6 +178,8 @@ class _Model:
             points = parse_percent(args[0])
             if self.rollout is None:
                 return ConflictError
+            if points < self.rollout["percent"]:
+                self._mark_ratchets(points)
             if self.rollout["percent"] != points:
                 self.rollout["percent"] = points
                 logged.append(("rollout-set", None))
@@ -191,6 +194,26 @@ class _Model:
             self.revision += 1
             self.audit.extend(logged)
         return None
+
+    def _mark_ratchets(self, points: int) -> None:
+        """Lowering marks, in one write of its own, every tenant the bucket serves the
+        candidate that the new percentage would drop (the ratchet)."""
+        assert self.rollout is not None
+        candidate, salt = self.rollout["candidate"], self.rollout["salt"]
+        marked = []
+        for name in sorted(self.tenants):
+            record = self.tenants[name]
+            ruled = any(tag in record["tags"] for tag in self.rules)
+            if record["pin"] is not None or ruled or record["state"].get("held") == salt:
+                continue
+            b = bucket(salt, name)
+            on_candidate = b < self.rollout["percent"] or record["ratchet"] == candidate
+            if on_candidate and b >= points and record["ratchet"] != candidate:
+                record["ratchet"] = candidate
+                marked.append(("ratchet", name))
+        if marked:
+            self.revision += 1
+            self.audit.extend(marked)
 
     def assert_matches(self, store: Store) -> None:
         """The store holds exactly the model's state, and reads it back the same way."""

@@ -8,6 +8,8 @@ from dataclasses import replace
 
 import pytest
 
+from ...bucketing import bucket
+from ...decision import decide
 from ...errors import ConflictError
 from ...store.base import Store
 from ._base import V1, V2, V3, ContractBase, _drop_rollout, _halt, _ready
@@ -35,6 +37,24 @@ class RolloutContract(ContractBase):
         assert after == replace(rollout, percent=1225, step_started_at=after.step_started_at)
         entry = store.history(limit=1)[0]
         assert (entry.action, entry.before, entry.after) == ("rollout-set", 500, 1225)
+
+    def test_lowering_the_percent_keeps_tenants_on_the_candidate(self, store: Store) -> None:
+        # The ratchet: set_percent lowers the way the rollout controller does, so a registered
+        # tenant the rollout already serves the candidate never bounces back.
+        _ready(store)
+        names = [f"t{i}" for i in range(200)]
+        store.register_tenants(names)
+        store.start_rollout(V2, 50, salt="lower")
+        on_candidate = {n for n in names if bucket("lower", n) < 5000}
+        store.set_percent(5)
+        rollout = store.policy().rollout
+        assert rollout is not None and rollout.percent == 500
+        policy = store.policy()
+        served = {r.name for r in store.tenants() if decide(policy, r, V1).version == V2}
+        assert served == on_candidate
+        marked = {r.name for r in store.tenants() if r.ratchet == V2}
+        assert marked == {n for n in on_candidate if bucket("lower", n) >= 500}
+        assert store.history(limit=1)[0].action == "rollout-set"
 
     def test_each_rollout_gets_a_fresh_salt(self, store: Store) -> None:
         _ready(store)

@@ -7,7 +7,10 @@ in batched writes, and only then lowers the percentage. In a gated rollout the t
 data is the ratchet (the runner sets it at the flip), so nothing is marked. Only a rollback, or
 the end of the rollout, clears the marks (:func:`clear_marks`).
 
-Every function takes the store, so the store's own API can lower a rollout the same way.
+Every function takes the store, so the store's own API (:meth:`Store.set_percent
+<cohortroute.store.base.Store.set_percent>`) lowers a rollout exactly as the controller does.
+This module sits beside the store rather than inside :mod:`cohortroute.rollout` for that reason:
+it needs the store only as a type, so the store can import it without a cycle.
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from ..bucketing import bucket
-from ..decision import Decision, Reason, intended
-from ..errors import ConflictError
-from ..policy import STATE_DATA, STATE_HELD, Policy, Rollout, TenantRecord
-from ..store.base import Store
+from .bucketing import bucket
+from .decision import Decision, Reason, intended
+from .errors import ConflictError
+from .policy import STATE_DATA, STATE_HELD, Policy, Rollout, TenantRecord
+
+if TYPE_CHECKING:
+    from .store.base import Store
 
 log = logging.getLogger(__name__)
 
@@ -50,21 +56,29 @@ def _same_rollout(salt: str) -> Callable[[Policy], None]:
     return check
 
 
+def kept_on_lowering(store: Store, current: Rollout, points: int) -> list[TenantRecord]:
+    """The registered tenants on the candidate by their bucket that lowering to ``points`` would
+    drop: the ones the ratchet keeps (in a gated rollout, those whose data is migrated)."""
+    policy = replace(store.policy(), rollout=replace(current, auto=False))
+    default = policy.default or ""
+    return [
+        record
+        for record in store.tenants()
+        if ratchets(intended(policy, record, default), current, record)
+        and bucket_at_least(current, record.name, points)
+        and (not current.gated or record.data_version == current.candidate)
+    ]
+
+
 def mark_ratchets(store: Store, current: Rollout, points: int, *, actor: str | None) -> int:
     """Mark every tenant the bucket serves the candidate whose bucket is ``points`` or more.
 
     ``current`` is the rollout as it stands now (a timed plan moved on by the clock). Returns
-    how many tenants were marked.
+    how many registered tenants the ratchet keeps on the candidate below ``points``: the ones
+    marked now and the ones an earlier lowering marked already.
     """
-    policy = replace(store.policy(), rollout=replace(current, auto=False))
-    default = policy.default or ""
-    names = [
-        record.name
-        for record in store.tenants()
-        if ratchets(intended(policy, record, default), current, record)
-        and record.ratchet != current.candidate
-        and bucket_at_least(current, record.name, points)
-    ]
+    kept = kept_on_lowering(store, current, points)
+    names = [record.name for record in kept if record.ratchet != current.candidate]
     check = _same_rollout(current.salt)
 
     def mark(record: TenantRecord, p: Policy) -> TenantRecord:
@@ -75,7 +89,12 @@ def mark_ratchets(store: Store, current: Rollout, points: int, *, actor: str | N
         names, "ratchet", mark, describe=lambda b, a: (b.ratchet, a.ratchet), actor=actor
     )
     log.debug("marked %d tenant(s) before lowering to %d basis points", len(names), points)
-    return len(names)
+    return len(kept)
+
+
+def ramp_step(plan: tuple[int, ...], points: int) -> int:
+    """The index of the last ramp step at or below ``points`` (-1 below the first)."""
+    return max((i for i, p in enumerate(plan) if p <= points), default=-1)
 
 
 def lower_percent(
@@ -88,18 +107,23 @@ def lower_percent(
     now: float,
     action: str = "rollout-set",
     actor: str | None = None,
-) -> None:
+) -> int:
     """Lower the rollout from ``current`` to ``points`` basis points, keeping the ratchet.
 
     ``stored`` is the rollout as read from the store: the write is refused with
     :class:`ConflictError` when it changed meanwhile. After the marks a lowering moves no
-    registered tenant, so the percentage change carries no per-tenant audit entries.
+    registered tenant, so the percentage change carries no per-tenant audit entries. Returns
+    how many registered tenants the ratchet keeps on the candidate although the new
+    percentage no longer reaches them.
     """
     if points >= current.percent:
         raise ValueError(f"lower_percent lowers: {points} is not below {current.percent}")
-    if not current.gated:
-        mark_ratchets(store, current, points, actor=actor)
+    if current.gated:  # the migrated data is the ratchet: nothing to mark
+        kept = len(kept_on_lowering(store, current, points))
+    else:
+        kept = mark_ratchets(store, current, points, actor=actor)
     store.update_policy(action, change_percent(stored, current, points, step, now), actor=actor)
+    return kept
 
 
 def change_percent(
