@@ -276,8 +276,9 @@ def test_a_store_from_a_newer_cohortroute_is_refused_and_left_alone(
     with raw:
         raw.execute("UPDATE cohortroute_meta SET value = 99 WHERE key = 'schema_version'")
     raw.close()
+    newer = open_store(url_for(path))  # built without touching the file
     with pytest.raises(SchemaError, match=r"newer cohortroute.*upgrade cohortroute"):
-        open_store(url_for(path))
+        newer.revision()
     raw = sqlite3.connect(path)
     assert raw.execute("SELECT revision FROM cohortroute_state").fetchone() == (1,)
     raw.close()
@@ -289,7 +290,7 @@ def test_an_unreadable_schema_version_is_refused(store: SQLiteStore, path: Path)
         raw.execute("UPDATE cohortroute_meta SET value = 'x' WHERE key = 'schema_version'")
     raw.close()
     with pytest.raises(SchemaError, match="schema version"):
-        SQLiteStore(str(path))
+        SQLiteStore(str(path)).revision()
 
 
 def test_opening_again_keeps_the_state(store: SQLiteStore, path: Path) -> None:
@@ -347,6 +348,7 @@ def test_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         store = open_store(url)
         assert isinstance(store, SQLiteStore)
         assert store.path == str(expected)
+        assert store.revision() == 0
         assert expected.exists()
         store.close()
 
@@ -392,6 +394,14 @@ def test_url_options(path: Path) -> None:
         "sqlite:///state.db?bogus=1",
         "sqlite:///state.db?synchronous=off",
         "sqlite:///state.db?timeout=1&timeout=2",
+        # numbers: ASCII decimals in range only (nan made a write wait forever)
+        "sqlite:///state.db?timeout=nan",
+        "sqlite:///state.db?timeout=inf",
+        "sqlite:///state.db?timeout=1e3",
+        "sqlite:///state.db?timeout=3601",
+        "sqlite:///state.db?timeout=\uff13",
+        "sqlite:///state.db?timeout=1_0",
+        "sqlite:///state.db?mode=ro",
     ],
 )
 def test_malformed_urls_are_configuration_errors(
@@ -405,23 +415,24 @@ def test_malformed_urls_are_configuration_errors(
 
 def test_a_missing_directory_says_which_and_how_to_fix(tmp_path: Path) -> None:
     missing = tmp_path / "no" / "such"
-    with pytest.raises(ConfigurationError, match=r"does not exist.*mkdir -p") as info:
-        open_store(url_for(missing / "state.db"))
+    store = open_store(url_for(missing / "state.db"))  # a router over it still starts
+    with pytest.raises(StoreUnavailableError, match=r"does not exist.*mkdir -p") as info:
+        store.revision()
     assert str(missing) in str(info.value)
     assert not (tmp_path / "no").exists()
 
 
 def test_a_directory_is_not_a_store(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="is a directory"):
-        open_store(url_for(tmp_path))
+    with pytest.raises(StoreUnavailableError, match="is a directory"):
+        open_store(url_for(tmp_path)).revision()
 
 
 def test_a_file_that_is_not_sqlite_is_refused_and_left_untouched(tmp_path: Path) -> None:
     notes = tmp_path / "notes.txt"
     content = b"these are my notes, not a database\n" * 200
     notes.write_bytes(content)
-    with pytest.raises(ConfigurationError, match="not a SQLite database") as info:
-        open_store(url_for(notes))
+    with pytest.raises(StoreUnavailableError, match="not a SQLite database") as info:
+        open_store(url_for(notes)).revision()
     assert str(notes) in str(info.value)
     assert notes.read_bytes() == content
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
@@ -437,8 +448,8 @@ def test_an_unwritable_place_is_refused(tmp_path: Path) -> None:
         locked.chmod(0o500)
         target = locked / "state.db"
     try:
-        with pytest.raises(ConfigurationError, match=str(target.parent)):
-            open_store(url_for(target))
+        with pytest.raises(StoreUnavailableError, match=str(target.parent)):
+            open_store(url_for(target)).revision()
     finally:
         if target.parent != Path("/proc"):
             target.parent.chmod(0o700)
@@ -449,8 +460,8 @@ def test_a_read_only_file_is_refused(path: Path) -> None:
     SQLiteStore(str(path)).close()
     path.chmod(0o400)
     try:
-        with pytest.raises(ConfigurationError, match="not readable and writable"):
-            open_store(url_for(path))
+        with pytest.raises(StoreUnavailableError, match="not readable and writable"):
+            open_store(url_for(path)).revision()
     finally:
         path.chmod(0o600)
 

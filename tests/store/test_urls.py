@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from urllib.parse import quote
+
 import pytest
 
+from cohortroute.errors import ConfigurationError
+from cohortroute.store import open_store
 from cohortroute.store._urls import redact
 
 
@@ -47,3 +52,90 @@ def test_redact(url: str, expected: str) -> None:
 @pytest.mark.parametrize("url", ["redis://:hunter2@[::1", "redis://u:hunter2@h/0?x=[", "::"])
 def test_redact_never_raises_on_malformed_urls(url: str) -> None:
     assert "hunter2" not in redact(url)
+
+
+# --- what open_store refuses, for every backend ---------------------------------------------------
+
+MALFORMED = [
+    "redis://[::1",
+    "redis://:hunter2@[::1:6379/0",
+    "rediss://[fe80::1/0",
+    "redis://h:port/0",
+    "redis://h:99999/0",
+    "postgresql://[bad]:x/",
+    "postgresql://u:hunter2@[::1]:99999/db",
+    "postgres://[::1/db",
+]
+
+
+@pytest.mark.parametrize("url", MALFORMED)
+def test_malformed_urls_are_configuration_errors(url: str) -> None:
+    pytest.importorskip("redis")
+    pytest.importorskip("psycopg")
+    with pytest.raises(ConfigurationError, match="malformed") as info:
+        open_store(url)
+    assert "hunter2" not in str(info.value)
+
+
+NUMBERS = ["nan", "inf", "-1", "1e3", "0x10", "1_0", " 2", "2 ", "\uff12", "\u0662", "", "3601"]
+
+
+@pytest.mark.parametrize("value", NUMBERS)
+@pytest.mark.parametrize(
+    ("base", "name"),
+    [
+        ("sqlite:///state.db", "timeout"),
+        ("redis://127.0.0.1:1/0", "timeout"),
+        ("redis://127.0.0.1:1/0", "connect_timeout"),
+        ("redis://127.0.0.1:1/0", "health_check_interval"),
+        ("redis://127.0.0.1:1/0", "max_connections"),
+        ("postgresql://127.0.0.1:1/db", "timeout"),
+        ("postgresql://127.0.0.1:1/db", "connect_timeout"),
+        ("postgresql://127.0.0.1:1/db", "keepalives_idle"),
+        ("postgresql://127.0.0.1:1/db", "tcp_user_timeout"),
+    ],
+)
+def test_every_numeric_url_option_is_an_ascii_number_in_range(
+    base: str, name: str, value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("redis")
+    pytest.importorskip("psycopg")
+    monkeypatch.chdir(tmp_path)
+    if value == "3601":  # just over the top of the option's range
+        value = {"tcp_user_timeout": "3600001", "max_connections": "100001"}.get(name, value)
+    with pytest.raises(ConfigurationError, match=rf"invalid {name}=.*give .*from \S+ to \S+"):
+        open_store(f"{base}?{name}={quote(value)}")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("url", "attribute", "expected"),
+    [
+        ("sqlite:///state.db?timeout=0", "timeout", 0.0),
+        ("sqlite:///state.db?timeout=3600", "timeout", 3600.0),
+        ("sqlite:///state.db?timeout=2.5", "timeout", 2.5),
+        ("redis://127.0.0.1:1/0?timeout=0.25", "timeout", 0.25),
+        ("postgresql://127.0.0.1:1/db?connect_timeout=10", "connect_timeout", 10.0),
+    ],
+)
+def test_numbers_in_range_are_taken(
+    url: str, attribute: str, expected: float, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("redis")
+    pytest.importorskip("psycopg")
+    monkeypatch.chdir(tmp_path)
+    store = open_store(url)
+    assert getattr(store, attribute) == expected
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "instead"),
+    [("socket_timeout", "timeout"), ("socket_connect_timeout", "connect_timeout")],
+)
+def test_redis_driver_timeouts_that_would_override_ours_are_refused(
+    name: str, instead: str
+) -> None:
+    pytest.importorskip("redis")
+    with pytest.raises(ConfigurationError, match=f"use {instead}= instead"):
+        open_store(f"redis://127.0.0.1:1/0?{name}=nan")

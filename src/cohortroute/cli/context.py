@@ -119,9 +119,13 @@ class Context:
 
 
 def open_cli_store(url: str) -> Store:
-    """Open a store URL, turning a backend that cannot be loaded into a ConfigurationError."""
+    """Open a store URL, turning a backend that cannot be loaded into a ConfigurationError.
+
+    The CLI never creates a store: a mistyped path must not become a new, empty one. Routers
+    create it, or a URL that asks for it (``sqlite:///state.db?mode=rwc``).
+    """
     try:
-        return open_store(url)
+        return open_store(url, create=False)
     except ImportError as exc:
         scheme = urlsplit(url).scheme.lower()
         log.debug("cannot load the store backend for %s", redact(url), exc_info=True)

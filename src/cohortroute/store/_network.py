@@ -34,7 +34,7 @@ from ..errors import (
 )
 from ._codec import Codec
 from ._push import PushListener
-from ._urls import bool_option, redact, seconds_option
+from ._urls import bool_option, number_option, redact, seconds_option
 from .base import Store
 
 log = logging.getLogger(__name__)
@@ -69,15 +69,26 @@ class NetworkStore(Store, Generic[P]):
     url_fields: ClassVar[str] = "host, port and password"
     #: What ``timeout`` bounds, as the unavailable message says it.
     timeout_name: ClassVar[str] = "operation"
+    #: Numeric parameters passed to the driver: name -> (minimum, maximum, whole number).
+    driver_numbers: ClassVar[dict[str, tuple[float, float, bool]]] = {}
+    #: Driver parameters that would override ours: name -> the one to use instead.
+    driver_refused: ClassVar[dict[str, str]] = {}
 
     push: bool = True
 
     def __init__(self, url: str) -> None:
         super().__init__()
-        parts = urlsplit(url)
         self.url = redact(url)
+        example = f"{self.schemes[0]}://host/..." if self.schemes else "a server URL"
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - reading it checks it
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"malformed {self.kind} URL {self.url} ({exc}); write it like {example}, "
+                "with an IPv6 host in brackets: [::1]:port"
+            ) from None
         if parts.scheme.lower() not in self.schemes:
-            example = f"{self.schemes[0]}://host/..." if self.schemes else "a server URL"
             raise ConfigurationError(f"not a {self.kind} URL: {self.url}; use {example}")
         options: dict[str, str] = {}
         passthrough: list[tuple[str, str]] = []
@@ -85,7 +96,14 @@ class NetworkStore(Store, Generic[P]):
         for key, value in parse_qsl(parts.query, keep_blank_values=True):
             if key in known:
                 options[key] = value
+            elif key in self.driver_refused:
+                raise ConfigurationError(
+                    f"{key}= in {self.url} is not taken: use {self.driver_refused[key]}= instead"
+                )
             else:
+                if key in self.driver_numbers:
+                    low, high, whole = self.driver_numbers[key]
+                    number_option(value, key, url, minimum=low, maximum=high, integer=whole)
                 passthrough.append((key, value))
         self.connect_timeout = seconds_option(
             options.pop("connect_timeout", str(_DEFAULT_CONNECT_TIMEOUT)), "connect_timeout", url

@@ -9,12 +9,14 @@ point group or the modules named in ``COHORTROUTE_PLUGINS``.
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import os
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ..errors import ConfigurationError
+from ._urls import redact
 
 if TYPE_CHECKING:
     from .base import Store
@@ -43,11 +45,13 @@ def known_schemes() -> list[str]:
     return sorted(set(_BUILTIN) | set(_REGISTRY))
 
 
-def open_store(url: str | Store) -> Store:
+def open_store(url: str | Store, *, create: bool = True) -> Store:
     """Return the store a URL names (``memory://``, ``sqlite:///path.db``, ``redis://...``...).
 
     A :class:`Store` instance is returned as is. An unknown scheme raises ConfigurationError
-    listing the known ones.
+    listing the known ones. ``create=False`` opens only a store that exists already (a SQLite
+    file is never created; a URL's own ``?mode=rwc`` still wins); stores with nothing to
+    create ignore it.
     """
     # Imported here: base registers every subclass through this module when it is defined.
     from .base import Store
@@ -55,11 +59,20 @@ def open_store(url: str | Store) -> Store:
     if isinstance(url, Store):
         return url
     if not isinstance(url, str) or "://" not in url:
+        hint = ""
+        if isinstance(url, str) and url.strip():
+            hint = f" (did you mean 'sqlite:///{url.strip()}'?)"
         raise ConfigurationError(
-            f"store must be a URL like 'sqlite:///state.db' or a Store object, got {url!r}; "
-            f"known schemes: {', '.join(known_schemes())}"
+            f"store must be a URL like 'sqlite:///state.db' or a Store object, got {url!r}"
+            f"{hint}; known schemes: {', '.join(known_schemes())}"
         )
-    scheme = urlsplit(url).scheme.lower()
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"malformed store URL {redact(url)} ({exc}); an IPv6 host goes in brackets with "
+            "its port after them, like redis://[::1]:6379/0"
+        ) from None
     cls = _REGISTRY.get(scheme)
     if cls is None and scheme in _BUILTIN:
         importlib.import_module(_BUILTIN[scheme])
@@ -69,11 +82,13 @@ def open_store(url: str | Store) -> Store:
         cls = _REGISTRY.get(scheme)
     if cls is None:
         raise ConfigurationError(
-            f"unknown store scheme {scheme!r} in {url!r}; known schemes: "
+            f"unknown store scheme {scheme!r} in {redact(url)!r}; known schemes: "
             f"{', '.join(known_schemes())}. A custom store registers its scheme with "
             "`class MyStore(Store, scheme='my')` in a module that is imported first: a "
             "'cohortroute.stores' entry point, or COHORTROUTE_PLUGINS=my.module for the CLI."
         )
+    if not create and "create" in inspect.signature(cls.from_url).parameters:
+        return cls.from_url(url, create=False)  # type: ignore[call-arg]
     return cls.from_url(url)
 
 

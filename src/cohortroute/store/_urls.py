@@ -7,7 +7,6 @@ and CLI output that shows a store URL goes through it.
 from __future__ import annotations
 
 import logging
-import math
 import re
 from urllib.parse import unquote
 
@@ -54,17 +53,40 @@ def _redact_pair(pair: str) -> str:
     return pair
 
 
-def seconds_option(value: str, name: str, url: str) -> float:
-    """Parse a URL option that must be a positive, finite number of seconds."""
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = math.nan
-    if not (seconds > 0 and math.isfinite(seconds)):
+# Plain ASCII decimals only: float() would also take "nan", "inf", "1e9", "1_0" and digits of
+# other scripts, none of which an operator means as a timeout.
+_DECIMAL = re.compile(r"\A[0-9]{1,9}(?:\.[0-9]{1,9})?\Z")
+
+#: The longest wait a URL may ask for: an hour.
+MAX_SECONDS = 3600.0
+
+
+def number_option(
+    value: str,
+    name: str,
+    url: str,
+    *,
+    minimum: float,
+    maximum: float,
+    integer: bool = False,
+    unit: str = "",
+) -> float:
+    """Parse a numeric URL option: ASCII digits (with a decimal point unless ``integer``), in
+    ``[minimum, maximum]``; anything else is a ConfigurationError that gives the range."""
+    number = float(value) if _DECIMAL.match(value) and not (integer and "." in value) else None
+    if number is None or not minimum <= number <= maximum:
+        kind = "a whole number" if integer else "a number"
+        unit = f" {unit}" if unit else ""
         raise ConfigurationError(
-            f"invalid {name}={value!r} in {redact(url)}: give a positive number of seconds"
+            f"invalid {name}={value!r} in {redact(url)}: give {kind} from {minimum:g} to "
+            f"{maximum:g}{unit}"
         )
-    return seconds
+    return number
+
+
+def seconds_option(value: str, name: str, url: str, *, minimum: float = 0.001) -> float:
+    """Parse a URL option that must be a finite number of seconds, at most an hour."""
+    return number_option(value, name, url, minimum=minimum, maximum=MAX_SECONDS, unit="seconds")
 
 
 def bool_option(value: str, name: str, url: str) -> bool:

@@ -36,7 +36,7 @@ import math
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode, urlunsplit
 
 from ..errors import ConfigurationError
@@ -45,6 +45,7 @@ from ._codec import dumps, encode_policy, encode_tenant
 from ._network import NetworkStore, kept_in_child
 from ._pg_deadline import bounded_connection
 from ._pg_pool import Pool as _Pool
+from ._pg_queries import SCHEMA_VERSION, Queries
 from ._push import POLL, PushListener
 from .base import ChangeFn, FunctionReader
 
@@ -53,10 +54,9 @@ if TYPE_CHECKING:
 
     _Conn = psycopg.Connection[tuple[Any, ...]]
 
-log = logging.getLogger(__name__)
+__all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
-#: The table layout this release writes; a database holding a higher number needs a newer one.
-SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
 
 _DEFAULT_PREFIX = "cohortroute_"
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}\Z")
@@ -92,81 +92,6 @@ def _open(
     return conn
 
 
-class _Queries:
-    """Every statement, with the configured schema and table names quoted in once."""
-
-    def __init__(self, sql: Any, schema: str | None, prefix: str) -> None:
-        def table(name: str) -> Any:
-            full = prefix + name
-            return sql.Identifier(schema, full) if schema else sql.Identifier(full)
-
-        names = {
-            "meta": table("meta"),
-            "state": table("state"),
-            "tenants": table("tenants"),
-            "audit": table("audit"),
-            "audit_tenant": sql.Identifier(prefix + "audit_tenant"),
-            "schema": sql.Identifier(schema or "public"),
-        }
-
-        def q(text: str) -> str:
-            composed: str = sql.SQL(text).format(**names).as_string()
-            return composed
-
-        ddl = [
-            q("CREATE SCHEMA IF NOT EXISTS {schema}") if schema else None,
-            q("CREATE TABLE IF NOT EXISTS {meta} (name text PRIMARY KEY, value text NOT NULL)"),
-            q(
-                "CREATE TABLE IF NOT EXISTS {state} (id smallint PRIMARY KEY CHECK (id = 1), "
-                "revision bigint NOT NULL, policy json)"
-            ),
-            q("CREATE TABLE IF NOT EXISTS {tenants} (name text PRIMARY KEY, record json NOT NULL)"),
-            q(
-                "CREATE TABLE IF NOT EXISTS {audit} (id bigserial PRIMARY KEY, "
-                "revision bigint NOT NULL, at double precision NOT NULL, actor text NOT NULL, "
-                "action text NOT NULL, tenant text, before json, after json)"
-            ),
-            q(
-                "CREATE INDEX IF NOT EXISTS {audit_tenant} ON {audit} (tenant, id) "
-                "WHERE tenant IS NOT NULL"
-            ),
-            q("INSERT INTO {state} VALUES (1, 0, NULL) ON CONFLICT DO NOTHING"),
-            q(
-                f"INSERT INTO {{meta}} VALUES ('schema_version', '{SCHEMA_VERSION}') "
-                "ON CONFLICT DO NOTHING"
-            ),
-        ]
-        #: The statements that create the tables, idempotently.
-        self.create = [statement for statement in ddl if statement is not None]
-        self.schema_version = q("SELECT value FROM {meta} WHERE name = 'schema_version'")
-        self.revision = q("SELECT revision FROM {state} WHERE id = 1")
-        self.policy = q("SELECT revision, policy FROM {state} WHERE id = 1")
-        self.lock = q("SELECT revision, policy FROM {state} WHERE id = 1 FOR UPDATE")
-        self.tenant = q("SELECT record FROM {tenants} WHERE name = %s")
-        self.tenants_in = q("SELECT name, record FROM {tenants} WHERE name = ANY(%s)")
-        self.tenants = q('SELECT name, record FROM {tenants} ORDER BY name COLLATE "C"')
-        columns = "revision, at, actor, action, tenant, before, after"
-        self.history = q(f"SELECT {columns} FROM {{audit}} ORDER BY id DESC LIMIT %s")
-        self.tenant_history = q(
-            f"SELECT {columns} FROM {{audit}} WHERE tenant = %s ORDER BY id DESC LIMIT %s"
-        )
-        self.set_revision = q("UPDATE {state} SET revision = %s WHERE id = 1")
-        self.set_state = q("UPDATE {state} SET revision = %s, policy = %s WHERE id = 1")
-        self.put_tenant = q(
-            "INSERT INTO {tenants} (name, record) VALUES (%s, %s) "
-            "ON CONFLICT (name) DO UPDATE SET record = EXCLUDED.record"
-        )
-        self.delete_tenant = q("DELETE FROM {tenants} WHERE name = %s")
-        self.audit = q(f"INSERT INTO {{audit}} ({columns}) VALUES (%s, %s, %s, %s, %s, %s, %s)")
-        self.notify = "SELECT pg_notify(%s, %s)"
-        # A statement (or a wait for a lock) gives up after `timeout` on the server too; a
-        # session stuck inside a transaction (a frozen client) releases its locks after five.
-        self.local_timeouts = (
-            "SELECT set_config('statement_timeout', %s, true), "
-            "set_config('idle_in_transaction_session_timeout', %s, true)"
-        )
-
-
 class PostgresStore(NetworkStore["_Pool"], scheme=("postgresql", "postgres")):
     """State in PostgreSQL tables, shared by every process that opens the same URL.
 
@@ -180,6 +105,14 @@ class PostgresStore(NetworkStore["_Pool"], scheme=("postgresql", "postgres")):
     schema_version = SCHEMA_VERSION
     url_fields = "host, port, database, user and password"
     timeout_name = "statement"
+    driver_numbers: ClassVar[dict[str, tuple[float, float, bool]]] = {
+        "keepalives": (0, 1, True),
+        "keepalives_idle": (1, 3600, True),
+        "keepalives_interval": (1, 3600, True),
+        "keepalives_count": (1, 100, True),
+        "tcp_user_timeout": (0, 3_600_000, True),
+        "port": (1, 65535, True),
+    }
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
@@ -214,7 +147,7 @@ class PostgresStore(NetworkStore["_Pool"], scheme=("postgresql", "postgres")):
         params.setdefault("tcp_user_timeout", str(timeout_ms))
         self._params = params
 
-        self._q = _Queries(self._psycopg.sql, self.schema, self.table_prefix)
+        self._q = Queries(self._psycopg.sql, self.schema, self.table_prefix)
         where = f"{self.schema}.{self.table_prefix}" if self.schema else self.table_prefix
         #: The NOTIFY channel every commit announces its new revision on.
         self.channel = f"{where}changes"

@@ -29,7 +29,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode, urlunsplit
 
 from .._backoff import attempt_delay
@@ -130,6 +130,15 @@ class RedisStore(NetworkStore["redis.Redis"], scheme=("redis", "rediss")):
     schema_version = SCHEMA_VERSION
     url_fields = "host, port, password and TLS settings"
     timeout_name = "operation"
+    driver_numbers: ClassVar[dict[str, tuple[float, float, bool]]] = {
+        "db": (0, 65535, True),
+        "health_check_interval": (0, 3600, True),
+        "max_connections": (1, 100_000, True),
+    }
+    driver_refused: ClassVar[dict[str, str]] = {
+        "socket_timeout": "timeout",
+        "socket_connect_timeout": "connect_timeout",
+    }
 
     def __init__(self, url: str) -> None:
         super().__init__(url)

@@ -47,57 +47,34 @@ import os
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from .. import _forksafe
 from .._backoff import Backoff
-from ..errors import (
-    ConfigurationError,
-    SchemaError,
-)
+from ..errors import ConfigurationError
 from ..policy import AuditEntry, Policy, TenantRecord
 from ._codec import Codec, dumps, encode_policy
-from ._sqlite_file import check_path, failure, is_busy, open_error, parse_url
+from ._sqlite_file import (
+    MAX_TIMEOUT,
+    check_path,
+    deleted,
+    failure,
+    identity,
+    is_busy,
+    open_error,
+    parse_url,
+    replaced,
+)
+from ._sqlite_schema import SCHEMA_VERSION, prepare
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 from .base import ChangeFn, FunctionReader, Mutation, Store
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-#: The schema this release writes; a file with a higher number is refused.
-SCHEMA_VERSION = 1
-
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS cohortroute_meta (
-        key TEXT PRIMARY KEY,
-        value NOT NULL
-    ) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS cohortroute_state (
-        id INTEGER PRIMARY KEY CHECK (id = 0),
-        revision INTEGER NOT NULL,
-        policy TEXT
-    )""",
-    """CREATE TABLE IF NOT EXISTS cohortroute_tenants (
-        name TEXT PRIMARY KEY,
-        pin TEXT,
-        ratchet TEXT,
-        tags TEXT,
-        state TEXT
-    ) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS cohortroute_audit (
-        id INTEGER PRIMARY KEY,
-        revision INTEGER NOT NULL,
-        at REAL NOT NULL,
-        actor TEXT NOT NULL,
-        action TEXT NOT NULL,
-        tenant TEXT,
-        before TEXT,
-        after TEXT
-    )""",
-    "CREATE INDEX IF NOT EXISTS cohortroute_audit_tenant ON cohortroute_audit (tenant, id)",
-    "INSERT OR IGNORE INTO cohortroute_state (id, revision, policy) VALUES (0, 0, NULL)",
-)
 
 _SELECT_TENANT = "SELECT pin, ratchet, tags, state FROM cohortroute_tenants WHERE name = ?"
 _PAGE = 500  # tenants() reads this many rows per query, so no read transaction spans a yield
@@ -122,13 +99,15 @@ _INHERITED: list[sqlite3.Connection] = []
 
 
 class _Connection:
-    """One thread's connection, remembering the process that opened it."""
+    """One thread's connection, remembering the process that opened it and which file (the
+    store's ``_file_generation``) it is on."""
 
-    __slots__ = ("db", "pid")
+    __slots__ = ("db", "generation", "pid")
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, generation: int) -> None:
         self.db: sqlite3.Connection | None = db
         self.pid = _forksafe.pid()
+        self.generation = generation
 
     def release(self) -> None:
         """Close the connection if this process opened it, else set it aside untouched."""
@@ -150,32 +129,51 @@ class _Connection:
 class SQLiteStore(Store, scheme="sqlite"):
     """State in one SQLite file: ``sqlite:///relative.db`` or ``sqlite:////absolute.db``.
 
-    Opening validates the path and creates (or checks) the schema at once, so a wrong path or
-    a file from a newer cohortroute fails at start-up rather than on the first request.
+    Building one only checks its arguments; the file is opened on first use, so a store that
+    cannot be opened yet (a missing directory, wrong permissions, a file from a newer
+    cohortroute) raises :class:`~cohortroute.errors.StoreUnavailableError` (or
+    :class:`~cohortroute.errors.SchemaError`) from its calls, with what to fix -- and a router
+    built over it starts, serves the default and says so, then recovers once the file can be
+    opened. With ``create=False`` (URL ``?mode=rw``) the file must already hold a store.
     """
 
     refresh_interval = 1.0
 
-    def __init__(self, path: str, *, timeout: float = 30.0, synchronous: str = "full") -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        timeout: float = 30.0,
+        synchronous: str = "full",
+        create: bool = True,
+    ) -> None:
         super().__init__()
         if synchronous.lower() not in ("full", "normal"):
             raise ConfigurationError(f"synchronous must be 'full' or 'normal', got {synchronous!r}")
-        if timeout < 0:
-            raise ConfigurationError(f"timeout must be >= 0 seconds, got {timeout!r}")
+        if not 0 <= timeout <= MAX_TIMEOUT:  # also refuses nan, which would wait forever
+            raise ConfigurationError(
+                f"timeout must be from 0 to {MAX_TIMEOUT:g} seconds, got {timeout!r}"
+            )
         self.path = os.path.abspath(path)
         self.timeout = float(timeout)
         self.synchronous = synchronous.upper()
+        self.create = create
         self._local = threading.local()
         self._prepare_lock = threading.Lock()
         self._ready = False
+        # The file the connections are on, (st_dev, st_ino), and a counter that moves when
+        # another file takes its place, so every thread reopens.
+        self._identity: tuple[int, int] | None = None
+        self._file_generation = 0
         self._codec = Codec(f"the SQLite store {self.path}")
-        check_path(self.path)
-        self._run(lambda db: None)  # open now: a bad path or schema fails at construction
 
     @classmethod
-    def from_url(cls, url: str) -> SQLiteStore:
-        path, timeout, synchronous = parse_url(url)
-        return cls(path, timeout=timeout, synchronous=synchronous)
+    def from_url(cls, url: str, *, create: bool = True) -> SQLiteStore:
+        """The store a ``sqlite://`` URL names; its ``?mode=`` (``rwc`` may create the file,
+        ``rw`` must find a store there) wins over ``create``."""
+        path, timeout, synchronous, mode = parse_url(url)
+        create = create if mode is None else mode
+        return cls(path, timeout=timeout, synchronous=synchronous, create=create)
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -190,17 +188,24 @@ class SQLiteStore(Store, scheme="sqlite"):
     def _connection(self) -> sqlite3.Connection:
         held: _Connection | None = getattr(self._local, "held", None)
         if held is not None and held.db is not None and held.pid == _forksafe.pid():
-            return held.db
-        if held is not None:
+            if held.generation == self._file_generation:
+                return held.db
+            held.release()  # on a file that was replaced: reopen
+        elif held is not None:
             held.release()  # inherited through fork: set aside, never used
+        generation = self._file_generation
         db = self._open()
-        self._local.held = _Connection(db)
+        self._local.held = _Connection(db, generation)
         return db
 
     def _open(self) -> sqlite3.Connection:
+        check_path(self.path, self.create)
+        # mode=rw: never create the file, even when it vanishes between the check and here.
+        target = f"file:{urllib.parse.quote(self.path)}?mode={'rwc' if self.create else 'rw'}"
         try:
             db = sqlite3.connect(
-                self.path,
+                target,
+                uri=True,
                 timeout=min(self.timeout, _BUSY_SLICE),
                 isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
                 check_same_thread=False,  # confinement is ours; lets a finaliser close it
@@ -212,8 +217,10 @@ class SQLiteStore(Store, scheme="sqlite"):
             if not self._ready:
                 with self._prepare_lock:
                     if not self._ready:
-                        self._prepare(db)
+                        prepare(db, self.path, self.create)
                         self._ready = True
+            if self._identity is None:
+                self._identity = identity(self.path)
         except sqlite3.Error as exc:
             db.close()
             if is_busy(exc):
@@ -224,62 +231,26 @@ class SQLiteStore(Store, scheme="sqlite"):
             raise
         return db
 
-    def _prepare(self, db: sqlite3.Connection) -> None:
-        """Check the schema version, switch to WAL and create the schema; idempotent."""
-        found = self._schema_version(db)  # first: a newer store is refused before any change
-        self._use_wal(db)
-        if found == SCHEMA_VERSION:
+    def _check_file(self) -> None:
+        """Notice the file being deleted or replaced under this process.
+
+        A process keeps reading a deleted (unlinked) file through its open connections, while
+        new processes would create or open another one: a silent split brain. A deleted file
+        makes every call fail until it is back; a replaced one is switched to, loudly.
+        """
+        known = self._identity
+        if known is None:
             return
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            # Re-read under the write lock: another process may have created it meanwhile.
-            found = self._schema_version(db)
-            if found is None:
-                for statement in _SCHEMA:
-                    db.execute(statement)
-                db.execute(
-                    "INSERT INTO cohortroute_meta (key, value) VALUES ('schema_version', ?)",
-                    (SCHEMA_VERSION,),
-                )
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-
-    def _schema_version(self, db: sqlite3.Connection) -> int | None:
-        """The schema version stored in the file, None for a file without our tables."""
-        exists = db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cohortroute_meta'"
-        ).fetchone()
-        if exists is None:
-            return None
-        row = db.execute(
-            "SELECT value FROM cohortroute_meta WHERE key = 'schema_version'"
-        ).fetchone()
-        if row is None:
-            return None
-        if not isinstance(row[0], int):
-            raise SchemaError(
-                f"the SQLite store {self.path} has an unreadable schema version {row[0]!r}; "
-                "it was not written by this cohortroute -- point the URL at another file"
-            )
-        if row[0] > SCHEMA_VERSION:
-            raise SchemaError(
-                f"the SQLite store {self.path} was written by a newer cohortroute (schema "
-                f"{row[0]}; this release reads up to {SCHEMA_VERSION}); upgrade cohortroute"
-            )
-        return int(row[0])
-
-    def _use_wal(self, db: sqlite3.Connection) -> None:
-        mode = str(db.execute("PRAGMA journal_mode").fetchone()[0]).lower()
-        if mode != "wal":
-            mode = str(db.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
-        if mode != "wal":
-            raise ConfigurationError(
-                f"cannot put the SQLite store {self.path} in WAL mode (got {mode!r}); SQLite "
-                "needs a local filesystem with shared memory -- move the file off network storage"
-            )
+        now = identity(self.path)
+        if now is None:
+            raise deleted(self.path)
+        if now != known:
+            with self._prepare_lock:
+                if self._identity == known:
+                    log.error("cohortroute: %s", replaced(self.path))
+                    self._identity = None
+                    self._ready = False
+                    self._file_generation += 1
 
     def _discard(self) -> None:
         """Drop this thread's connection after an error left it in an unknown state."""
@@ -349,6 +320,7 @@ class SQLiteStore(Store, scheme="sqlite"):
     # --- the primitives ------------------------------------------------------------------
 
     def revision(self) -> int:
+        self._check_file()
         return int(
             self._run(lambda db: db.execute("SELECT revision FROM cohortroute_state").fetchone()[0])
         )
@@ -385,6 +357,8 @@ class SQLiteStore(Store, scheme="sqlite"):
         return [self._load_entry(row) for row in rows]
 
     def commit(self, change: ChangeFn, actor: str) -> int:
+        self._check_file()
+
         def attempt(db: sqlite3.Connection) -> int:
             db.execute("BEGIN IMMEDIATE")
             try:
