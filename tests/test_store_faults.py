@@ -1,5 +1,9 @@
 """Store faults below the router: a server that hangs mid-session, and state lost on the server.
 
+A server restarted empty (Redis without persistence, a database recreated) forgets the versions
+routers recorded when they started: the routers record them again as soon as they see it, so
+operators can pin and roll out without restarting the fleet.
+
 A hung server is simulated with the test's own :class:`~tests.faultproxy.FaultProxy` between the
 store and the real server: ``slow()`` holds every byte, so the connection stays open and the
 server never answers -- what a frozen server, a stuck pooler or a silent network look like.
@@ -12,17 +16,25 @@ import time
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+from werkzeug.test import Client
 
+from cohortroute import CohortRouter
 from cohortroute.errors import StoreUnavailableError
 from cohortroute.store import Store, open_store
 
+from .apps import wsgi_version
 from .faultproxy import FaultProxy
 
 pytest.register_assert_rewrite("tests.services")
-from tests.services import SHARED_BACKENDS, with_query  # noqa: E402
+from tests.services import (  # noqa: E402
+    SHARED_BACKENDS,
+    delete_prefix,
+    drop_schema,
+    with_query,
+)
 
 pytest_plugins = ("tests.services",)
 
@@ -142,3 +154,68 @@ def test_postgres_listener_round_trips_are_bounded(postgres_url: str) -> None:
             proxy.restore()
             conn.close()
             store.close()
+
+
+# --- a server restarted empty ---------------------------------------------------------------------
+
+
+def eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Ask ``check`` every 20 ms (it drives the router) until it holds; False after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        pause.wait(0.02)
+    return True
+
+
+def served(router: Any, tenant: str) -> tuple[str, str]:
+    """(version, reason) of one request for ``tenant``."""
+    body = Client(router).get("/", headers={"Host": f"{tenant}.example.com"}).get_data(as_text=True)
+    words = body.split()
+    return words[0], words[2]
+
+
+def wipe(url: str, request: pytest.FixtureRequest) -> None:
+    """Empty the server's copy of the store, as a restart without persistence would."""
+    where = dict(parse_qsl(urlsplit(url).query))
+    if url.startswith("redis"):
+        delete_prefix(request.getfixturevalue("redis_admin"), where["prefix"])
+    else:
+        drop_schema(request.getfixturevalue("postgres_admin"), where["schema"])
+
+
+@pytest.mark.parametrize("backend_url", SHARED_BACKENDS, indirect=True)
+def test_routers_record_their_versions_again_after_the_store_is_emptied(
+    backend_url: str, request: pytest.FixtureRequest
+) -> None:
+    router = CohortRouter(
+        {"v1": wsgi_version("v1"), "v2": wsgi_version("v2")},
+        domains=["example.com"],
+        store=backend_url,
+        refresh_interval=0,
+    )
+    operator = open_store(backend_url)
+    try:
+        assert eventually(lambda: operator.policy().versions == {"v1", "v2"})
+        operator.pin("acme", "v2")
+        assert eventually(lambda: served(router, "acme") == ("v2", "pin"))
+
+        wipe(backend_url, request)
+        operator.close()  # a restarted server ends every session
+
+        def pinned() -> bool:
+            served(router, "globex")  # requests drive the router's refresh
+            try:
+                operator.pin("acme", "v2")
+            except Exception:  # "unknown version" until the router has recorded its versions
+                return False
+            return True
+
+        assert eventually(pinned), operator.policy()
+        assert operator.policy().default == "v1"
+        assert eventually(lambda: served(router, "acme") == ("v2", "pin"))
+    finally:
+        operator.close()
+        router.close()

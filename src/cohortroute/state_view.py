@@ -245,6 +245,13 @@ class StateView:
                     self._on_change()
                 return
             policy = self.store.policy()
+            if policy.default is None or not policy.versions.issuperset(self._versions):
+                # The store lost what this router recorded (a server restarted empty, an old
+                # backup restored): record it again, or pins to our versions fail as unknown.
+                self.store.register_versions(
+                    self._versions, self._default, actor="cohortroute-router"
+                )
+                policy = self.store.policy()
         except StoreError as exc:
             self._failed("could not read the store; serving the last-known state", exc)
             return

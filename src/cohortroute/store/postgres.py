@@ -207,6 +207,11 @@ class PostgresStore(NetworkStore["_Pool"], scheme=("postgresql", "postgres")):
                 if not self._ready:
                     self._prepare(conn)
                 yield conn
+            except self._psycopg.errors.UndefinedTable:
+                # The tables are gone (a database recreated empty, a schema dropped): the next
+                # call creates them again, and routers record their versions once more.
+                self._ready = False
+                raise
             finally:
                 pool.release(conn)
         self._used()
