@@ -20,6 +20,7 @@ import pytest
 from cohortroute import open_store
 from cohortroute.cli.render import ProgressBar
 from cohortroute.decision import decide
+from cohortroute.errors import ConflictError
 from cohortroute.rollout import RolloutController, TenantResult
 from cohortroute.store import Store
 
@@ -267,3 +268,61 @@ def test_the_progress_bar_draws_on_a_terminal() -> None:
 
 def test_in_process_entry_point_reports_conflicts_as_usage_errors(url: str, store: Store) -> None:
     assert "no rollout is running" in inproc(2, "rollout", "halt", url=url)[1]
+
+
+# --- rollout status, imports that change tags, advice in the CLI's words ------------------------
+
+
+def test_rollout_status_is_the_controllers_status(url: str, store: Store) -> None:
+    out = inproc(0, "rollout", "status", url=url)[0]
+    assert "rollout:   none" in out and f"{len(TENANTS)} registered" in out
+    assert "rollout start VERSION" in out
+    inproc(0, "rollout", "start", NEW, "--percent", "12.5", url=url)
+    inproc(0, "rollout", "halt", "--reason", "errors up", url=url)
+    out = inproc(0, "rollout", "status", url=url)[0]
+    assert "HALTED: errors up" in out and "rollout resume" in out
+    data = json.loads(inproc(0, "rollout", "status", "--json", url=url)[0])
+    assert data["rollout"]["percent"] == 12.5 and data["rollout"]["halted"] is True
+    assert data["tenants"]["registered"] == len(TENANTS) and data["failed"] == {}
+    assert data["default"] == OLD
+
+
+def test_import_can_replace_tags_and_every_change_is_in_history(
+    url: str, store: Store, tmp_path: Path
+) -> None:
+    store.tag("shop01", "legacy")
+    source = tmp_path / "tags.csv"
+    source.write_text("shop01,beta\nshop02\nnewshop,pro\n")
+    out = inproc(0, "tenants", "import", str(source), url=url)[0]
+    assert out.startswith("imported 1 new tenants; tags changed on 2 (2 added, 0 removed)")
+    assert store.tenant("shop01").tags == {"legacy", "beta"}  # without the flag: only added
+    out = inproc(0, "tenants", "import", "--replace-tags", str(source), url=url)[0]
+    assert out.startswith("imported 0 new tenants; tags changed on 1 (0 added, 1 removed)")
+    assert store.tenant("shop01").tags == {"beta"} and store.tenant("newshop").tags == {"pro"}
+    history = inproc(0, "history", "shop01", url=url)[0]
+    assert "tags-import" in history and "beta,legacy => beta" in history
+    again = inproc(0, "tenants", "import", "--replace-tags", str(source), url=url)[0]
+    assert "already registered with these tags; nothing changed" in again
+    controller = RolloutController(store)
+    source.write_text("shop01\n")
+    assert controller.import_tenants(source, replace_tags=True) == 0
+    assert store.tenant("shop01").tags == frozenset()
+
+
+def test_rollback_of_a_tenant_the_store_does_not_know_exits_2(url: str, store: Store) -> None:
+    inproc(0, "rollout", "start", NEW, "--percent", "50", url=url)
+    _, err = inproc(2, "rollout", "rollback", "--tenant", "nobodyhere", url=url)
+    assert "knows no tenant nobodyhere" in err and "explain nobodyhere" in err
+
+
+def test_errors_say_the_cli_words_and_python_says_its_own(url: str, store: Store) -> None:
+    inproc(0, "rollout", "start", NEW, "--plan", "1,5", "--every", "1h", url=url)
+    _, err = inproc(2, "rollout", "advance", url=url)
+    assert f"run `cohortroute --store {url} rollout advance --force`" in err
+    assert "force=True" not in err
+    with pytest.raises(ConflictError, match=r"call advance\(force=True\)") as raised:
+        RolloutController(store).advance()
+    assert "--force" not in str(raised.value)
+    inproc(0, "rollout", "advance", "--force", url=url)
+    _, err = inproc(2, "rollout", "preview", url=url)
+    assert "rollout preview --percent 50`" in err and "preview(" not in err

@@ -305,7 +305,9 @@ def test_rollback_without_downgrade_needs_force(folder: Path) -> None:
     c.register(["acme", "globex"])
     c.start("v2", percent=100)
     assert c.run().ok
-    with pytest.raises(ConflictError, match=r"no downgrade for app 1 -> 0.*call rollback\(force=True\)"):
+    with pytest.raises(
+        ConflictError, match=r"no downgrade for app 1 -> 0.*call rollback\(force=True\)"
+    ):
         c.rollback("acme")
     with pytest.raises(ConflictError, match="2 tenant"):
         c.rollback()

@@ -370,7 +370,9 @@ def test_finalize_refuses_pins_and_rules_to_the_old_version_unless_forced(memory
     c.start("v2", percent=20)
     memory.pin(TENANTS[0], "v1")
     memory.set_rule("legacy", "v1")
-    with pytest.raises(ConflictError, match=r"pinned to v1 \(tenant000\).*legacy.*--force"):
+    with pytest.raises(
+        ConflictError, match=r"pinned to v1 \(tenant000\).*legacy.*call finalize\(force=True\)"
+    ):
         c.finalize()
     assert c.finalize(force=True).ok
     assert set(served(memory).values()) == {"v2"}

@@ -24,6 +24,7 @@ from werkzeug.test import Client
 
 from cohortroute import CohortRouter, open_store
 from cohortroute.demo import NEW, QA_TENANT, SEED_TENANTS, STABLE, build_demo, cli_command, seed
+from cohortroute.demo.program import console_program
 
 from ..cli_inproc import cli as cli_inproc
 from .servers import bin_path, free_port, get
@@ -69,7 +70,7 @@ def test_the_demo_pages_give_the_hints_the_cli_gives(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'demo.db'}"
     store = open_store(url)
     seed(store)
-    router, _site = build_demo(store, 8000, cli_command(url))
+    router, _site = build_demo(store, 8000, cli_command(url, "cohortroute"))
     try:
         for tenant in ("acme", "qa", "initech", "umbrella"):
             response = Client(router).get("/", headers={"Host": f"{tenant}.localhost:8000"})
@@ -85,15 +86,55 @@ def test_the_demo_pages_give_the_hints_the_cli_gives(tmp_path: Path) -> None:
 def test_the_commands_the_demo_prints_mask_credentials() -> None:
     command = cli_command("crdemo://user:hunter2@[::1]:6379/0?password=hunter3")
     assert "hunter" not in command and "[::1]:6379" in command
-    assert cli_command("sqlite:///demo.db") == f"cohortroute --store sqlite:///{Path.cwd()}/demo.db"
+    assert (
+        cli_command("sqlite:///demo.db", "cohortroute")
+        == f"cohortroute --store sqlite:///{Path.cwd()}/demo.db"
+    )
+
+
+def test_the_demo_names_the_cli_so_a_shell_without_the_venv_finds_it(tmp_path: Path) -> None:
+    venv_bin = str(Path(sys.executable).with_name("cohortroute"))
+    assert console_program(sys.executable, lambda name: None) == venv_bin
+    assert console_program(sys.executable, lambda name: venv_bin) == "cohortroute"
+    elsewhere = str(tmp_path / "cohortroute")
+    assert console_program(sys.executable, lambda name: elsewhere) == venv_bin
+    source_tree = str(tmp_path / "python3")  # no console script beside this interpreter
+    assert console_program(source_tree, lambda name: None) == f"{source_tree} -m cohortroute"
+
+
+@pytest.mark.e2e
+def test_the_commands_the_demo_prints_run_in_a_shell_without_the_venv(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    port = free_port()
+    bare = "/usr/bin:/bin"  # what the README leaves: .venv/bin is not on PATH
+    with demo(tmp_path, url, port, path=bare):
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while "Listening on" not in (printed := (tmp_path / f"demo-{port}.out").read_text()):
+            assert time.monotonic() < deadline, printed
+            time.sleep(0.05)
+    status = next(line.strip() for line in printed.splitlines() if line.endswith(" status"))
+    assert status.startswith(str(Path(sys.executable).with_name("cohortroute")))
+    ran = subprocess.run(
+        status, shell=True, env={"PATH": bare}, cwd="/", capture_output=True, text=True, timeout=60
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert "versions:" in ran.stdout
 
 
 # --- the server --------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
-def demo(tmp_path: Path, store_url: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``cohortroute demo`` until it answers on ``port``; always stop it afterwards."""
+def demo(
+    tmp_path: Path, store_url: str, port: int, path: str | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``cohortroute demo`` until it answers on ``port``; always stop it afterwards.
+
+    ``path`` replaces ``$PATH`` (a shell where the virtualenv is not activated).
+    """
+    environment = {k: v for k, v in os.environ.items() if k != "COHORTROUTE_STORE"}
+    if path is not None:
+        environment["PATH"] = path
     out = (tmp_path / f"demo-{port}.out").open("wb")
     command = [sys.executable, "-m", "cohortroute", "demo", "--port", str(port)]
     process = subprocess.Popen(
@@ -101,7 +142,7 @@ def demo(tmp_path: Path, store_url: str, port: int) -> Iterator[subprocess.Popen
         cwd=tmp_path,
         stdout=out,
         stderr=subprocess.STDOUT,
-        env={k: v for k, v in os.environ.items() if k != "COHORTROUTE_STORE"},
+        env=environment,
     )
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT

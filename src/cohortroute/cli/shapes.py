@@ -16,21 +16,28 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class JsonShape:
-    """The keys of one JSON output, each with what it holds, in output order."""
+    """The keys of one JSON output, each with what it holds, in output order.
+
+    ``summary`` names the output (the reference heads shared objects with it).
+    """
 
     summary: str
     keys: tuple[tuple[str, str], ...]
 
 
 ROLLOUT_OBJECT = JsonShape(
-    "The rollout object: the rollout as routers apply it now (a timed plan moved on by the clock).",
+    "The rollout object",
     (
         ("candidate", "the version being rolled out"),
-        ("percent", "the share, in percent (`12.5`)"),
+        ("percent", "the share, in percent (`12.5`), as routers apply it now"),
         ("salt", "the bucketing salt"),
         ("started_at", "when it started, Unix seconds"),
         ("plan", "planned steps in percent (`[1.0, 5.0, 25.0]`; `[]` without a plan)"),
-        ("step", "index of the current step in `plan` (`-1` without a plan)"),
+        (
+            "step",
+            "index of the current step in `plan` (`-1` without a plan); a timed plan "
+            "moves on by the clock without a write",
+        ),
         ("every", "seconds per step, or `null`"),
         ("step_started_at", "when the current step began, Unix seconds"),
         ("halted", "`true` when the rollout is frozen"),
@@ -124,6 +131,7 @@ PREVIEW = JsonShape(
         ("moves", "the tenants that move, sorted"),
         ("migrate", "those of them that move once `rollout run` migrated their data"),
         ("stays", "tenant -> why it does not move although its bucket is in range"),
+        ("kept", "those of them the ratchet keeps on the candidate (only a rollback moves them)"),
         ("considered", "how many registered tenants were considered"),
     ),
 )
@@ -158,5 +166,5 @@ VERSIONS = JsonShape(
     ),
 )
 
-OBJECTS = (ROLLOUT_OBJECT, RUN_RESULT)
+OBJECTS = (ROLLOUT_OBJECT,)
 """Objects several outputs share; the reference documents them once."""

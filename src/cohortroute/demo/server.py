@@ -28,6 +28,7 @@ from ..router import WSGICohortRouter
 from ..store import Store, open_store
 from ..store._urls import redact
 from .pages import Site, VersionApp
+from .program import console_program
 from .seed import (
     BETA_TAG,
     DOMAIN,
@@ -108,9 +109,14 @@ def cli_store_url(url: str) -> str:
     return prefix + quote(os.path.abspath(unquote(path))) + sep + query
 
 
-def cli_command(store_url: str) -> str:
-    """The CLI command the banner and pages suggest: absolute store path, credentials masked."""
-    return f"cohortroute --store {shlex.quote(redact(cli_store_url(store_url)))}"
+def cli_command(store_url: str, program: str | None = None) -> str:
+    """The CLI command the banner and pages suggest: absolute store path, credentials masked.
+
+    ``program`` is how to run the CLI (default: :func:`~.program.console_program`, which
+    works in a shell where the virtualenv is not activated).
+    """
+    run = console_program() if program is None else program
+    return f"{run} --store {shlex.quote(redact(cli_store_url(store_url)))}"
 
 
 def _try_lines(command: str, store: Store) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from ..advice import Call, advise
 from ..decision import intended
 from ..errors import ConflictError
 from ..migrations import Migrations, MigrationStep
@@ -84,11 +85,13 @@ def refuse_missing_downgrades(
             missing[record.name] = gaps
     if missing:
         first = next(iter(missing.items()))
-        raise ConflictError(
+        raise advise(
+            ConflictError,
             f"cannot roll back {len(missing)} tenant(s) ({', '.join(list(missing)[:10])}): "
             f"their migration has no downgrade for {', '.join(first[1])}. Declare the "
-            "downgrade step(s) with @migrations.downgrade(...), or pass force=True "
-            "(--force) to move them back leaving those changes in their data"
+            "downgrade step(s) with @migrations.downgrade(...), or {force} to move them "
+            "back leaving those changes in their data",
+            force=Call("rollout rollback", "rollback", ("--force",), "force=True"),
         )
 
 

@@ -65,16 +65,15 @@ def read_lines(source: str | os.PathLike[str] | Iterable[str]) -> Iterator[str]:
     if not isinstance(source, (str, os.PathLike)):
         yield from source
         return
-    number = 0
-    with Path(source).open(encoding="utf-8", newline="") as handle:
-        try:
-            for number, line in enumerate(handle, 1):  # noqa: B007 - read after the loop
-                yield line
-        except UnicodeDecodeError:
-            raise ValidationError(
-                f"{os.fspath(source)!r:.200} is not UTF-8 text (line {number + 1}): save it as "
-                "UTF-8, one tenant per line or CSV name,tag,tag..."
-            ) from None
+    with Path(source).open("rb") as handle:  # decoded per line, to name the line that is not
+        for number, raw in enumerate(handle, 1):
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValidationError(
+                    f"{os.fspath(source)!r:.200} is not UTF-8 text (line {number}): save it as "
+                    "UTF-8, one tenant per line or CSV name,tag,tag..."
+                ) from None
 
 
 def parse_tenant_lines(lines: Iterable[str]) -> tuple[list[str], dict[str, list[str]]]:

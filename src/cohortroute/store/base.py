@@ -13,6 +13,7 @@ import abc
 import getpass
 import logging
 import os
+import socket
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -21,8 +22,10 @@ from typing import Any, ClassVar
 from .. import _forksafe, changes, ratchet
 from .._clock import SYSTEM, Clock
 from ..changes import ChangeFn, FunctionReader, Mutation, StateReader
-from ..errors import ValidationError
+from ..errors import ConflictError, ValidationError
 from ..policy import AuditEntry, Policy, TenantRecord, parse_percent
+from ..versions import VersionInfo
+from ..versions import describe as describe_versions
 from . import _registry
 from ._registry import known_schemes, open_store
 
@@ -181,6 +184,52 @@ class Store(abc.ABC):
     ) -> int:
         """Record versions as known; make ``default`` the default if the store has none yet."""
         return self.write(changes.register_versions(versions, default), actor=actor)
+
+    def mount_versions(
+        self,
+        versions: Iterable[str],
+        default: str | None = None,
+        *,
+        host: str | None = None,
+        pid: int | None = None,
+        actor: str | None = None,
+    ) -> int:
+        """:meth:`register_versions`, recording that this host and process mount them now.
+
+        Routers call it when they start; ``cohortroute versions`` shows the last mount.
+        """
+        change = changes.mount_versions(
+            versions,
+            default,
+            host=socket.gethostname() if host is None else host,
+            pid=os.getpid() if pid is None else pid,
+            clock=self.clock,
+        )
+        return self.write(change, actor=actor)
+
+    def versions(self) -> list[VersionInfo]:
+        """Every known version: default or retired, where and when last mounted, what names it."""
+        return describe_versions(self.policy(), self.tenants())
+
+    def retire(self, version: str, *, actor: str | None = None) -> int:
+        """Retire a version: pins, rules and rollouts naming it are refused from then on.
+
+        Refused while it is the default, the running rollout's candidate, in a tag rule or
+        pinned; the error says what to do first.
+        """
+        for _ in range(5):  # tenants pinned meanwhile move the revision: read them again
+            revision = self.revision()
+            pinned = [r.name for r in self.tenants() if r.pin == version]
+            change = changes.retire_version(version, pinned, revision, self.clock.time())
+            try:
+                return self.write(change, actor=actor)
+            except changes.StateMoved:
+                continue
+        raise ConflictError(f"the store kept changing while {version} was checked; try again")
+
+    def unretire(self, version: str, *, actor: str | None = None) -> int:
+        """Put a retired version back in service."""
+        return self.write(changes.unretire_version(version), actor=actor)
 
     def set_default(self, version: str, *, actor: str | None = None) -> int:
         """Make ``version`` the default: what every tenant gets unless something says otherwise."""
