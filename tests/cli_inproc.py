@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
 
 from cohortroute.cli import run
 
@@ -45,3 +48,14 @@ def fails(code: int, *args: str, store: str | None = None) -> str:
     assert "Traceback" not in result.err
     assert result.out == ""
     return result.err
+
+
+def isolate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What every CLI test runs under: USER=tester and no store from the environment."""
+    monkeypatch.delenv("COHORTROUTE_STORE", raising=False)
+    monkeypatch.setenv("USER", "tester")
+
+
+def sqlite_url(tmp_path: Path) -> str:
+    """The URL of a SQLite store in the test's temporary directory."""
+    return f"sqlite:///{tmp_path / 'state.db'}"

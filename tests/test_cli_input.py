@@ -22,20 +22,19 @@ from cohortroute.policy import parse_percent
 from cohortroute.rollout import RolloutController, parse_duration
 from cohortroute.store import Store
 
-from .cli_inproc import cli, fails, ok
+from .cli_inproc import cli, fails, isolate, ok, sqlite_url
 
 OLD, NEW = "2026.11", "2026.12"
 
 
 @pytest.fixture(autouse=True)
 def environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("COHORTROUTE_STORE", raising=False)
-    monkeypatch.setenv("USER", "tester")
+    isolate(monkeypatch)
 
 
 @pytest.fixture
 def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'state.db'}"
+    return sqlite_url(tmp_path)
 
 
 @pytest.fixture

@@ -326,3 +326,8 @@ def test_errors_say_the_cli_words_and_python_says_its_own(url: str, store: Store
     inproc(0, "rollout", "advance", "--force", url=url)
     _, err = inproc(2, "rollout", "preview", url=url)
     assert "rollout preview --percent 50`" in err and "preview(" not in err
+
+
+def test_a_timed_plan_without_its_timer_is_refused_in_cli_words(url: str, store: Store) -> None:
+    _, err = inproc(2, "rollout", "start", NEW, "--auto", "--plan", "1,5", url=url)
+    assert "--every DURATION" in err and "every=" not in err

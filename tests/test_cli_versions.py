@@ -20,20 +20,19 @@ from cohortroute.store import MemoryStore, Store
 from cohortroute.versions import RetiredVersionError
 
 from .apps import wsgi_version
-from .cli_inproc import cli, fails, ok
+from .cli_inproc import cli, fails, isolate, ok, sqlite_url
 
 V1, V2, V3 = "v1", "v2", "v3"
 
 
 @pytest.fixture(autouse=True)
 def environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("COHORTROUTE_STORE", raising=False)
-    monkeypatch.setenv("USER", "tester")
+    isolate(monkeypatch)
 
 
 @pytest.fixture
 def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'state.db'}"
+    return sqlite_url(tmp_path)
 
 
 @pytest.fixture

@@ -241,6 +241,11 @@ def _register_runner_verbs(actions: Subparsers) -> None:
 
 def cmd_rollout_start(args: argparse.Namespace, ctx: Context) -> int:
     """Start rolling out a version to a share of tenants (a fresh salt picks which)."""
+    if args.auto and not (args.plan and args.every):
+        raise UsageError(
+            "--auto moves through a plan on a timer: give it --plan P,P,... and --every "
+            "DURATION too, like --plan 1,5,25,100 --every 2h --auto"
+        )
     before = ctx.store.revision()
     rollout = controller_for(args, ctx).start(
         args.version,
