@@ -29,6 +29,8 @@ DOCUMENTED = [
     ("cohortroute.errors", "StoreUnavailableError"),
     ("cohortroute.errors", "InvalidHostError"),
     ("cohortroute.migrations", "Migrations"),
+    ("cohortroute.migrations", "LeaseLostError"),
+    ("cohortroute.migrations", "StepContext"),
     ("cohortroute.policy", "Policy"),
     ("cohortroute.policy", "Rollout"),
     ("cohortroute.policy", "TenantRecord"),

@@ -64,10 +64,18 @@ def kept_on_lowering(store: Store, current: Rollout, points: int) -> list[Tenant
     return [
         record
         for record in store.tenants()
-        if ratchets(intended(policy, record, default), current, record)
+        if keeps(intended(policy, record, default), current, record, points)
+    ]
+
+
+def keeps(decision: Decision, current: Rollout, record: TenantRecord, points: int) -> bool:
+    """True when lowering ``current`` to ``points`` leaves this tenant (``decision`` before the
+    lowering) on the candidate by the ratchet: in a gated rollout, only with migrated data."""
+    return (
+        ratchets(decision, current, record)
         and bucket_at_least(current, record.name, points)
         and (not current.gated or record.data_version == current.candidate)
-    ]
+    )
 
 
 def mark_ratchets(store: Store, current: Rollout, points: int, *, actor: str | None) -> int:

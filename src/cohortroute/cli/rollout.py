@@ -273,16 +273,19 @@ def cmd_rollout_set(args: argparse.Namespace, ctx: Context) -> int:
     """Set the running rollout's percentage (raising it only ever adds tenants)."""
     points = parse_percent(args.percent)
     before = ctx.store.revision()
-    controller_for(args, ctx).set(args.percent)  # lowering keeps tenants by the ratchet
+    change = controller_for(args, ctx).set_percent(args.percent)  # lowering: the ratchet
     after = ctx.store.revision()
-    rollout = ctx.store.policy().rollout
-    candidate = rollout.candidate if rollout is not None else "the candidate"
-    return ctx.changed(
+    candidate = change.rollout.candidate
+    code = ctx.changed(
         before,
         after,
         f"the rollout of {candidate} is now at {format_percent(points)}",
         f"the rollout of {candidate} is already at {format_percent(points)}",
     )
+    note = change.ratchet_note()
+    if note is not None:
+        ctx.print(note)
+    return code
 
 
 def cmd_rollout_advance(args: argparse.Namespace, ctx: Context) -> int:

@@ -76,9 +76,9 @@ class RolloutContext:
 
     def change_percent(
         self, stored: Rollout, current: Rollout, points: int, step: int, action: str
-    ) -> None:
+    ) -> list[TenantResult]:
         """Raise (or move along the plan) the rollout to ``points``, auditing who moves."""
-        self.commit_policy(
+        return self.commit_policy(
             action, ratchet.change_percent(stored, current, points, step, self.now())
         )
 

@@ -21,8 +21,10 @@ from typing import Any
 
 from .. import ratchet
 from .._clock import SYSTEM, Clock, as_clock
-from ..decision import Decision, decide
+from ..advice import Call, advise
+from ..decision import Decision
 from ..errors import ConflictError, ValidationError
+from ..explain import decide_for
 from ..migrations import Migrations
 from ..policy import (
     AuditEntry,
@@ -40,10 +42,12 @@ from ..policy import (
 from ..store.base import Store, open_store
 from . import endings, jobs
 from .context import Progress, RolloutContext
+from .imports import import_tenants
+from .percent import set_percent
 from .preview import compute_preview, preview_target
-from .results import Preview, RunResult, TenantResult
+from .results import PercentChange, Preview, RunResult, TenantResult
 from .runner import EventHook, MigrationRunner
-from .tenants import format_duration, parse_tenant_lines, read_lines
+from .tenants import format_duration
 
 log = logging.getLogger(__name__)
 
@@ -185,8 +189,7 @@ class RolloutController:
     def explain(self, tenant: str) -> Decision:
         """The decision for ``tenant`` now, as a router would make it (without mounting check)."""
         name = check_tenant_name(tenant)
-        policy = self.store.policy()
-        return decide(policy, self.store.tenant(name), policy.default or "", now=self._ctx.now())
+        return decide_for(self.store.policy(), self.store.tenant(name), self._ctx.now())
 
     def history(self, tenant: str | None = None, limit: int = 100) -> list[AuditEntry]:
         """A tenant's story (or the whole log), newest first: every move, migration and mark."""
@@ -242,17 +245,25 @@ class RolloutController:
         return new == 1
 
     def import_tenants(
-        self, source: str | os.PathLike[str] | Iterable[str], *, batch_size: int = 50_000
+        self,
+        source: str | os.PathLike[str] | Iterable[str],
+        *,
+        batch_size: int = 50_000,
+        replace_tags: bool = False,
     ) -> int:
         """Import tenants from a file (or lines): one name per line, or CSV ``name,tag,tag...``.
 
         Blank lines and ``#`` comments are skipped, as is a header row whose first cell is
         ``tenant`` or ``name``; a tag cell may hold several tags separated by spaces, ``;`` or
         ``|``. Every name is validated before anything is written, then the tenants are written
-        ``batch_size`` per transaction. Returns how many tenants were new.
+        ``batch_size`` per transaction. Tags are added to a tenant's, or with ``replace_tags``
+        made exactly the file's; each tenant whose tags change gets an audit entry. Returns how
+        many tenants were new (:func:`cohortroute.rollout.imports.import_tenants` says more).
         """
-        names, tags = parse_tenant_lines(read_lines(source))
-        return self.register(names, tags=tags, batch_size=batch_size)
+        counts = import_tenants(
+            self.store, source, replace_tags=replace_tags, batch_size=batch_size, actor=self.actor
+        )
+        return len(counts.new)
 
     # --- plans and progression ------------------------------------------------------------
 
@@ -339,10 +350,12 @@ class RolloutController:
         started = current.step_started_at
         if not force and current.every and started is not None and now - started < current.every:
             wait = current.every - (now - started)
-            raise ConflictError(
+            raise advise(
+                ConflictError,
                 f"step {format_percent(current.percent)} started {format_duration(now - started)} "
                 f"ago and the plan's minimum dwell is {format_duration(current.every)}: wait "
-                f"{format_duration(wait)} more, or pass force=True (--force) to advance now"
+                f"{format_duration(wait)} more, or {{now}} to advance now",
+                now=Call("rollout advance", "advance", ("--force",), "force=True"),
             )
         self._ctx.change_percent(rollout, current, current.plan[index], index, "rollout-advance")
         return self._ctx.require(self.store.policy())
@@ -350,34 +363,11 @@ class RolloutController:
     def set(self, percent: float | str) -> Rollout:
         """Jump to ``percent``. Lowering keeps every tenant already on the candidate there
         (the ratchet); raising is refused while the rollout is halted."""
-        points = parse_percent(percent)
-        policy = self.store.policy()
-        rollout = self._ctx.require(policy)
-        current = rollout.at(self._ctx.now())
-        if points == current.percent:
-            return current
-        if points > current.percent and current.halted:
-            raise ConflictError(
-                "the rollout is halted; resume it before raising the percentage "
-                "(lowering is allowed while halted)"
-            )
-        step = max((i for i, p in enumerate(current.plan) if p <= points), default=-1)
-        if points < current.percent:
-            if not current.gated and self._ctx.settle > 0:
-                self._ctx.sleep(self._ctx.settle)  # let routers flush the tenants they just served
-            ratchet.lower_percent(
-                self.store,
-                rollout,
-                current,
-                points,
-                step=step,
-                now=self._ctx.now(),
-                action="rollout-set",
-                actor=self.actor,
-            )
-        else:
-            self._ctx.change_percent(rollout, current, points, step, "rollout-set")
-        return self._ctx.require(self.store.policy())
+        return self.set_percent(percent).rollout
+
+    def set_percent(self, percent: float | str) -> PercentChange:
+        """:meth:`set`, answering who moved (raising) or how many the ratchet kept (lowering)."""
+        return set_percent(self._ctx, percent)
 
     def halt(self, reason: str | None = None) -> Rollout:
         """Freeze the rollout where it is (a timed plan stops moving on; ``run`` migrates no one

@@ -11,6 +11,7 @@ import logging
 from dataclasses import replace
 
 from .. import ratchet
+from ..advice import Call, advise
 from ..decision import decide, intended
 from ..errors import ConflictError
 from ..policy import BUSY_STATUSES, Policy, Rollout, TenantRecord, check_tenant_name
@@ -65,8 +66,30 @@ def rollback(
 
     result.results.extend(ctx.commit_policy("rollout-rollback", update))
     ratchet.clear_marks(ctx.store, rollout, "rollback-clear", actor=ctx.actor)
-    result.note = f"the rollout of {rollout.candidate} ended; everybody is on {policy.default}"
+    result.note = _who_is_where(ctx, rollout)
     return result
+
+
+def _who_is_where(ctx: RolloutContext, rollout: Rollout) -> str:
+    """What is true once the rollout ended: everybody on the default, except whom a pin or a
+    tag rule keeps elsewhere (a pin to the candidate, say)."""
+    policy = ctx.store.policy()
+    default = policy.default or ""
+    now = ctx.now()
+    elsewhere = [
+        (record.name, decision)
+        for record in ctx.store.tenants()
+        if (decision := decide(policy, record, default, now=now)).version != default
+    ]
+    ended = f"the rollout of {rollout.candidate} ended"
+    if not elsewhere:
+        return f"{ended}; everybody is on {default}"
+    shown = ", ".join(f"{name} on {d.version} ({d.detail})" for name, d in elsewhere[:10])
+    more = f" and {len(elsewhere) - 10} more" if len(elsewhere) > 10 else ""
+    return (
+        f"{ended}; everybody is on {default} except {len(elsewhere)} tenant(s) a pin or tag "
+        f"rule keeps elsewhere: {shown}{more} (unpin them or remove the rule to move them too)"
+    )
 
 
 def finalize(
@@ -86,10 +109,12 @@ def finalize(
             parts.append(f"{len(pinned)} tenant(s) are pinned to {old} ({shown})")
         if rules:
             parts.append(f"tag rule(s) {', '.join(rules)} send tenants to {old}")
-        raise ConflictError(
+        raise advise(
+            ConflictError,
             f"{' and '.join(parts)}, so finalize could not move everybody to "
-            f"{rollout.candidate}: unpin them / remove the rules, or pass force=True "
-            "(--force) to remove them as part of finalize"
+            f"{rollout.candidate}: unpin them / remove the rules, or {{force}} to remove them "
+            "as part of finalize",
+            force=Call("rollout finalize", "finalize", ("--force",), "force=True"),
         )
     for name in pinned:
         ctx.store.unpin(name, actor=ctx.actor)

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
+from ..advice import Call, advise
 from ..decision import intended
 from ..errors import ConflictError
 from ..policy import Policy, Rollout, TenantRecord, next_step_index, parse_percent
-from ..ratchet import ratchets
+from ..ratchet import keeps
 from .results import Preview
 
 
@@ -32,12 +33,15 @@ def compute_preview(
     moves: list[str] = []
     migrate: list[str] = []
     stays: dict[str, str] = {}
+    kept: list[str] = []
     considered = 0
     for record in records:
         considered += 1
         old = intended(before, record, default)
-        if lowering and not current.gated and ratchets(old, current, record):
-            record = replace(record, ratchet=current.candidate)  # what lowering marks first
+        if lowering and keeps(old, current, record, target):
+            kept.append(record.name)
+            if not current.gated:
+                record = replace(record, ratchet=current.candidate)  # what lowering marks first
         new = intended(after, record, default)
         migrated = record.data_version == current.candidate
         if (
@@ -64,6 +68,7 @@ def compute_preview(
         migrate=tuple(migrate),
         stays=stays,
         considered=considered,
+        kept=tuple(kept),
     )
 
 
@@ -75,9 +80,11 @@ def preview_target(current: Rollout, percent: float | str | None) -> tuple[int, 
         return points, (current.plan.index(points) if points in current.plan else None)
     index = next_step_index(current.plan, current.percent)
     if index is None:
-        raise ConflictError(
+        raise advise(
+            ConflictError,
             "there is no next step to preview (no plan, or at its last step); "
-            "preview a percentage instead, like preview(50)"
+            "preview a percentage instead: {at}",
+            at=Call("rollout preview", "preview", ("--percent", "50"), "50"),
         )
     return current.plan[index], index
 

@@ -1,4 +1,5 @@
-"""What the controller's verbs answer: one tenant's outcome, a batch's, and a preview.
+"""What the controller's verbs answer: one tenant's outcome, a batch's, a percent change, and
+a preview.
 
 Plain frozen records with ``to_json()`` for ``--json`` output and ``summary()`` for people.
 """
@@ -9,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..policy import percent_to_output
+from ..policy import Rollout, format_percent, percent_to_output
 
 Outcome = Literal["moved", "unchanged", "busy", "failed", "broken", "refused", "skipped"]
 FAILED_OUTCOMES = frozenset({"failed", "broken", "refused"})
@@ -111,8 +112,9 @@ class Preview:
 
     ``moves`` are the tenants whose version changes (sorted), with ``migrate`` the subset whose
     data needs a migration first (gated rollouts: they move when ``run`` migrates them).
-    ``stays`` lists tenants whose bucket enters the new range but who do not move, and why
-    (pinned, tagged, rolled back, already kept by the ratchet).
+    ``stays`` lists tenants whose bucket enters (or, lowering, leaves) the new range but who do
+    not move, and why (pinned, tagged, rolled back, kept by the ratchet); ``kept`` the subset
+    the ratchet keeps on the candidate when lowering.
     """
 
     candidate: str
@@ -124,6 +126,7 @@ class Preview:
     migrate: tuple[str, ...]
     stays: Mapping[str, str]
     considered: int
+    kept: tuple[str, ...] = ()
 
     @property
     def count(self) -> int:
@@ -142,5 +145,75 @@ class Preview:
             "moves": list(self.moves),
             "migrate": list(self.migrate),
             "stays": dict(self.stays),
+            "kept": list(self.kept),
             "considered": self.considered,
+        }
+
+    def summary(self) -> list[str]:
+        """The lines ``rollout preview`` prints: who moves, who the ratchet keeps, who stays."""
+        lines = [
+            f"{format_percent(self.from_percent)} -> {format_percent(self.to_percent)}: "
+            f"{self.count} of {self.considered} registered tenants move"
+        ]
+        if self.migrate:
+            lines.append(f"  ({len(self.migrate)} of them once `rollout run` migrated their data)")
+        lines.extend(f"  {name}" for name in self.moves)
+        if self.kept:
+            lines.append(
+                f"{len(self.kept)} kept on {self.candidate} by the ratchet (only a rollback "
+                "moves them back):"
+            )
+            lines.extend(f"  {name}" for name in self.kept)
+        others = sorted((n, why) for n, why in self.stays.items() if n not in set(self.kept))
+        if others:
+            lines.append("not moving although their bucket is in range:")
+            lines.extend(f"  {name}: {why}" for name, why in others)
+        return lines
+
+
+@dataclass(frozen=True, slots=True)
+class PercentChange:
+    """What ``set`` did: the rollout as it stands now, where it was, and who that moved.
+
+    ``moved`` lists the registered tenants a raise moved to the candidate (a gated rollout moves
+    them later, as ``run`` migrates them); ``kept`` counts the registered tenants a lowering
+    left on the candidate by the ratchet, although the new percentage no longer reaches them.
+    """
+
+    rollout: Rollout
+    from_percent: int
+    kept: int = 0
+    moved: tuple[str, ...] = ()
+
+    def ratchet_note(self) -> str | None:
+        """What the ratchet did when lowering (None when the percentage did not go down)."""
+        if self.rollout.percent >= self.from_percent:
+            return None
+        return (
+            f"the ratchet kept {self.kept} tenant(s) on {self.rollout.candidate} that "
+            f"{format_percent(self.rollout.percent)} no longer reaches (only a rollback moves "
+            "them back)"
+        )
+
+    def summary(self) -> str:
+        """One line for people: where the rollout is, and who that moved or the ratchet kept."""
+        candidate, to = self.rollout.candidate, format_percent(self.rollout.percent)
+        if self.rollout.percent == self.from_percent:
+            return f"the rollout of {candidate} is already at {to}"
+        text = (
+            f"the rollout of {candidate} is now at {to} (was {format_percent(self.from_percent)})"
+        )
+        note = self.ratchet_note()
+        if note is not None:
+            return f"{text}; {note}"
+        return f"{text}; {len(self.moved)} registered tenant(s) moved to {candidate}"
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON for ``--json`` output (percentages as numbers of percent)."""
+        return {
+            "candidate": self.rollout.candidate,
+            "from_percent": percent_to_output(self.from_percent),
+            "to_percent": percent_to_output(self.rollout.percent),
+            "kept": self.kept,
+            "moved": list(self.moved),
         }
