@@ -33,6 +33,9 @@ from .overrides import Overrides
 from .registration import Registrar
 from .timed_plan import TimedPlanWatch
 
+if TYPE_CHECKING:
+    from ..signals.config import SignalsConfig
+
 DECISION_KEY = "cohortroute.decision"
 TENANT_KEY = "cohortroute.tenant"
 
@@ -81,6 +84,9 @@ class CohortRouter:
         subdomains the app 404s never are. Turn it off when tenants are imported instead.
     :param clock: where the router reads the time (refresh interval, registration delay, timed
         plans, the record cache's TTL); tests pass a :class:`cohortroute._clock.ManualClock`.
+    :param signals: count every request per tenant and version and flush the counts to the
+        store (``True``, or a :class:`~cohortroute.signals.SignalsConfig`); see docs/signals.md.
+        The recorder is :attr:`signals` (None when off).
     """
 
     _flavours: ClassVar[dict[str, type[CohortRouter]]] = {}
@@ -121,6 +127,7 @@ class CohortRouter:
         migrations: Migrations | None = None,
         register_tenants: bool = True,
         clock: Clock = SYSTEM,
+        signals: bool | SignalsConfig = False,
     ) -> None:
         if interface not in ("auto", "wsgi", "asgi"):
             raise ConfigurationError(
@@ -160,10 +167,13 @@ class CohortRouter:
         )
         self._overrides = Overrides(self.apps, on_change=self._drop_cache)
         declared = migrations if migrations is not None else Migrations()
+        from ..signals.wrappers import wrap_versions  # here: signals imports this module
+
+        targets, self.signals = wrap_versions(self._mount(), signals, self._store, clock)
         self._dispatch = Dispatcher(
             view=self._view,
             resolver=resolver,
-            targets=self._mount(),
+            targets=targets,
             default=default,
             flavour=self._flavour,
             maintenance=self._flavour.maintenance(declared.retry_after, declared.maintenance_body),
@@ -205,6 +215,8 @@ class CohortRouter:
         self._view.close()
         if self._registrar is not None:
             self._registrar.close()
+        if self.signals is not None:
+            self.signals.close()  # writes what is counted
         self._store.close()
 
     def status(self) -> dict[str, Any]:
