@@ -21,6 +21,7 @@ from .migrations import Migrations
 from .policy import AuditEntry, Policy, Rollout, TenantRecord, format_percent, parse_percent
 from .rollout import Preview, RolloutController, RunResult, TenantResult
 from .router import ASGICohortRouter, CohortRouter, WSGICohortRouter
+from .signals import Signals, SignalsConfig
 from .store import Store, open_store
 from .tenancy import SubdomainResolver, parse_host
 
@@ -43,6 +44,8 @@ __all__ = [
     "RolloutController",
     "RunResult",
     "SchemaError",
+    "Signals",
+    "SignalsConfig",
     "Store",
     "StoreError",
     "StoreUnavailableError",
