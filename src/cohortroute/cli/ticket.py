@@ -1,0 +1,81 @@
+"""The ``ticket`` command: record a support ticket for a tenant, as a guard signal.
+
+The ticket is attributed to the version the tenant is on (see :mod:`cohortroute.tickets`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from .context import EXIT_OK, Context
+from .options import Subparsers, add_command, add_json
+from .shapes import JsonShape
+
+log = logging.getLogger(__name__)
+
+TICKET = JsonShape(
+    "`ticket --json`",
+    (
+        ("tenant", "the tenant"),
+        ("version", "the version it was on when the ticket was opened"),
+        ("source", "`cli`"),
+        ("external_id", "the ticket's id (`--id`, or a random one)"),
+        ("severity", "`low`, `normal`, `high` or `urgent`"),
+        ("at", "when it was opened, Unix seconds"),
+        ("new", "`false` when a ticket with this id was already recorded"),
+    ),
+)
+
+
+def register(commands: Subparsers) -> None:
+    """Add ``ticket``."""
+    from ..tickets import SEVERITIES
+
+    p = add_command(
+        commands,
+        "ticket",
+        cmd_ticket,
+        "record a support ticket for TENANT (the guard counts tickets per version)",
+    )
+    p.add_argument("tenant", metavar="TENANT")
+    p.add_argument("text", metavar="TEXT", help="what the customer said (\"\" for nothing)")
+    p.add_argument(
+        "--severity", choices=SEVERITIES, default="normal", help="how bad (default normal)"
+    )
+    p.add_argument("--id", dest="external_id", metavar="EXTERNAL_ID", help="the help desk's id")
+    add_json(p, TICKET)
+
+
+def cmd_ticket(args: argparse.Namespace, ctx: Context) -> int:
+    """Record one ticket."""
+    from ..signals import open_sink
+    from ..tickets import open_ticket
+
+    ticket, new = open_ticket(
+        ctx.store,
+        args.tenant,
+        args.text,
+        severity=args.severity,
+        external_id=args.external_id,
+        source="cli",
+        sink=open_sink(ctx.store),
+        clock=ctx.clock,
+    )
+    if args.json:
+        ctx.emit_json(
+            {
+                "tenant": ticket.tenant,
+                "version": ticket.version,
+                "source": ticket.source,
+                "external_id": ticket.external_id,
+                "severity": ticket.severity,
+                "at": ticket.at,
+                "new": new,
+            }
+        )
+    elif new:
+        ctx.print(f"ticket {ticket.external_id} recorded for {ticket.tenant} on {ticket.version}")
+    else:
+        ctx.print(f"ticket {ticket.external_id} was already recorded; nothing changed")
+    return EXIT_OK

@@ -1,0 +1,122 @@
+"""What the guard does about a verdict, through the rollout controller, with the evidence audited.
+
+Every action is preceded by an audit entry by actor ``guard`` whose ``after`` holds the verdict
+line and the evidence (``guard-send-back``, ``guard-rollback``, ``guard-halt``,
+``guard-extend``); the controller's own entries (``rollback``, ``rollout-halt``,
+``rollout-rollback``) follow, also by ``guard``.
+
+* a tenant past the breaker: back to the stable version (``rollback TENANT``), and the rollout
+  paused;
+* a cohort regression: roll back (or halt, per metric); a gated rollout the guard cannot move
+  data for (no migrations given) is halted instead, saying so;
+* a timed plan whose step would move on before the promotion gate is met: the step is extended.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import replace
+from typing import Any
+
+from ..changes import ChangeFn, Mutation, StateReader, update_rollout
+from ..errors import CohortRouteError, ConfigurationError
+from ..policy import Policy
+from ..rollout.controller import RolloutController
+from .assess import Assessment
+from .explain import tenant_line, verdict_line
+
+log = logging.getLogger(__name__)
+
+ACTOR = "guard"
+
+
+def note(action: str, tenant: str | None, evidence: dict[str, Any]) -> ChangeFn:
+    """A change writing only an audit entry: the evidence behind the action that follows."""
+
+    def change(state: StateReader) -> Mutation:
+        m = Mutation()
+        m.record(action, tenant, None, evidence)
+        return m
+
+    return change
+
+
+def act(controller: RolloutController, a: Assessment, interval: float) -> list[str]:
+    """Carry out the verdict; returns one sentence per action taken."""
+    store = controller.store
+    rollout = a.subject.rollout
+    done: list[str] = []
+    for tenant, metric, _ in a.verdict.breakers:
+        if tenant in a.held or any(s.startswith(f"sent {tenant} ") for s in done):
+            continue
+        line = tenant_line(a, tenant, metric)
+        store.write(
+            note("guard-send-back", tenant, {"line": line, **a.verdict.to_json()}), actor=ACTOR
+        )
+        try:
+            controller.rollback(tenant)
+            done.append(f"sent {tenant} back to {a.subject.stable}: {line}")
+        except CohortRouteError as exc:
+            done.append(f"could not send {tenant} back ({exc}): {line}")
+        _halt(controller, f"guard: {line}", done)
+    kind = a.verdict.kind
+    if kind in ("rollback", "halt"):
+        line = verdict_line(a)
+        store.write(note(f"guard-{kind}", None, {"line": line, **a.verdict.to_json()}), actor=ACTOR)
+        if kind == "rollback":
+            try:
+                controller.rollback()
+                done.append(f"rolled back {rollout.candidate}: {line}")
+            except ConfigurationError as exc:  # gated, and no migrations to move data back
+                _halt(controller, f"guard: {line} (cannot roll back: {exc})", done)
+        else:
+            _halt(controller, f"guard: {line}", done)
+    elif not a.verdict.gate.met:
+        extended = _extend(controller, a, interval)
+        if extended:
+            done.append(extended)
+    return done
+
+
+def _halt(controller: RolloutController, reason: str, done: list[str]) -> None:
+    current = controller.current()
+    if current is not None and not current.halted:
+        controller.halt(reason)
+        done.append(f"halted the rollout: {reason}")
+
+
+def _extend(controller: RolloutController, a: Assessment, interval: float) -> str | None:
+    """Push a timed plan's next step back until the gate can be met; None when not needed."""
+    now = a.now
+    current = a.subject.rollout.at(now)
+    due = current.next_change(now)
+    if a.subject.ended or current.halted or due is None or current.every is None:
+        return None
+    if due - now > 2 * interval:
+        return None
+    gate = a.verdict.gate
+    traffic = sum(e.requests for e in a.evidence.tenants.values())
+    elapsed = max(now - a.subject.rollout.started_at, 60.0)
+    rate = traffic / elapsed
+    wait = current.every if not gate.more_requests or rate <= 0 else gate.more_requests / rate
+    wait = min(max(wait, 2 * interval), current.every)
+    salt = current.salt
+    started = now + wait - current.every
+
+    def update(policy: Policy) -> Policy:
+        r = policy.rollout
+        if r is None or r.salt != salt:
+            return policy
+        return replace(policy, rollout=replace(r.at(now), step_started_at=started))
+
+    more = "an unknown number of" if gate.more_requests is None else f"{gate.more_requests:,}"
+    line = (
+        f"step held {math.ceil(wait / 60)} more minute(s): the promotion gate needs {more} more "
+        f"requests to detect a {gate.theta:g}x regression "
+        f"({gate.have:.2f} of {gate.needed:.2f} expected errors)"
+    )
+    store = controller.store
+    store.write(note("guard-extend", None, {"line": line, "gate": gate.to_json()}), actor=ACTOR)
+    store.write(update_rollout("guard-extend", update), actor=ACTOR)
+    return line

@@ -1,0 +1,93 @@
+"""Support tickets as a guard signal: open one from Python, the CLI or a help desk's webhook.
+
+A ticket names a tenant; it is attributed to the version the tenant was on when it was opened
+(from the signal rows of that minute, else from the decision the store gives now) and kept in
+the signal sink, deduplicated on ``(source, external_id)`` since help desks deliver at least
+once. The guard counts tickets per candidate tenant against the tenant's own ticket rate.
+
+    from cohortroute import tickets
+    tickets.open_ticket(store, "acme", text="checkout fails", severity="high")
+
+The webhook app for Zendesk, Help Scout, Intercom and a generic JSON event is
+:class:`cohortroute.tickets.webhook.TicketWebhook`.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections import Counter
+
+from .._clock import SYSTEM, Clock
+from ..errors import ValidationError
+from ..explain import decide_for
+from ..policy import check_tenant_name
+from ..signals.model import SEVERITIES, SignalSink, Ticket
+from ..store.base import Store
+
+log = logging.getLogger(__name__)
+
+
+MAX_TEXT = 2000
+"""Characters of a ticket's text that are kept (the help desk has the rest)."""
+
+__all__ = ["SEVERITIES", "Ticket", "attribute", "open_ticket"]
+
+
+def check_severity(severity: str) -> str:
+    """``severity`` lower-cased if it is one of :data:`SEVERITIES`, else ValidationError."""
+    value = str(severity).strip().lower()
+    if value not in SEVERITIES:
+        raise ValidationError(
+            f"unknown severity {severity!r:.40}: use one of {', '.join(SEVERITIES)}"
+        )
+    return value
+
+
+def attribute(store: Store, sink: SignalSink, tenant: str, at: float) -> str:
+    """The version ``tenant`` was on at ``at``: the one that served most of its requests in that
+    minute (or the minute before), else the version the store decides for it now."""
+    minute = int(at // 60)
+    rows = sink.rows(minute - 1, minute + 1, tenants=[tenant])
+    served: Counter[str] = Counter()
+    for row in rows:
+        if row.minute in (minute - 1, minute):
+            served[row.version] += row.requests + (row.minute == minute) * 1_000_000
+    if served:
+        return served.most_common(1)[0][0]
+    return decide_for(store.policy(), store.tenant(tenant), at).version
+
+
+def open_ticket(
+    store: Store,
+    tenant: str,
+    text: str = "",
+    *,
+    severity: str = "normal",
+    external_id: str | None = None,
+    source: str = "python",
+    at: float | None = None,
+    sink: SignalSink | None = None,
+    clock: Clock = SYSTEM,
+) -> tuple[Ticket, bool]:
+    """Record a support ticket for ``tenant``; returns the ticket and whether it was new.
+
+    ``external_id`` is the help desk's id (a random one when not given); the same
+    ``(source, external_id)`` twice is recorded once. ``at`` is when it was opened (now by
+    default). ``sink`` defaults to the store's signal sink.
+    """
+    name = check_tenant_name(tenant)
+    level = check_severity(severity)
+    when = clock.time() if at is None else float(at)
+    ident = external_id if external_id is not None else secrets.token_hex(8)
+    if not ident or len(ident) > 200 or not ident.isprintable():
+        raise ValidationError("a ticket id is 1-200 printable characters")
+    if sink is None:
+        from ..signals import open_sink
+
+        sink = open_sink(store)
+    version = attribute(store, sink, name, when)
+    ticket = Ticket(name, source, ident, level, when, version, text[:MAX_TEXT])
+    new = sink.add_ticket(ticket)
+    log.info("ticket %s/%s for %s on %s (new: %s)", source, ident, name, version, new)
+    return ticket, new
