@@ -421,6 +421,8 @@ def test_rollout_start_and_set(store: Store, url: str) -> None:
     assert rollout is not None and rollout.percent == 500 and rollout.candidate == NEW
     assert ok("rollout", "set", "0.5", store=url) == (
         "the rollout of 2026.12 is now at 0.5% (revision 3)\n"
+        "the ratchet kept 0 tenant(s) on 2026.12 that 0.5% no longer reaches (only a rollback "
+        "moves them back)\n"
     )
     assert store.policy().rollout.percent == 50  # type: ignore[union-attr]
     assert "already at 0.5%; nothing changed" in ok("rollout", "set", "0.50", store=url)

@@ -184,7 +184,7 @@ def test_gated_rollout_run_rollback_and_finalize(url: str, store: Store, app_dir
     assert "needs a data migration" in out
 
     blind = inproc(2, "rollout", "run", "--once", url=url)[1]
-    assert "--app module:attr" in blind
+    assert "rollout run --app MODULE:ATTR`, naming the Migrations" in blind
 
     done = inproc(1, "rollout", "run", "--once", "--drain", "0", *app, url=url)[0]
     assert "1 failed, 39 moved -- FAILED" in done

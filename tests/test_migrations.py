@@ -148,7 +148,7 @@ def test_a_gated_rollout_is_never_touched_without_the_migrations(
     c.start("v2", percent=100)
     blind = RolloutController(store, drain=0, settle=0)
     for action in (blind.run, blind.finalize, blind.rollback, lambda: blind.migrate("acme")):
-        with pytest.raises(ConfigurationError, match="--app module:attr"):
+        with pytest.raises(ConfigurationError, match=r"call RolloutController\(store, migrations="):
             action()
     assert state_of(store, folder, "acme") == ("v1", 1)
 

@@ -49,6 +49,7 @@ While a tenant migrates, the router answers its requests with 503 and ``Retry-Af
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -195,6 +196,8 @@ class Migrations:
         self._modules: list[str] = []
         self._up: dict[tuple[str, int], StepFn] = {}
         self._down: dict[tuple[str, int], StepFn] = {}
+        # Where it was declared, so routers can tell operators which --app to pass.
+        self._declared_in: str | None = sys._getframe(1).f_globals.get("__name__")
 
     # --- declaring ----------------------------------------------------------------------------
 
@@ -243,6 +246,19 @@ class Migrations:
             self._modules.append(module)
 
     # --- reading ------------------------------------------------------------------------------
+
+    @property
+    def origin(self) -> str | None:
+        """``MODULE:ATTR`` naming this object, as ``--app`` takes it; None when it cannot be
+        imported that way (declared in ``__main__``, or not a module-level name)."""
+        module_name = self._declared_in
+        module = sys.modules.get(module_name or "")
+        if module is None or module_name == "__main__":
+            return None
+        for name, value in vars(module).items():
+            if value is self:
+                return f"{module_name}:{name}"
+        return None
 
     @property
     def versions(self) -> list[str]:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ConflictError, ValidationError
 from ..policy import check_tenant_name, format_percent, parse_percent
+from ..version_needs import app_option
 from . import render, shapes
 from .context import EXIT_ERROR, EXIT_OK, Context, UsageError
 from .loader import add_app_option, controller_for
@@ -257,9 +258,14 @@ def cmd_rollout_start(args: argparse.Namespace, ctx: Context) -> int:
     )
     after = ctx.store.revision()
     if rollout.gated:
+        app = (
+            app_option(ctx.store.policy(), args.version)
+            if args.app is None
+            else f"--app {args.app}"
+        )
         ctx.print(
             f"{args.version} needs a data migration: tenants move once "
-            f"`{ctx.command()} rollout run --app ...` has migrated them"
+            f"`{ctx.command()} rollout run {app}` has migrated them"
         )
     return ctx.changed(
         before,

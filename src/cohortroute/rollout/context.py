@@ -12,8 +12,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .. import ratchet
+from .. import ratchet, version_needs
 from .._clock import Clock
+from ..advice import Call, advise
 from ..decision import decide
 from ..errors import ConfigurationError, ConflictError
 from ..migrations import Migrations
@@ -52,14 +53,23 @@ class RolloutContext:
             )
         return policy.rollout
 
-    def require_migrations(self, rollout: Rollout) -> None:
-        """A gated rollout moves data: refuse to touch it without the app's migrations."""
+    def require_migrations(self, policy: Policy, command: str) -> Rollout:
+        """The running rollout; when it is gated (it moves data), refused without the app's
+        migrations, saying which ``--app`` the routers record (``command``: the CLI verb)."""
+        rollout = self.require(policy)
         if rollout.gated and self.migrations is None:
-            raise ConfigurationError(
-                f"the rollout of {rollout.candidate} is gated (tenants' data must be migrated), "
-                "but this controller has no migrations: pass migrations= "
-                "(CLI: --app module:attr naming your Migrations)"
+            app = version_needs.recorded_app(policy, rollout.candidate, policy.default or "")
+            python = (
+                f"store, migrations={app.replace(':', '.')}" if app else "store, migrations=..."
             )
+            raise advise(
+                ConfigurationError,
+                f"the rollout of {rollout.candidate} is gated (tenants' data must be migrated), "
+                "but no migrations were given: {again}"
+                + ("" if app else ", naming the Migrations your routers are built with"),
+                again=Call(command, "RolloutController", ("--app", app or "MODULE:ATTR"), python),
+            )
+        return rollout
 
     def halt(self, reason: str | None) -> Rollout:
         """Freeze the rollout where it is (see :meth:`RolloutController.halt`)."""

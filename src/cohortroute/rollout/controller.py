@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from .. import ratchet
+from .. import ratchet, version_needs
 from .._clock import SYSTEM, Clock, as_clock
 from ..advice import Call, advise
 from ..decision import Decision
@@ -294,9 +294,7 @@ class RolloutController:
         now = self._ctx.now()
 
         def update(policy: Policy) -> Policy:
-            gated = self.migrations is not None and self.migrations.needs_migration(
-                policy.default or "", candidate
-            )
+            gated = version_needs.gated(policy, candidate, self.migrations)
             return begin_rollout(
                 policy,
                 candidate,
@@ -408,8 +406,7 @@ class RolloutController:
         retried only with ``retry_failed``. ``progress(result)`` is called as each one ends.
         """
         policy = self.store.policy()
-        rollout = self._ctx.require(policy)
-        self._ctx.require_migrations(rollout)
+        rollout = self._ctx.require_migrations(policy, "rollout run")
         self._ctx.discover()
         if not rollout.gated:
             return RunResult("run", note=f"{rollout.candidate} needs no data migration")
@@ -430,7 +427,7 @@ class RolloutController:
 
     def migrate(self, tenant: str, *, retry_failed: bool = True) -> TenantResult:
         """Migrate one tenant now if the rollout has reached it (the single-tenant ``run``)."""
-        self._ctx.require_migrations(self._ctx.require(self.store.policy()))
+        self._ctx.require_migrations(self.store.policy(), "rollout run")
         return self._ctx.runner.move(
             check_tenant_name(tenant), "forward", retry_failed=retry_failed
         )

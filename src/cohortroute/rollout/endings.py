@@ -31,8 +31,7 @@ def rollback(
 ) -> RunResult:
     """:meth:`RolloutController.rollback`: halt, move data back, end, clear the marks."""
     policy = ctx.store.policy()
-    rollout = ctx.require(policy)
-    ctx.require_migrations(rollout)
+    rollout = ctx.require_migrations(policy, "rollout rollback")
     if tenant is not None:
         return _rollback_one(ctx, policy, rollout, check_tenant_name(tenant), force)
     result = RunResult("rollback")
@@ -97,8 +96,7 @@ def finalize(
 ) -> RunResult:
     """:meth:`RolloutController.finalize`: migrate everybody, then the candidate is the default."""
     policy = ctx.store.policy()
-    rollout = ctx.require(policy)
-    ctx.require_migrations(rollout)
+    rollout = ctx.require_migrations(policy, "rollout finalize")
     old = policy.default
     pinned = [r.name for r in ctx.store.tenants() if old is not None and r.pin == old]
     rules = [tag for tag, version in policy.rules if version == old]

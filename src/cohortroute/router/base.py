@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from .. import _forksafe
+from .. import _forksafe, version_needs
 from .._clock import SYSTEM, Clock
 from ..decision import Decision
 from ..errors import ConfigurationError
@@ -185,6 +185,8 @@ class CohortRouter:
         self._entries: dict[Any, Entry] = self._dispatch.entries
         _forksafe.register(self, after_in_child=CohortRouter._after_fork)
         self._view.refresh()  # records our versions; never fails, at worst starts degraded
+        if migrations is not None:  # so `rollout start` knows which versions need migrated data
+            version_needs.record(self._store, migrations, list(self.apps))
         self._store.subscribe(self._on_store_change)
 
     if TYPE_CHECKING:
