@@ -112,7 +112,9 @@ def test_rows_filter_by_minutes_versions_and_tenants(sink: SignalSink) -> None:
     sink.add(rows)
     assert [r.minute for r in sink.rows(11)] == [11] * 4 + [12] * 4
     assert {r.minute for r in sink.rows(10, 12)} == {10, 11}
-    assert sink.rows(10, versions=["v2"], tenants=["b"]) == [row(m, "b", "v2") for m in (10, 11, 12)]
+    assert sink.rows(10, versions=["v2"], tenants=["b"]) == [
+        row(m, "b", "v2") for m in (10, 11, 12)
+    ]
     assert sink.rows(10, tenants=[]) == []
     many = [f"t{i}" for i in range(600)] + ["a"]  # longer than one IN (...) list
     assert {r.tenant for r in sink.rows(10, tenants=many)} == {"a"}
@@ -176,7 +178,9 @@ def test_concurrent_threads_lose_nothing(sink: SignalSink, url: str, store: Stor
 
         def work(worker: int) -> None:
             for i in range(20):
-                shared.add([row(7, "shared"), row(7, f"own{worker}", n=i + 1), row(8 + i % 2, "shared")])
+                shared.add(
+                    [row(7, "shared"), row(7, f"own{worker}", n=i + 1), row(8 + i % 2, "shared")]
+                )
 
     else:
 

@@ -6,11 +6,13 @@ unhandled exceptions, slow requests, duration sum and histogram, sampled CPU tim
 are flushed to the store every few seconds by each process, with commutative increments, and
 read back by the guard, ``cohortroute report`` and the Prometheus endpoint. The package, one
 concept a module: :mod:`.model` (rows, tickets, the sink protocol), :mod:`.config`,
-:mod:`.counters` (the lock-free hot path), :mod:`.wrappers` (WSGI/ASGI, and :func:`Signals`
-standalone), :mod:`.recorder` (flushing), :mod:`.sinks` (one per store backend),
+:mod:`.counters` (the lock-free counts), :mod:`.wsgi` and :mod:`.asgi` (the wrappers),
+:mod:`.context` (the request a thread handles), :mod:`.tenants`, :mod:`.wrappers` (in a router,
+and :func:`Signals` standalone), :mod:`.recorder` (flushing), :mod:`.sinks` (one per store backend),
 :mod:`.prometheus` and :mod:`.logfilter`.
 """
 
+from .asgi import SignalsASGI
 from .config import SignalsConfig
 from .logfilter import TenantLogFilter
 from .model import (
@@ -24,7 +26,9 @@ from .model import (
 from .prometheus import prometheus_app
 from .recorder import Recorder
 from .sinks import open_sink
-from .wrappers import TENANT_HEADER, Signals, SignalsASGI, SignalsWSGI
+from .tenants import TENANT_HEADER
+from .wrappers import Signals
+from .wsgi import SignalsWSGI
 
 __all__ = [
     "HISTOGRAM_BOUNDS",

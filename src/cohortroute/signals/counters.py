@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from .._clock import Clock
 from ._rows import CPU as CPU_COLUMN
-from ._rows import DURATION, EXCEPTIONS, HISTOGRAM, REQUESTS, SLOW, ZERO
+from ._rows import DURATION, EXCEPTIONS, HISTOGRAM, SLOW, ZERO
 from .model import HISTOGRAM_BOUNDS
 
 if TYPE_CHECKING:
@@ -62,12 +62,15 @@ class VersionCounter:
     def _record(
         self, tenant: str, column: int, began: float, end: float, failed: bool, cpu: float
     ) -> None:
-        """Count one finished request of ``tenant`` (``column``: its status column)."""
+        """Count one finished request of ``tenant`` (``column``: its status column).
+
+        A row's ``requests`` is not counted here: it is the sum of its status columns, filled
+        in when the row is flushed (one increment less per request).
+        """
         if end >= self._rollover:
             self._roll(end)
         duration = end - began
         bucket = HISTOGRAM + bisect_left(HISTOGRAM_BOUNDS, duration)
-        slow = duration > self._slo
         while True:
             # From here to the end of the increments nothing may call a function: see the module
             # docstring (a KeyError leaves the stretch, and the look-up starts again after).
@@ -77,11 +80,10 @@ class VersionCounter:
             except KeyError:
                 tenant = self._recorder.add_row(self, tenant)
                 continue
-            row[REQUESTS] += 1
             row[column] += 1
             row[DURATION] += duration
             row[bucket] += 1
-            if slow:
+            if duration > self._slo:
                 row[SLOW] += 1
             if failed:
                 row[EXCEPTIONS] += 1
@@ -133,6 +135,19 @@ class VersionCounter:
     def has_row(self, tenant: str) -> bool:
         """Whether ``tenant`` has a row in the current minute."""
         return tenant in self._counts
+
+    def close(self) -> None:
+        """Write what is counted and stop the flush thread (see :meth:`.Recorder.close`)."""
+        self._recorder.close()
+
+    def flush(self) -> int:
+        """Write what is counted now; returns how many rows were written."""
+        return self._recorder.flush()
+
+    @property
+    def recorder(self) -> Recorder:
+        """The recorder this version's counts are flushed by."""
+        return self._recorder
 
     def reset(self) -> None:
         """Forget every count (in a forked child: the parent writes its own counts)."""

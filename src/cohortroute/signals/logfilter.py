@@ -1,8 +1,8 @@
 """A logging filter that adds the request's tenant and version to every log record.
 
-The signal wrappers set a context variable while a request is handled;
-:class:`TenantLogFilter` copies it onto each record as ``record.tenant`` and ``record.version``
-(``"-"`` outside a request), so a format string can show them::
+The signal wrappers note the request a thread (WSGI) or task (ASGI) handles;
+:class:`TenantLogFilter` copies it onto each record as ``record.tenant`` and
+``record.version`` (``"-"`` outside a request), so a format string can show them::
 
     handler.addFilter(TenantLogFilter())
     handler.setFormatter(logging.Formatter("%(tenant)s %(version)s %(message)s"))
@@ -11,12 +11,10 @@ The signal wrappers set a context variable while a request is handled;
 from __future__ import annotations
 
 import logging
-from contextvars import ContextVar
+
+from .context import current
 
 log = logging.getLogger(__name__)
-
-#: ``(tenant, version)`` of the request being handled in this context; ``("", "")`` outside one.
-CURRENT: ContextVar[tuple[str, str]] = ContextVar("cohortroute_request", default=("", ""))
 
 
 class TenantLogFilter(logging.Filter):
@@ -31,7 +29,7 @@ class TenantLogFilter(logging.Filter):
         self.missing = missing
 
     def filter(self, record: logging.LogRecord) -> bool:
-        tenant, version = CURRENT.get()
+        tenant, version = current()
         record.tenant = tenant or self.missing
         record.version = version or self.missing
         return True

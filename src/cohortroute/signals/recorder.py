@@ -26,10 +26,10 @@ from .. import _clock, _forksafe
 from .._backoff import Backoff
 from .._clock import Clock
 from ..router import _exit
-from ._rows import REQUESTS, add_into, to_row
+from ._rows import EXCEPTIONS, REQUESTS, STATUS, add_into, to_row
 from .config import SignalsConfig
 from .counters import VersionCounter
-from .model import OVERFLOW_TENANT, SignalSink
+from .model import OVERFLOW_TENANT, SignalRow, SignalSink
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ class Recorder:
         unsent = self._unsent
         excess = len(unsent) - self.config.max_unsent
         for key in sorted(unsent)[:excess]:
-            self.dropped_requests += int(unsent.pop(key)[REQUESTS])
+            self.dropped_requests += int(sum(unsent.pop(key)[STATUS:EXCEPTIONS]))
         self.dropped_rows += excess
         log.warning(
             "cohortroute: %d signal rows (%d requests) dropped so far: the signal store was "
@@ -188,7 +188,7 @@ class Recorder:
             written = 0
             try:
                 for batch in self._batches():
-                    self.sink.add([to_row(*key, self._unsent[key]) for key in batch])
+                    self.sink.add([self._row(key) for key in batch])
                     for key in batch:
                         del self._unsent[key]
                     written += len(batch)
@@ -200,6 +200,11 @@ class Recorder:
                 self.last_error = None
                 self._prune()
             return written
+
+    def _row(self, key: Key) -> SignalRow:
+        counts = self._unsent[key]
+        counts[REQUESTS] = sum(counts[STATUS:EXCEPTIONS])  # see VersionCounter._record
+        return to_row(*key, counts)
 
     def _batches(self) -> Iterator[list[Key]]:
         # Sorted, so concurrent writers lock rows in the same order (no deadlock in PostgreSQL).
