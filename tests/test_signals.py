@@ -15,6 +15,7 @@ from werkzeug.test import Client
 
 from cohortroute import CohortRouter, Signals, SignalsConfig
 from cohortroute._clock import ManualClock
+from cohortroute._types import ASGIApp, Message
 from cohortroute.errors import ConfigurationError
 from cohortroute.signals import OVERFLOW_TENANT, SignalRow, TenantLogFilter, open_sink
 from tests.signals.helpers import RecordingSink
@@ -281,7 +282,7 @@ def test_signals_are_off_by_default_and_checked(clock: ManualClock) -> None:
         CohortRouter({"v1": timed_app(clock)}, domains=["example.com"], signals="yes")  # type: ignore[arg-type]
     for bad in ({"slo": 0}, {"flush_interval": float("nan")}, {"cpu_sample": -1}, {"max_rows": 0}):
         with pytest.raises(ConfigurationError):
-            SignalsConfig(**bad)  # type: ignore[arg-type]
+            SignalsConfig(**bad)
 
 
 def test_a_router_over_a_sqlite_store_flushes_to_its_file(
@@ -303,7 +304,7 @@ def test_a_router_over_a_sqlite_store_flushes_to_its_file(
 
 def asgi_app(
     clock: ManualClock, status: int = 200, seconds: float = 0.0, fail: bool = False
-) -> Any:
+) -> ASGIApp:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1000})
@@ -380,7 +381,7 @@ def test_standalone_asgi_signals_read_the_proxy_header(
         async def receive() -> dict[str, Any]:
             return {"type": "http.request"}
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: Message) -> None:
             return None
 
         headers = [(b"host", b"x.example.com"), (b"x-cohortroute-tenant", b"acme")]

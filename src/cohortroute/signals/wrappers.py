@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, overload
 
 from .._clock import SYSTEM, Clock
+from .._types import ASGIApp, WSGIApp
 from ..errors import ConfigurationError
 from ..policy import check_version_name
 from ..router.base import is_asgi_app
@@ -42,6 +43,34 @@ def _recorder(config: SignalsConfig, store: str | Store, clock: Clock) -> Record
     if sink is None:
         sink = open_sink(store, retention_days=config.retention_days)
     return Recorder(sink, config, clock)
+
+
+@overload
+def Signals(
+    app: WSGIApp,
+    *,
+    version: str,
+    store: str | Store,
+    config: SignalsConfig | None = None,
+    domains: Iterable[str] | None = None,
+    reserved: Iterable[str] = DEFAULT_RESERVED,
+    tenant_resolver: TenantResolver | None = None,
+    clock: Clock = SYSTEM,
+) -> SignalsWSGI: ...
+
+
+@overload
+def Signals(
+    app: ASGIApp,
+    *,
+    version: str,
+    store: str | Store,
+    config: SignalsConfig | None = None,
+    domains: Iterable[str] | None = None,
+    reserved: Iterable[str] = DEFAULT_RESERVED,
+    tenant_resolver: TenantResolver | None = None,
+    clock: Clock = SYSTEM,
+) -> SignalsASGI: ...
 
 
 def Signals(
