@@ -70,7 +70,7 @@ def render(rows: Iterable[SignalRow], labelled: set[str], window: int) -> str:
     series: dict[tuple[str, str], list[float]] = {}
     for row in rows:
         tenant = row.tenant if row.tenant in labelled else OVERFLOW_TENANT
-        total = series.setdefault((row.version, tenant or NO_TENANT), [0] * WIDTH)
+        total = series.setdefault((row.version, tenant if row.tenant else NO_TENANT), [0] * WIDTH)
         add_into(total, values(row))
     ordered = sorted(series.items())
     out: list[str] = []
