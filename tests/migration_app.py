@@ -22,6 +22,7 @@ import fcntl
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -155,6 +156,28 @@ def version_app(name: str, folder: Path) -> Any:
         return [f"{name} {tenant} schema {schema}".encode()]
 
     return app
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def spawn(db: Path, folder: Path, tenant: str, *args: str) -> subprocess.Popen[str]:
+    """Start a runner process (this module as a script) on the SQLite store file ``db``."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.migration_app",
+            f"sqlite:///{db}",
+            str(folder),
+            tenant,
+            *args,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,10 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -32,9 +29,8 @@ from cohortroute.policy import Lease
 from cohortroute.rollout import RolloutController
 from cohortroute.store import MemoryStore, Store, open_store
 
-from .migration_app import make_migrations, read_fence, read_schema, steps_run, version_app
+from .migration_app import make_migrations, read_fence, read_schema, spawn, steps_run, version_app
 
-ROOT = Path(__file__).resolve().parent.parent
 LEASE = 30.0
 
 
@@ -184,38 +180,11 @@ def test_a_step_sees_its_token_and_whether_the_lease_is_still_ours(folder: Path)
 # --- two runner processes, SIGSTOP and SIGCONT --------------------------------------------------
 
 
-def runner(db: Path, folder: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.migration_app",
-            f"sqlite:///{db}",
-            str(folder),
-            "acme",
-            *args,
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-
-
-@pytest.fixture
-def sqlite_store(tmp_path: Path) -> Iterator[tuple[Path, Store]]:
-    db = tmp_path / "state.db"
-    s = open_store(f"sqlite:///{db}")
-    s.register_versions(["v1", "v2"], "v1")
-    yield db, s
-    s.close()
-
-
 @pytest.mark.parametrize("fenced", [True, False], ids=["fenced-step", "unfenced-step"])
-def test_sigstop_past_the_lease_then_sigcont(
-    sqlite_store: tuple[Path, Store], folder: Path, fenced: bool
-) -> None:
-    db, store = sqlite_store
+def test_sigstop_past_the_lease_then_sigcont(tmp_path: Path, folder: Path, fenced: bool) -> None:
+    db = tmp_path / "state.db"
+    store = open_store(f"sqlite:///{db}")
+    store.register_versions(["v1", "v2"], "v1")
     router = CohortRouter(
         {"v1": version_app("v1", folder), "v2": version_app("v2", folder)},
         domains=["example.com"],
@@ -233,13 +202,13 @@ def test_sigstop_past_the_lease_then_sigcont(
     c.register(["acme"])
     c.start("v2", percent=100)
     fence = ["--fenced"] if fenced else []
-    paused = runner(db, folder, "--pause-in", "up2", *fence)
+    paused = spawn(db, folder, "acme", "--pause-in", "up2", *fence)
     try:
         _, status = os.waitpid(paused.pid, os.WUNTRACED)  # A stopped itself inside up2
         assert os.WIFSTOPPED(status)
         assert get()[0] == 503  # migrating
         # B's clock is past A's lease: to B, A is a runner that died two minutes ago.
-        other = runner(db, folder, "--clock-ahead", str(4 * LEASE), *fence)
+        other = spawn(db, folder, "acme", "--clock-ahead", str(4 * LEASE), *fence)
         out, _ = other.communicate(timeout=60)
         assert json.loads(out)["outcome"] == "moved"
         assert get() == (200, "v2 acme schema 3")
@@ -263,3 +232,4 @@ def test_sigstop_past_the_lease_then_sigcont(
         assert status_code == 503 and "MISMATCH" not in body  # ...and nobody is served it
         assert store.policy().rollout.halted  # type: ignore[union-attr]
     router.close()
+    store.close()

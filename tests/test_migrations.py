@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,9 +21,7 @@ from cohortroute.rollout.batch import run_batch
 from cohortroute.store import MemoryStore, Store, open_store
 
 from .apps import asgi_version, communicator
-from .migration_app import SCHEMA, make_migrations, read_schema, steps_run, version_app
-
-ROOT = Path(__file__).resolve().parent.parent
+from .migration_app import SCHEMA, make_migrations, read_schema, spawn, steps_run, version_app
 
 
 class Crash(BaseException):
@@ -443,24 +438,6 @@ def test_a_crash_at_any_point_leaves_one_consistent_side(
 # --- subprocesses on SQLite: kill -9 and ten runners at once -------------------------------------
 
 
-def runner(db: Path, folder: Path, tenant: str, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.migration_app",
-            f"sqlite:///{db}",
-            str(folder),
-            tenant,
-            *args,
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-
-
 @pytest.fixture
 def sqlite_store(tmp_path: Path) -> Iterator[tuple[Path, Store]]:
     db = tmp_path / "state.db"
@@ -492,7 +469,7 @@ def test_kill_9_of_a_runner_at_any_point(
     c.register(["acme", "bystander"])
     c.start("v2", percent=100)
     assert get("acme")[0] == 200
-    process = runner(db, folder, "acme", "--crash", point)
+    process = spawn(db, folder, "acme", "--crash", point)
     assert process.wait(30) == -9  # SIGKILL
     assert process.stdout is not None
     process.stdout.close()
@@ -519,7 +496,7 @@ def test_kill_9_then_rollback_restores_the_old_side(
     c = controller(store, make_migrations(folder), clock=lambda: time.time() + 60)
     c.register(["acme"])
     c.start("v2", percent=100)
-    process = runner(db, folder, "acme", "--crash", "mid")
+    process = spawn(db, folder, "acme", "--crash", "mid")
     assert process.wait(30) == -9
     assert process.stdout is not None
     process.stdout.close()
@@ -535,8 +512,8 @@ def test_ten_processes_move_the_same_tenant_and_the_upgrade_runs_once(
     c.register(["acme"])
     c.start("v2", percent=100)
     go = tmp_path / "go"
-    processes = [runner(db, folder, "acme", "--wait-for", str(go), "--slow", "0.3")]
-    processes += [runner(db, folder, "acme", "--wait-for", str(go)) for _ in range(9)]
+    processes = [spawn(db, folder, "acme", "--wait-for", str(go), "--slow", "0.3")]
+    processes += [spawn(db, folder, "acme", "--wait-for", str(go)) for _ in range(9)]
     for p in processes:
         assert p.stdout is not None and p.stdout.readline().strip() == "ready"
     go.touch()

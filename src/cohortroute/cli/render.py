@@ -311,18 +311,8 @@ def preview_json(preview: Preview) -> dict[str, Any]:
 
 
 def preview_text(preview: Preview) -> list[str]:
-    """``rollout preview``: who moves, and who does not although their bucket is in range."""
-    lines = [
-        f"{format_percent(preview.from_percent)} -> {format_percent(preview.to_percent)}: "
-        f"{preview.count} of {preview.considered} registered tenants move"
-    ]
-    if preview.migrate:
-        lines.append(f"  ({len(preview.migrate)} of them once `rollout run` migrated their data)")
-    lines.extend(f"  {name}" for name in preview.moves)
-    if preview.stays:
-        lines.append("not moving although their bucket is in range:")
-        lines.extend(f"  {name}: {why}" for name, why in sorted(preview.stays.items()))
-    return lines
+    """``rollout preview``: who moves, who the ratchet keeps, who stays although in range."""
+    return preview.summary()
 
 
 class ProgressBar:
