@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from .model import BUCKETS, SignalRow
 
@@ -36,19 +37,20 @@ FLOAT_COLUMNS = frozenset({DURATION, CPU})
 ZERO: list[float] = [0.0 if i in FLOAT_COLUMNS else 0 for i in range(WIDTH)]
 
 
-def to_row(minute: int, tenant: str, version: str, values: Sequence[float]) -> SignalRow:
-    """The :class:`SignalRow` for one flat row."""
+def to_row(minute: int, tenant: str, version: str, values: Sequence[Any]) -> SignalRow:
+    """The :class:`SignalRow` for one flat row (counts as ints, seconds as floats: as counted,
+    and as every sink reads them back)."""
     v = values
     return SignalRow(
         minute,
         tenant,
         version,
-        int(v[REQUESTS]),
-        (int(v[1]), int(v[2]), int(v[3]), int(v[4]), int(v[5])),
-        int(v[EXCEPTIONS]),
-        int(v[SLOW]),
+        v[REQUESTS],
+        (v[1], v[2], v[3], v[4], v[5]),
+        v[EXCEPTIONS],
+        v[SLOW],
         float(v[DURATION]),
-        tuple(int(n) for n in v[HISTOGRAM : HISTOGRAM + BUCKETS]),
+        tuple(v[HISTOGRAM:]),
         float(v[CPU]),
     )
 
