@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import Counter
 from typing import Any
 
 from werkzeug.test import Client
 
 from cohortroute import CohortRouter, StoreUnavailableError
 from cohortroute._clock import ManualClock
-from cohortroute.router import REGISTER_DELAY
-from cohortroute.router.registration import Registrar
+from cohortroute.demo.seed import SEED_TENANTS, seed
+from cohortroute.demo.server import build_demo
+from cohortroute.policy import Policy, TenantRecord
+from cohortroute.router import REGISTER_DELAY, _exit
+from cohortroute.router.registration import REGISTER_LIMIT, Registrar
 from cohortroute.store import MemoryStore
+from cohortroute.store.base import ChangeFn
 
 from .apps import communicator, wsgi_version
 
@@ -133,10 +138,10 @@ class RefusingStore(MemoryStore):
 
     refuse = True
 
-    def register_tenants(self, *args: Any, **kwargs: Any) -> int:
+    def update_tenants(self, *args: Any, **kwargs: Any) -> int:
         if self.refuse:
             raise StoreUnavailableError("registry down (test)")
-        return super().register_tenants(*args, **kwargs)
+        return super().update_tenants(*args, **kwargs)
 
 
 def test_a_failed_registration_is_retried_after_the_delay() -> None:
@@ -175,3 +180,133 @@ def test_one_worker_writes_every_batch_and_leaves_with_its_router() -> None:
     del registrar
     worker.join(5)
     assert not worker.is_alive()
+
+
+def served_once(router: Any, *tenants: str) -> None:
+    client = Client(router)
+    for name in tenants:
+        assert client.get("/", headers={"Host": f"{name}.example.com"}).status_code == 200
+
+
+def test_a_tenant_served_once_is_registered_with_no_request_after_it() -> None:
+    clock = ManualClock()
+    store = MemoryStore()
+    router = CohortRouter(
+        {"v1": wsgi_version("v1")}, domains=["example.com"], store=store, clock=clock
+    )
+    served_once(router, "acme")  # and nothing reaches this router ever again
+    write = written(store)
+    clock.advance(REGISTER_DELAY)  # the worker waits on the router's clock
+    assert write.wait(5)
+    assert store.tenant("acme").registered
+    router.close()
+
+
+def test_closing_a_router_writes_what_it_queued() -> None:
+    store = MemoryStore()
+    router = CohortRouter({"v1": wsgi_version("v1")}, domains=["example.com"], store=store)
+    served_once(router, "acme", "globex")
+    router.close()
+    assert {r.name for r in store.tenants() if r.registered} == {"acme", "globex"}
+
+
+def test_what_is_queued_is_written_when_the_process_exits() -> None:
+    store = MemoryStore()
+    router = CohortRouter({"v1": wsgi_version("v1")}, domains=["example.com"], store=store)
+    served_once(router, "acme")
+    _exit.flush_all()  # what atexit (and the SIGTERM handler) runs
+    assert store.tenant("acme").registered
+    router.close()
+
+
+def test_registration_is_rate_bounded_and_counts_what_it_drops() -> None:
+    clock = ManualClock()
+    store = MemoryStore()
+    registrar = Registrar(store, clock=clock, limit=3, window=10.0)
+    for name in ("a1", "a2", "a3", "a4", "a5"):
+        registrar.add(name)
+    assert registrar.pending == {"a1", "a2", "a3"} and registrar.dropped == 2
+    registrar.add("a4")  # served again, still over the cap
+    assert registrar.dropped == 3
+    clock.advance(10.0)  # a new window: a dropped tenant is queued the next time it is served
+    registrar.add("a4")
+    assert registrar.pending == {"a1", "a2", "a3", "a4"}
+    registrar.close()
+
+
+class CountingStore(MemoryStore):
+    """A memory store counting the reads routers make (not those inside its own writes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+        self._writing = threading.local()
+
+    def commit(self, change: ChangeFn, actor: str) -> int:
+        self._writing.now = True
+        try:
+            return super().commit(change, actor)
+        finally:
+            self._writing.now = False
+
+    def _count(self) -> None:
+        if not getattr(self._writing, "now", False):
+            self.reads += 1
+
+    def tenant(self, name: str) -> TenantRecord:
+        self._count()
+        return super().tenant(name)
+
+    def policy(self) -> Policy:
+        self._count()
+        return super().policy()
+
+
+def test_a_flood_of_random_hosts_is_bounded_and_drops_no_decision_cache() -> None:
+    # An app that answers every subdomain 200: the worst case for the registry.
+    clock = ManualClock()
+    store = CountingStore()
+    router = CohortRouter(
+        {"v1": wsgi_version("v1")}, domains=["example.com"], store=store, clock=clock
+    )
+    other = CohortRouter(  # another router on the same store, serving its own tenants
+        {"v1": wsgi_version("v1")},
+        domains=["example.com"],
+        store=store,
+        clock=clock,
+        register_tenants=False,
+    )
+    served_once(other, "acme", "globex")
+    drops = Counter[str]()
+    for name, each in (("router", router), ("other", other)):
+        real_drop = each._dispatch.drop
+        each._dispatch.drop = lambda name=name, real=real_drop: (drops.update([name]), real())[1]
+    flood = [f"x{n:05d}q" for n in range(2 * REGISTER_LIMIT)]
+    reads = store.reads
+    for n, host in enumerate(flood):
+        served_once(router, host)
+        if n % 100 == 99:  # a second passes every 100 requests: refreshes and batches fall due
+            clock.advance(1.0)
+            served_once(other, "acme", "globex")
+    router.close()
+    served_once(other, "acme", "globex")
+
+    registered = [r.name for r in store.tenants() if r.registered]
+    assert len(registered) == REGISTER_LIMIT  # the cap for one window, whatever the flood
+    assert router.status()["registrations_dropped"] == REGISTER_LIMIT
+    assert store.revision() <= 1 + REGISTER_LIMIT // 100 + 2  # a batch a second, not a write a host
+    assert drops == {}, drops  # registration writes never drop a decision cache
+    assert other.status()["cached_hosts"] == 2
+    assert store.reads - reads <= len(flood) + 5  # one read per new host, nothing re-read
+    other.close()
+
+
+def test_the_demo_registers_no_host_it_does_not_know() -> None:
+    store = MemoryStore()
+    seed(store)
+    router, _site = build_demo(store, port=8000, command="cohortroute")
+    client = Client(router)
+    for host in ("acme.localhost", "zq7x1.localhost", "random123.localhost"):
+        assert client.get("/", headers={"Host": host}).status_code == 200
+    router.close()
+    assert {r.name for r in store.tenants() if r.registered} == set(SEED_TENANTS)

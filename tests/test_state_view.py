@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import pytest
 from werkzeug.test import Client
 
-from cohortroute import CohortRouter, StoreUnavailableError, TenantRecord
+from cohortroute import CohortRouter, StoreUnavailableError, TenantRecord, changes
 from cohortroute._clock import ManualClock
 from cohortroute.state_view import LOG_EVERY, StateView
 from cohortroute.store import MemoryStore
@@ -236,3 +236,29 @@ def test_the_degraded_log_line_is_rate_limited_on_the_injected_clock(
     view.refresh()
     assert lines() == 2
     view.close()
+
+
+def test_a_record_guessed_while_the_store_was_slow_is_not_kept_as_fresh(store: FlakyStore) -> None:
+    clock = ManualClock()
+    router = router_for(store, clock=clock, register_tenants=False)
+    router._refresh_interval = 3600.0  # no periodic check in this test: nothing else can help
+    assert version(router, "acme") == "v1"
+    store.commit(changes.pin("acme", "v2"), "test")  # behind the router's back: no push
+    clock.advance(301)  # acme's record leaves the record cache (its TTL is 300 s)
+    store.gate.clear()  # and the store is slow
+
+    def upper() -> str:
+        response = Client(router).get("/", headers={"Host": "ACME.example.com"})
+        return response.get_data(as_text=True).split()[0]
+
+    # Another Host of acme's misses the decision cache; its look-up times out and the last-known
+    # record answers: v1, a guess.
+    assert upper() == "v1"
+    store.gate.set()  # the real record (pinned to v2) arrives
+    pause = threading.Event()
+    for _ in range(250):
+        if upper() == "v2":
+            break
+        pause.wait(0.02)
+    assert upper() == "v2", "a decision made from a guess outlived the real record"
+    router.close()

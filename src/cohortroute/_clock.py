@@ -47,6 +47,7 @@ class ManualClock:
         self._lock = threading.Lock()
         self._now = start
         self._offset = wall - start
+        self._waiters: set[threading.Event] = set()
 
     def monotonic(self) -> float:
         """The current manual time."""
@@ -62,10 +63,25 @@ class ManualClock:
             raise ValueError(f"a clock only moves forward, not by {seconds!r} seconds")
         with self._lock:
             self._now += seconds
+            waiters = list(self._waiters)
+        for event in waiters:
+            event.set()
 
     def sleep(self, seconds: float) -> None:
         """A ``sleep`` for code under test that advances this clock instead of waiting."""
         self.advance(max(0.0, seconds))
+
+    def wait(self, event: threading.Event, timeout: float | None) -> bool:
+        """Block until ``event`` is set or this clock is advanced (see :func:`wait`)."""
+        if timeout is not None and timeout <= 0:
+            return event.is_set()
+        with self._lock:
+            self._waiters.add(event)
+        try:
+            return event.wait()
+        finally:
+            with self._lock:
+                self._waiters.discard(event)
 
     def __repr__(self) -> str:
         return f"ManualClock({self._now!r})"
@@ -89,6 +105,20 @@ class FunctionClock:
 
     def __repr__(self) -> str:
         return f"FunctionClock({self._read!r})"
+
+
+def wait(clock: Clock, event: threading.Event, timeout: float | None) -> bool:
+    """Wait for ``event``, or until ``timeout`` seconds pass on ``clock`` (None: no timeout).
+
+    A thread that waits for time to pass waits on the clock it was given, so a test can wake it
+    by advancing a :class:`ManualClock` (which sets ``event`` at every advance: the caller may
+    be woken before ``timeout`` and must check again what it waits for). Other clocks wait in
+    real time. Returns whether ``event`` is set.
+    """
+    waiter = getattr(clock, "wait", None)
+    if waiter is not None:
+        return bool(waiter(event, timeout))
+    return event.wait(timeout)
 
 
 def as_clock(clock: Clock | Callable[[], float]) -> Clock:

@@ -7,9 +7,18 @@ When the store fails, the view keeps answering from the last state it saw and re
 degraded, so a store hiccup never fails a user's request. For a remote store (one that sets
 ``Store.remote``: Redis, PostgreSQL) every read runs in a small per-process thread pool and the
 request waits at most ``lookup_timeout`` (50 ms by default) for it: a slow store delays no
-request by more than that, and at most one look-up per tenant is in flight (single-flight), so
-a slow store never sees a thundering herd. Local stores (memory, SQLite) are read inline, with
-no thread at all.
+request by more than that. Tenant look-ups are batched and single-flight
+(:mod:`cohortroute.batch_reads`), and when the revision moves the records of every tenant this
+router has cached are re-read in one batch *before* the new state is used, so nobody misses at
+once and the time a change takes to show does not grow with the number of active tenants. A
+record answered from the last-known state because the store was slow is never taken for fresh:
+when the real one arrives and differs, decisions are dropped. Local stores (memory, SQLite) are
+read inline, with no thread at all.
+
+A revision that moved only because routers registered tenants (audited as
+:data:`SERVED_ACTION`) changes no decision, so the view confirms it from the audit log and
+keeps its state. While a gated rollout runs, a view that has not confirmed the revision for
+:func:`cohortroute.fail_closed.horizon` seconds fails closed (:meth:`StateView.guard`).
 """
 
 from __future__ import annotations
@@ -20,20 +29,27 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from functools import partial
+from dataclasses import replace
 
 from cachetools import TTLCache
 
 from . import _forksafe
 from ._clock import SYSTEM, Clock
+from .batch_reads import BATCH, BatchReader
+from .decision import Decision
 from .errors import CohortRouteError, StoreError
+from .fail_closed import reachable
 from .policy import Policy, TenantRecord
 from .store.base import Store
 
 log = logging.getLogger(__name__)
 
 LOG_EVERY = 30.0  # seconds between repeated log lines about store failures
-_MAX_INFLIGHT = 256  # distinct tenant look-ups queued at once before new misses get the default
+#: The audit action of routers' tenant registrations: a revision made only of these changes no
+#: decision, so views keep their caches.
+SERVED_ACTION = "tenants-served"
+# How many revisions a view checks in the audit log before it simply re-reads the state.
+_NEUTRAL_SCAN = 32
 
 
 def _retrieve(future: asyncio.Future[TenantRecord]) -> None:
@@ -60,6 +76,7 @@ class StateView:
         record_cache_size: int = 100_000,
         record_ttl: float = 300.0,
         clock: Clock = SYSTEM,
+        horizon: float | None = None,
     ) -> None:
         self.store = store
         self._versions = list(versions)
@@ -87,8 +104,14 @@ class StateView:
         self._stale_answers = False  # answered from _last_known / default since degraded
         self._last_known_size = record_cache_size
         self._executor: ThreadPoolExecutor | None = None
-        self._inflight: dict[str, Future[TenantRecord]] = {}
+        self._reader = BatchReader(self._read_batch, self._pool)
+        self._guessed: dict[str, TenantRecord] = {}  # answered from a fallback
         self._refreshing: Future[None] | None = None
+        #: Seconds without a confirmed revision before failing closed in a gated rollout.
+        self.horizon = horizon
+        self._confirmed_at: float | None = None  # when the last confirmed revision was asked
+        #: True while failing closed (see :meth:`guard`).
+        self.holding = False
         _forksafe.register(self, after_in_child=StateView._after_fork)
 
     def _after_fork(self) -> None:
@@ -96,7 +119,7 @@ class StateView:
         # would stay held forever in the child, and the pool's threads do not exist there.
         self._lock = threading.Lock()
         self._executor = None
-        self._inflight = {}
+        self._reader.reset()
         self._refreshing = None
 
     # --- public ---------------------------------------------------------------------------
@@ -122,6 +145,46 @@ class StateView:
             future.result(timeout=self.lookup_timeout)
         except FutureTimeout:
             self._failed("the store is slow; serving the last-known state meanwhile", None)
+
+    def hold_at(self) -> float | None:
+        """When (``clock.monotonic()``) this view fails closed unless it confirms the revision
+        first; None when it would not (no gated rollout, already holding, no horizon)."""
+        rollout = self.policy.rollout
+        if self.holding or self.horizon is None or rollout is None or not rollout.gated:
+            return None
+        confirmed = self._confirmed_at
+        return None if confirmed is None else confirmed + self.horizon
+
+    def check_horizon(self, now: float) -> None:
+        """Fail closed when the revision was not confirmed for ``horizon`` seconds (``now`` on
+        the clock's ``monotonic()``) while a gated rollout runs; decisions are dropped when
+        this starts, and again when a confirmed revision ends it."""
+        at = self.hold_at()
+        if at is None or now < at:
+            return
+        with self._lock:
+            if self.holding:
+                return
+            self.holding = True
+        log.error(
+            "cohortroute: the store's state was not confirmed for %.1f s during a gated "
+            "rollout: tenants the rollout can reach get 503 until it answers again",
+            now - (self._confirmed_at or now),
+        )
+        self._on_change()
+
+    def guard(self, decision: Decision, record: TenantRecord | None) -> Decision:
+        """``decision``, or a 503 one while failing closed and the gated rollout can reach the
+        tenant (its data may have moved while this router could not see it)."""
+        if not self.holding or decision.maintenance or record is None:
+            return decision
+        if not reachable(self.policy.rollout, decision, record):
+            return decision
+        return replace(
+            decision,
+            maintenance=True,
+            detail="this router cannot confirm the store's state during a migration; retry",
+        )
 
     def tenant(self, name: str) -> TenantRecord | None:
         """The tenant's record; when the store failed or is slow, the last one read (from an
@@ -162,19 +225,9 @@ class StateView:
                 return self._load(name, generation), None
             except StoreError:
                 return self._fallback(name), None
-        pool = self._pool()
-        with self._lock:
-            future = self._inflight.get(name)
-            started = future is None
-            if future is None:
-                if len(self._inflight) >= _MAX_INFLIGHT:
-                    return self._fallback(name), None
-                future = pool.submit(self._load, name, generation)
-                self._inflight[name] = future
-        if started:
-            # Not under the lock: a look-up that already failed (a store refusing at once) runs
-            # the callback right here, and _forget takes the lock, which is not reentrant.
-            future.add_done_callback(partial(self._forget, name))
+        future = self._reader.get(name)
+        if future is None:
+            return self._fallback(name), None
         return None, future
 
     def _slow(self, name: str) -> TenantRecord | None:
@@ -189,8 +242,8 @@ class StateView:
         """Stop this process's look-up threads (a later look-up starts them again)."""
         with self._lock:
             executor, self._executor = self._executor, None
-            self._inflight = {}
             self._refreshing = None
+        self._reader.reset()
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
 
@@ -199,10 +252,14 @@ class StateView:
     def _fallback(self, name: str) -> TenantRecord | None:
         """The last record read for ``name`` (any revision) when the store cannot answer now.
 
-        Decisions made from it may be stale, so the router's cache is dropped on recovery.
+        Decisions made from it may be stale, so the router's cache is dropped on recovery, or
+        as soon as the real record arrives and differs.
         """
         self._stale_answers = True
-        return self._last_known.get(name)
+        record = self._last_known.get(name)
+        if record is not None:  # no record: the router does not cache the decision at all
+            self._guessed[name] = record
+        return record
 
     def _pool(self) -> ThreadPoolExecutor:
         # Created lazily: after close(), and in a forked child (see _after_fork).
@@ -210,37 +267,86 @@ class StateView:
             self._executor = ThreadPoolExecutor(4, thread_name_prefix="cohortroute-store")
         return self._executor
 
-    def _forget(self, name: str, future: object = None) -> None:
-        with self._lock:
-            if future is None or self._inflight.get(name) is future:
-                self._inflight.pop(name, None)
-
     def _load(self, name: str, generation: int) -> TenantRecord:
+        return self._read([name], generation)[name]
+
+    def _read_batch(self, names: Sequence[str]) -> dict[str, TenantRecord]:
+        with self._lock:
+            generation = self._generation
+        return self._read(names, generation)
+
+    def _read(self, names: Sequence[str], generation: int) -> dict[str, TenantRecord]:
+        """Read ``names`` from the store and keep them, unless the state moved on meanwhile."""
         try:
-            record = self.store.tenant(name)
+            records = (
+                self.store.read_tenants(names)
+                if len(names) > 1
+                else {names[0]: self.store.tenant(names[0])}
+            )
         except StoreError as exc:
             self._failed("could not read a tenant from the store; serving the default", exc)
             raise
         except Exception as exc:  # a custom store's bug must not fail the request either
             self._failed("the store raised an unexpected error", exc)
             raise StoreError(str(exc)) from exc
+        guessed_wrong = False
         with self._lock:
             if generation == self._generation:
-                self._records[name] = record
-                if len(self._last_known) >= self._last_known_size:
-                    self._last_known.clear()
-                self._last_known[name] = record
-        return record
+                self._keep(records)
+            for name, record in records.items():
+                if name in self._guessed:
+                    guessed_wrong |= self._guessed.pop(name) != record
+        if guessed_wrong:
+            self._on_change()  # decisions made from the guess are cached: drop them
+        return records
+
+    def _keep(self, records: dict[str, TenantRecord]) -> None:
+        """Cache ``records`` as fresh (call under the lock)."""
+        if len(self._last_known) + len(records) > self._last_known_size:
+            self._last_known.clear()
+        for name, record in records.items():
+            self._records[name] = record
+            self._last_known[name] = record
+
+    def _reread(self, names: list[str]) -> dict[str, TenantRecord]:
+        """The current records of ``names``, in batches (raises StoreError)."""
+        records: dict[str, TenantRecord] = {}
+        for start in range(0, len(names), BATCH):
+            records.update(self.store.read_tenants(names[start : start + BATCH]))
+        return records
+
+    def _neutral(self, old: int, new: int) -> bool:
+        """True when the audit log shows that every revision after ``old`` up to ``new`` only
+        registered tenants (which changes no decision)."""
+        gap = new - old
+        if old < 0 or gap <= 0 or gap > _NEUTRAL_SCAN:
+            return False
+        try:
+            entries = self.store.history(limit=gap + 1)
+        except Exception:  # cannot tell: re-read the state, as for any other change
+            log.debug("cohortroute: could not read the audit log", exc_info=True)
+            return False
+        newer = [e for e in entries if e.revision > old]
+        complete = len(entries) <= gap or len(newer) < len(entries)
+        return (
+            complete
+            and all(e.action == SERVED_ACTION for e in newer)
+            and {e.revision for e in newer} == set(range(old + 1, new + 1))
+        )
 
     def _refresh_now(self) -> None:
+        asked = self._clock.monotonic()
         try:
             if not self._registered:
-                self.store.register_versions(
-                    self._versions, self._default, actor="cohortroute-router"
-                )
+                self.store.register_versions(self._versions, self._default, actor="cohortroute-router")
                 self._registered = True
             revision = self.store.revision()
-            if revision == self.revision:
+            if revision == self.revision or self._neutral(self.revision, revision):
+                if revision != self.revision:
+                    with self._lock:
+                        self.revision = revision
+                        self.policy = replace(self.policy, revision=revision)
+                self._confirmed(asked)
                 if self._recovered():
                     self._on_change()
                 return
@@ -248,10 +354,15 @@ class StateView:
             if policy.default is None or not policy.versions.issuperset(self._versions):
                 # The store lost what this router recorded (a server restarted empty, an old
                 # backup restored): record it again, or pins to our versions fail as unknown.
-                self.store.register_versions(
-                    self._versions, self._default, actor="cohortroute-router"
-                )
+                self.store.register_versions(self._versions, self._default, actor="cohortroute-router")
                 policy = self.store.policy()
+            records = None
+            if self._remote:
+                # Every active tenant's record at once, before the new state is used: nobody
+                # misses afterwards, however many tenants this router serves.
+                with self._lock:
+                    names = list(self._records.keys())
+                records = self._reread(names)
         except StoreError as exc:
             self._failed("could not read the store; serving the last-known state", exc)
             return
@@ -263,8 +374,20 @@ class StateView:
             self.revision = policy.revision
             self._generation += 1
             self._records.clear()
+            self._guessed.clear()
+            if records is not None:
+                self._keep(records)
+        self._confirmed(asked)
         self._recovered()
         self._on_change()
+
+    def _confirmed(self, asked: float) -> None:
+        """The revision was confirmed as of ``asked``; stop failing closed."""
+        self._confirmed_at = max(asked, self._confirmed_at or asked)
+        if self.holding:
+            self.holding = False
+            log.warning("cohortroute: the store's state is confirmed again; serving normally")
+            self._on_change()
 
     def _failed(self, what: str, exc: BaseException | CohortRouteError | None) -> None:
         self.degraded = True

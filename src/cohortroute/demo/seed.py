@@ -90,6 +90,7 @@ def seed(store: Store, *, actor: str = ACTOR) -> bool:
         log.debug("the store has history (revision %d): not seeding", store.revision())
         return False
     store.register_versions([STABLE, NEW], STABLE, actor=actor)
+    store.register_tenants(SEED_TENANTS, actor=actor)  # its routers register nobody
     for tenant, tags in SEED_TENANTS.items():
         for tag in tags:
             store.tag(tenant, tag, actor=actor)

@@ -59,6 +59,8 @@ def build_demo(
         domains=[DOMAIN],
         store=store,
         refresh_interval=REFRESH_INTERVAL,
+        # The demo answers every subdomain: registering what it serves would let any Host in.
+        register_tenants=False,
     )
     site.router = router
     return router, site

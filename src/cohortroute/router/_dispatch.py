@@ -151,7 +151,7 @@ class Dispatcher:
         if tenant is not None and record is None:
             # The store failed and nothing is known: the default now, and ask again next time.
             record, stale = TenantRecord(tenant), True
-        decided = self._decide(self._view.policy, tenant, record)
+        decided = self._view.guard(self._decide(self._view.policy, tenant, record), record)
         decision = self._mounted(decided)
         if decided.maintenance:
             entry: Entry = (decision, tenant, self._maintenance)

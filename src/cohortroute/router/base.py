@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from .. import _forksafe, version_needs
+from .. import _forksafe, fail_closed, version_needs
 from .._clock import SYSTEM, Clock
 from ..decision import Decision
 from ..errors import ConfigurationError
@@ -164,6 +164,7 @@ class CohortRouter:
             on_change=self._drop_cache,
             lookup_timeout=lookup_timeout,
             clock=clock,
+            horizon=fail_closed.horizon(self._refresh_interval),
         )
         self._overrides = Overrides(self.apps, on_change=self._drop_cache)
         declared = migrations if migrations is not None else Migrations()
@@ -234,6 +235,8 @@ class CohortRouter:
             "last_error": self._view.last_error,
             "store_errors": self._view.errors,
             "cached_hosts": len(self._entries),
+            "fail_closed": self._view.holding,
+            "registrations_dropped": 0 if self._registrar is None else self._registrar.dropped,
             "versions": list(self.apps),
             "default": self._view.policy.default or self.default,
         }
@@ -265,15 +268,21 @@ class CohortRouter:
         if not self._refresh_lock.acquire(blocking=False):
             return  # another thread is refreshing; serve from the cache meanwhile
         try:
+            view = self._view
             self._next_check = now + self._refresh_interval
-            self._view.refresh(wait)  # calls _drop_cache when the revision moved
+            hold = view.hold_at()
+            # Past the fail-closed horizon, wait for the answer (bounded by lookup_timeout) even
+            # on an event loop: a router idle for a while must not 503 only for having been idle.
+            view.refresh(wait or (hold is not None and now >= hold))  # drops the cache on change
+            view.check_horizon(now)
+            hold = view.hold_at()
+            if hold is not None and hold > now:
+                self._next_check = min(self._next_check, hold)
             passed, step_in = self._timed_plan.check(self._view.policy.rollout, self._clock.time())
             if passed:
                 self._drop_cache()
             if step_in is not None:
                 self._next_check = min(self._next_check, now + step_in)
-            if self._registrar is not None:
-                self._registrar.poke(now)
         finally:
             self._refresh_lock.release()
 

@@ -118,6 +118,14 @@ class Store(abc.ABC):
     def tenant(self, name: str) -> TenantRecord:
         """One tenant's record; an empty record for a tenant the store knows nothing about."""
 
+    def read_tenants(self, names: Sequence[str]) -> dict[str, TenantRecord]:
+        """Several tenants' records (an empty record for each unknown one).
+
+        Routers re-read every tenant they serve with it when the revision moves; a remote
+        backend overrides it to read them all in one round trip.
+        """
+        return {name: self.tenant(name) for name in names}
+
     @abc.abstractmethod
     def tenants(self) -> Iterator[TenantRecord]:
         """Every tenant with a stored record (pin, tags, ratchet or state), in name order."""

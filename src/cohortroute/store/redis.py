@@ -28,7 +28,7 @@ import functools
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode, urlunsplit
 
@@ -258,6 +258,14 @@ class RedisStore(NetworkStore["redis.Redis"], scheme=("redis", "rediss")):
 
     def tenant(self, name: str) -> TenantRecord:
         return self._read_tenant(self._conn(), name)
+
+    def read_tenants(self, names: Sequence[str]) -> dict[str, TenantRecord]:
+        if not names:
+            return {}
+        client = self._conn()
+        with self._errors(f"reading {len(names)} tenants"):
+            raw = client.hmget(self._k_tenants, list(names))
+        return {name: self._tenant_of(name, value) for name, value in zip(names, raw, strict=True)}
 
     def tenants(self) -> Iterator[TenantRecord]:
         client = self._conn()

@@ -1,0 +1,76 @@
+"""Write what routers still queue for the registry when the process ends.
+
+Tenants a router served in its last second wait in its :class:`~.registration.Registrar`'s
+queue. They are written at interpreter exit (``atexit``: a normal exit, ``sys.exit``, gunicorn
+and uvicorn's graceful shutdown), and on SIGTERM when nobody else handles that signal: the
+handler writes the queues (waiting at most :data:`EXIT_FLUSH_TIMEOUT` seconds) and then lets
+SIGTERM end the process as it would have. A server that installs its own SIGTERM handler
+(gunicorn, uvicorn) exits through ``atexit`` instead. Nothing can run on SIGKILL: see
+:mod:`.registration` for what that loses.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import signal
+import threading
+import weakref
+from types import FrameType
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+#: The longest the SIGTERM handler waits for the queues to be written before the process ends.
+EXIT_FLUSH_TIMEOUT = 2.0
+
+
+class Flushable(Protocol):
+    """What is flushed at exit: a registrar."""
+
+    def flush(self) -> int: ...
+
+
+_live: weakref.WeakSet[Flushable] = weakref.WeakSet()
+_installed = False
+
+
+def flush_at_exit(owner: Flushable) -> None:
+    """Flush ``owner`` when the process exits (held weakly: a dropped router is not kept)."""
+    _live.add(owner)
+    _install_sigterm()
+
+
+def flush_all() -> None:
+    """Flush every live owner now; a failure is logged, never raised."""
+    for owner in list(_live):
+        try:
+            owner.flush()
+        except Exception:  # at exit, one store's failure must not stop the others' writes
+            log.exception("cohortroute: could not write the registry queue at exit")
+
+
+def _install_sigterm() -> None:
+    global _installed
+    if _installed or threading.current_thread() is not threading.main_thread():
+        return
+    _installed = True
+    try:
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError, AttributeError):  # no signals here (an embedded interpreter)
+        log.debug("cohortroute: SIGTERM handler not installed", exc_info=True)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # Written from another thread: this one may hold a lock the write needs (it was interrupted
+    # anywhere), so it only waits, and for a bounded time.
+    writer = threading.Thread(target=flush_all, name="cohortroute-exit-flush", daemon=True)
+    writer.start()
+    writer.join(EXIT_FLUSH_TIMEOUT)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+atexit.register(flush_all)
