@@ -49,7 +49,18 @@ def test_the_reference_lists_every_verb() -> None:
         *(
             f"rollout {action}"
             for action in (
-                "start set advance preview status halt resume run rollback finalize".split()
+                [
+                    "start",
+                    "set",
+                    "advance",
+                    "preview",
+                    "status",
+                    "halt",
+                    "resume",
+                    "run",
+                    "rollback",
+                    "finalize",
+                ]
             )
         ),
         "demo",

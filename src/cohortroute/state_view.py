@@ -338,7 +338,7 @@ class StateView:
         asked = self._clock.monotonic()
         try:
             if not self._registered:
-                self.store.register_versions(self._versions, self._default, actor="cohortroute-router")
+                self.store.mount_versions(self._versions, self._default, actor="cohortroute-router")
                 self._registered = True
             revision = self.store.revision()
             if revision == self.revision or self._neutral(self.revision, revision):
@@ -354,7 +354,7 @@ class StateView:
             if policy.default is None or not policy.versions.issuperset(self._versions):
                 # The store lost what this router recorded (a server restarted empty, an old
                 # backup restored): record it again, or pins to our versions fail as unknown.
-                self.store.register_versions(self._versions, self._default, actor="cohortroute-router")
+                self.store.mount_versions(self._versions, self._default, actor="cohortroute-router")
                 policy = self.store.policy()
             records = None
             if self._remote:
