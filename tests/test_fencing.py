@@ -24,7 +24,13 @@ from werkzeug.test import Client
 from cohortroute import CohortRouter
 from cohortroute._clock import ManualClock
 from cohortroute.decision import decide
-from cohortroute.migrations import LeaseLostError, Migrations, MigrationStep, StepContext
+from cohortroute.migrations import (
+    LeaseLostError,
+    Migrations,
+    MigrationStep,
+    StepContext,
+    run_step,
+)
 from cohortroute.policy import Lease
 from cohortroute.rollout import RolloutController
 from cohortroute.store import MemoryStore, Store, open_store
@@ -175,6 +181,27 @@ def test_a_step_sees_its_token_and_whether_the_lease_is_still_ours(folder: Path)
     assert seen[2][:2] == (2, False) and "token=2" in seen[2][2]
     assert store.tenant("acme").lease == Lease("", 0.0, 2)
     assert MigrationStep("app", 2, "up", fenced).after == 2
+
+
+def test_which_steps_receive_their_context() -> None:
+    seen: list[object] = []
+    context = StepContext("acme", 7, MigrationStep("app", 1, "up", None), lambda: True)
+
+    def plain(tenant: str) -> None:
+        seen.append(tenant)
+
+    def closure(tenant: str, k: int = 3) -> None:  # the loop-variable idiom: no context
+        seen.append(k)
+
+    def fenced(tenant: str, step: StepContext) -> None:
+        seen.append(step.token)
+
+    def either(tenant: str, step: StepContext | None = None) -> None:  # the app calls it too
+        seen.append(None if step is None else step.token)
+
+    for fn in (plain, closure, fenced, either):
+        run_step(fn, "acme", context)
+    assert seen == ["acme", 3, 7, 7]
 
 
 # --- two runner processes, SIGSTOP and SIGCONT --------------------------------------------------

@@ -26,7 +26,7 @@ from pathlib import Path
 from flask import Flask, abort, jsonify, request
 
 from cohortroute import CohortRouter
-from cohortroute.migrations import Migrations
+from cohortroute.migrations import LeaseLostError, Migrations, StepContext
 
 DATA = Path(os.environ.get("NOTES_DATA", "notes-data"))
 STORE = os.environ.get("NOTES_STORE", "sqlite:///notes-state.db")
@@ -53,6 +53,25 @@ def schema_of(db: sqlite3.Connection) -> int:
     return int(db.execute("PRAGMA user_version").fetchone()[0])
 
 
+def claim(db: sqlite3.Connection, step: StepContext | None) -> None:
+    """Fencing, inside the step's transaction: refuse a runner older than the last one here.
+
+    ``step.token`` only goes up, one per runner that takes the tenant. A runner paused past its
+    lease (and replaced by another) holds an older token, so its transaction is rolled back
+    before it changes anything, however late it wakes up. The app's own calls (a new tenant,
+    no runner) pass no step.
+    """
+    if step is None:
+        return
+    db.execute("CREATE TABLE IF NOT EXISTS cohortroute_fence (token INTEGER NOT NULL)")
+    last = db.execute("SELECT max(token) FROM cohortroute_fence").fetchone()[0]
+    if last is not None and last > step.token:
+        db.execute("ROLLBACK")
+        raise LeaseLostError(f"{step.tenant}: a newer runner (token {last}) owns it now")
+    db.execute("DELETE FROM cohortroute_fence")
+    db.execute("INSERT INTO cohortroute_fence VALUES (?)", (step.token,))
+
+
 # --- the migrations: schema 1 (text) <-> schema 2 (title, body) ----------------------------------
 
 migrations = Migrations(
@@ -64,24 +83,26 @@ migrations.version(NEW, notes=2)
 
 
 @migrations.upgrade(1, module="notes")
-def create_notes(tenant: str) -> None:
+def create_notes(tenant: str, step: StepContext | None = None) -> None:
     """Schema 1: a tenant's first table (what 2026.11 creates for a new tenant)."""
     with connect(tenant) as db:
         db.execute("BEGIN IMMEDIATE")
+        claim(db, step)
         db.execute("CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL)")
         db.execute("PRAGMA user_version = 1")
         db.execute("COMMIT")
 
 
 @migrations.upgrade(2, module="notes")
-def split_title(tenant: str) -> None:
+def split_title(tenant: str, step: StepContext | None = None) -> None:
     """Schema 1 -> 2: the first line of ``text`` becomes ``title``, the rest ``body``.
 
     One transaction: it either happens completely or not at all, so a crash mid-step leaves
-    schema 1 and the runner simply runs the step again.
+    schema 1 and the runner simply runs the step again. The fence claim commits with it.
     """
     with connect(tenant) as db:
         db.execute("BEGIN IMMEDIATE")
+        claim(db, step)
         if schema_of(db) >= 2:  # idempotent: already done
             db.execute("ROLLBACK")
             return
@@ -100,10 +121,11 @@ def split_title(tenant: str) -> None:
 
 
 @migrations.downgrade(2, module="notes")
-def join_title(tenant: str) -> None:
+def join_title(tenant: str, step: StepContext | None = None) -> None:
     """Schema 2 -> 1: ``title`` and ``body`` joined again by a newline."""
     with connect(tenant) as db:
         db.execute("BEGIN IMMEDIATE")
+        claim(db, step)
         if schema_of(db) < 2:
             db.execute("ROLLBACK")
             return

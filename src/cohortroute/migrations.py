@@ -24,10 +24,10 @@ completed step in the tenant's record, so a rerun skips what is done and a crash
 with the step it was in. The runner itself -- leases, batches, the flip -- is
 :class:`cohortroute.rollout.RolloutController`; this module only *declares* and *plans*.
 
-A step that declares a second parameter (without a default) also receives a
-:class:`StepContext`: its ``token`` is the lease's fencing token, to pass to the app's own write
-(``... WHERE fence <= :token``), so a runner that was paused past its lease cannot change the
-data once another runner took over::
+A step that declares a second parameter (without a default, or annotated ``StepContext``) also
+receives a :class:`StepContext`: its ``token`` is the lease's fencing token, to pass to the
+app's own write (``... WHERE fence <= :token``), so a runner that was paused past its lease
+cannot change the data once another runner took over::
 
     @migrations.upgrade(3)
     def backfill(tenant: str, step: StepContext) -> None:
@@ -118,17 +118,20 @@ def run_step(run: StepFn, tenant: str, context: StepContext) -> None:
 
 
 def _takes_context(fn: Callable[..., Any]) -> bool:
-    """True when ``fn`` has a second positional parameter without a default (``def
-    step(tenant, fence)``); ``def step(tenant, k=k)`` is the closure idiom, not a request."""
+    """True when ``fn``'s second positional parameter asks for the context: it has no default
+    (``def step(tenant, fence)``) or is annotated with :class:`StepContext` (``step:
+    StepContext | None = None``, a step the app also calls itself). ``def step(tenant, k=k)``
+    is the closure idiom, not a request."""
     try:
-        parameters = inspect.signature(fn).parameters.values()
+        parameters = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):  # a builtin without a signature: the historical call
         return False
     positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    required = [
-        p for p in parameters if p.kind in positional and p.default is inspect.Parameter.empty
-    ]
-    return len(required) >= 2
+    candidates = [p for p in parameters if p.kind in positional]
+    if len(candidates) < 2:
+        return False
+    second = candidates[1]
+    return second.default is inspect.Parameter.empty or "StepContext" in str(second.annotation)
 
 
 @dataclass(frozen=True, slots=True)
