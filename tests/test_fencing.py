@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from werkzeug.test import Client
 
-from cohortroute import CohortRouter
+from cohortroute import CohortRouter, ConflictError
 from cohortroute._clock import ManualClock
 from cohortroute.decision import decide
 from cohortroute.migrations import (
@@ -119,6 +119,11 @@ def test_a_runner_paused_past_its_lease_never_leaves_rewritten_data_served(
         # Nobody resumes it behind the operator's back, until they say the data is fine.
         assert other.pending() == []
         assert "acme" in other.pending(retry_failed=True)
+        with pytest.raises(ConflictError, match=r"acme.*call run\(retry_failed=True\)"):
+            other.finalize()
+        assert other.run(retry_failed=True).moved == ["acme"]  # the operator checked its data
+        assert served(store, "acme") == ("v2", False)
+        record = store.tenant("acme")
     assert steps_run(folder, "acme", "up3") == 2
     assert record.lease is not None and record.lease.owner == ""
     assert served(store, "bystander") == ("v1", False)

@@ -97,6 +97,15 @@ def finalize(
     """:meth:`RolloutController.finalize`: migrate everybody, then the candidate is the default."""
     policy = ctx.store.policy()
     rollout = ctx.require_migrations(policy, "rollout finalize")
+    fenced = [r.name for r in ctx.store.tenants() if r.migration and r.migration.fenced]
+    if fenced:
+        raise advise(
+            ConflictError,
+            f"{len(fenced)} tenant(s) are broken because a migration step finished after its "
+            f"runner lost the lease ({', '.join(fenced[:10])}): check their data, then {{retry}}"
+            ", and finalize again",
+            retry=Call("rollout run", "run", ("--retry-failed",), "retry_failed=True"),
+        )
     old = policy.default
     pinned = [r.name for r in ctx.store.tenants() if old is not None and r.pin == old]
     rules = [tag for tag, version in policy.rules if version == old]
