@@ -171,7 +171,19 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:g}s"
 
 
-_HEAD = tuple(["TENANT", "REQUESTS", "5XX", "EXPECTED", "RATIO", "SLOW", "RATIO", "P95", "TICKETS", "P", "ACTION"])
+_HEAD = (
+    "TENANT",
+    "REQUESTS",
+    "5XX",
+    "EXPECTED",
+    "RATIO",
+    "SLOW",
+    "RATIO",
+    "P95",
+    "TICKETS",
+    "P",
+    "ACTION",
+)
 
 
 def render(report: dict[str, Any]) -> list[str]:

@@ -61,7 +61,7 @@ def register(commands: Subparsers) -> None:
         ),
     )
     p.add_argument(
-        "--limit", type=positive_int, default=20, metavar="N", help="tenants per version (20)"
+        "--limit", type=positive_int, default=20, metavar="N", help="tenants shown per version"
     )
     add_json(p, REPORT)
 

@@ -38,10 +38,13 @@ def register(commands: Subparsers) -> None:
         cmd_ticket,
         "record a support ticket for TENANT (the guard counts tickets per version)",
     )
-    p.add_argument("tenant", metavar="TENANT")
-    p.add_argument("text", metavar="TEXT", help="what the customer said (\"\" for nothing)")
+    p.add_argument("tenant", metavar="TENANT", help="the tenant, as in acme.example.com -> acme")
+    p.add_argument("text", metavar="TEXT", help='what the customer said ("" for nothing)')
     p.add_argument(
-        "--severity", choices=SEVERITIES, default="normal", help="how bad (default normal)"
+        "--severity",
+        choices=SEVERITIES,
+        default="normal",
+        help="how bad: low, normal, high or urgent",
     )
     p.add_argument("--id", dest="external_id", metavar="EXTERNAL_ID", help="the help desk's id")
     add_json(p, TICKET)

@@ -8,6 +8,7 @@ wait. Nothing runs inside the routers.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -107,11 +108,9 @@ class Guard:
         report: Callable[[Check], None] | None = None,
     ) -> None:
         """Check every ``interval`` seconds until ``stop()``; gives the lease up at the end."""
-        wait = sleep or getattr(self.clock, "sleep", None)
-        if wait is None:
-            import time
-
-            wait = time.sleep
+        wait: Callable[[float], None] = (
+            sleep if sleep is not None else getattr(self.clock, "sleep", time.sleep)
+        )
         try:
             while not stop():
                 result = self.check()

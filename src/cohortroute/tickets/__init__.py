@@ -46,13 +46,12 @@ def check_severity(severity: str) -> str:
 
 def attribute(store: Store, sink: SignalSink, tenant: str, at: float) -> str:
     """The version ``tenant`` was on at ``at``: the one that served most of its requests in that
-    minute (or the minute before), else the version the store decides for it now."""
+    minute, else the version the store decides for it now (a tenant moved back since is
+    attributed to where it is now only when no request of that minute was recorded)."""
     minute = int(at // 60)
-    rows = sink.rows(minute - 1, minute + 1, tenants=[tenant])
     served: Counter[str] = Counter()
-    for row in rows:
-        if row.minute in (minute - 1, minute):
-            served[row.version] += row.requests + (row.minute == minute) * 1_000_000
+    for row in sink.rows(minute, minute + 1, tenants=[tenant]):
+        served[row.version] += row.requests
     if served:
         return served.most_common(1)[0][0]
     return decide_for(store.policy(), store.tenant(tenant), at).version

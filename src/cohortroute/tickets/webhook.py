@@ -87,7 +87,14 @@ class TicketWebhook:
         self.clock = clock
 
     def handle(
-        self, method: str, path: str, host: str, headers: dict[str, str], body: bytes
+        self,
+        method: str,
+        path: str,
+        host: str,
+        headers: dict[str, str],
+        body: bytes,
+        *,
+        too_large: bool = False,
     ) -> tuple[int, dict[str, Any]]:
         """Sans-IO: one request in, ``(status, JSON answer)`` out."""
         if self.hosts is not None and host.lower() not in self.hosts:
@@ -98,7 +105,7 @@ class TicketWebhook:
             return 404, {"ok": False, "error": f"no ticket source {source!r} is configured"}
         if method != "POST":
             return 405, {"ok": False, "error": "POST the event"}
-        if len(body) > MAX_BODY:
+        if too_large or len(body) > MAX_BODY:
             return 413, {"ok": False, "error": f"the body is over {MAX_BODY} bytes"}
         now = self.clock.time()
         delivery = Delivery(
@@ -172,13 +179,13 @@ class TicketWebhook:
             more = bool(message.get("more_body", False))
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         host = headers.get("host", "")
-        body = b"".join(chunks) if size <= MAX_BODY else b"\0" * (MAX_BODY + 1)
         status, answer = self.handle(
             scope["method"],
             scope.get("path", ""),
             host.rsplit(":", 1)[0] if not host.endswith("]") else host,
             headers,
-            body,
+            b"".join(chunks),
+            too_large=size > MAX_BODY,
         )
         data = json.dumps(answer).encode()
         await send(
