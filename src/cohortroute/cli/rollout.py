@@ -15,6 +15,7 @@ from ..policy import check_tenant_name, format_percent, parse_percent
 from ..version_needs import app_option
 from . import render, shapes
 from .context import EXIT_ERROR, EXIT_OK, Context, UsageError
+from .guard import add_guard_option, guard_step
 from .loader import add_app_option, controller_for
 from .options import (
     Subparsers,
@@ -212,6 +213,7 @@ def _register_runner_verbs(actions: Subparsers) -> None:
         help="halt the rollout when more than N tenants fail in one pass (default 5)",
     )
     p.add_argument("--retry-failed", action="store_true", help="retry tenants that failed")
+    add_guard_option(p)
 
     p = add_command(
         actions,
@@ -362,6 +364,7 @@ def cmd_rollout_run(args: argparse.Namespace, ctx: Context) -> int:
         if passes and controller.current() is None:  # finalized or rolled back meanwhile
             ctx.print("the rollout ended")
             return EXIT_ERROR if failed else EXIT_OK
+        guard_step(args, ctx)
         pending = controller.pending(retry_failed=args.retry_failed)
         try:
             result = controller.run(
