@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
+import time
+from pathlib import Path
+
 from cohortroute.guard import GuardConfig
 from cohortroute.guard.lease import current
+from cohortroute.rollout import RolloutController
+from cohortroute.signals import open_sink
+from cohortroute.signals.model import SignalRow
+from cohortroute.store import open_store
 
+from .cli_inproc import cli
 from .guard_world import World
 
 
@@ -135,3 +144,42 @@ def test_a_guard_without_a_rollout_does_nothing() -> None:
     check = world.guard().check()
     assert check.leader and check.assessment is None
     assert check.line == "no rollout to guard"
+
+
+def test_rollout_run_runs_the_guard_and_stops_when_it_rolled_back(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/g.db"
+    store = open_store(url + "?mode=rwc")
+    store.register_versions(["v1", "v2"], default="v1")
+    names = [f"t{i}" for i in range(20)]
+    store.register_tenants(names)
+    assert cli("rollout", "start", "v2", "--percent", "50", store=url).code == 0
+    controller = RolloutController(store)
+    now = int(time.time() // 60)
+    sink = open_sink(store)
+    rows = [
+        SignalRow(now - m, t, "v1", 1000, (0, 998, 0, 0, 2)) for m in range(1, 60) for t in names
+    ]
+    for t in names:
+        version = controller.explain(t).version
+        errors = 100 if version == "v2" else 2
+        rows.append(SignalRow(now, t, version, 1000, (0, 1000 - errors, 0, 0, errors)))
+    sink.add(rows)
+    sink.close()
+    skipped = cli("rollout", "run", "--once", "--no-guard", store=url)
+    assert skipped.code == 0 and "guard" not in skipped.out
+    result = cli("rollout", "run", "--once", store=url)
+    assert result.code == 1, result.err
+    assert "guard: rolled back v2: rolled back: 5xx" in result.out
+    assert store.policy().rollout is None
+    assert "rolled back: 5xx" in cli("report", store=url).out.splitlines()[0]
+
+
+def test_run_checks_every_interval_and_gives_the_lease_up_when_stopped() -> None:
+    world = World()
+    world.start(25)
+    world.minutes(2)
+    guard = world.guard()
+    seen: list[float] = []
+    guard.run(stop=lambda: len(seen) >= 3, report=lambda check: seen.append(world.clock.time()))
+    assert [b - a for a, b in itertools.pairwise(seen)] == [60.0, 60.0]
+    assert current(world.store) is None

@@ -133,15 +133,20 @@ def cmd_guard(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK
 
 
-def guard_step(args: argparse.Namespace, ctx: Context) -> None:
-    """The guard's check inside ``rollout run``: prints what it did, if anything."""
+def guard_step(args: argparse.Namespace, ctx: Context) -> bool:
+    """The guard's check inside ``rollout run``; True when it rolled the rollout back."""
     if getattr(args, "no_guard", False):
-        return
+        return False
     try:
         guard = _guard(args, ctx, float(getattr(args, "interval", 60.0)))
     except ConfigurationError as exc:  # a custom store keeps no signals: nothing to guard on
         log.debug("no guard in rollout run: %s", exc)
-        return
+        return False
     check = guard.check()
     for line in check.actions:
         ctx.print(f"guard: {line}")
+    rolled_back = check.assessment is not None and check.assessment.verdict.kind == "rollback"
+    if rolled_back and ctx.store.policy().rollout is None:
+        ctx.print(f"the guard rolled the rollout back; `{ctx.command()} report` says why")
+        return True
+    return False

@@ -364,7 +364,8 @@ def cmd_rollout_run(args: argparse.Namespace, ctx: Context) -> int:
         if passes and controller.current() is None:  # finalized or rolled back meanwhile
             ctx.print("the rollout ended")
             return EXIT_ERROR if failed else EXIT_OK
-        guard_step(args, ctx)
+        if guard_step(args, ctx):
+            return EXIT_ERROR
         pending = controller.pending(retry_failed=args.retry_failed)
         try:
             result = controller.run(

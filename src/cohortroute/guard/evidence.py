@@ -47,9 +47,7 @@ class Baselines:
     def __post_init__(self) -> None:
         total = sum(h.requests for h in self.tenants.values())
         events = [sum(h.events[i] for h in self.tenants.values()) for i in range(len(METRICS))]
-        self.global_rates: Counts | tuple[float, ...] = tuple(
-            e / total if total else 0.0 for e in events
-        )
+        self.global_rates: tuple[float, ...] = tuple(e / total if total else 0.0 for e in events)
         self._rates: dict[str, tuple[float, ...]] = {}
 
     def rates(self, tenant: str) -> tuple[float, ...]:
