@@ -127,10 +127,12 @@ def test_unmounted_version_in_the_store_is_served_the_default_and_logged_once(
     store.pin("globex", "v0-retired")
     router = make(store=store)
     with caplog.at_level(logging.WARNING, logger="cohortroute"):
-        assert get(router, "acme.example.com") == (200, "v1 acme default |/")
-        assert get(router, "globex.example.com") == (200, "v1 globex default |/")
+        assert get(router, "acme.example.com") == (200, "v1 acme unmounted |/")
+        assert get(router, "globex.example.com") == (200, "v1 globex unmounted |/")
     assert len([r for r in caplog.records if "v0-retired" in r.getMessage()]) == 1
-    assert router.explain("acme").detail == "v0-retired is not mounted here"
+    assert router.explain("acme").detail == (
+        "pinned to v0-retired, but v0-retired is not mounted here; the default v1 is served instead"
+    )
 
 
 def test_the_router_records_its_versions_and_default_in_the_store() -> None:
@@ -235,6 +237,7 @@ def test_reason_is_a_str_enum_with_the_documented_values() -> None:
         "rollout",
         "default",
         "no-tenant",
+        "unmounted",
     ]
 
 
@@ -244,7 +247,7 @@ def test_unmounted_versions_count_as_store_errors() -> None:
     store.pin("acme", "v9")
     router = make(store=store)
     before = router.status()["store_errors"]
-    assert get(router, "acme.example.com")[1].startswith("v1 acme default")
+    assert get(router, "acme.example.com")[1].startswith("v1 acme unmounted")
     assert router.status()["store_errors"] == before + 1
 
 

@@ -1,7 +1,9 @@
 """The pure decision: which version one tenant gets, and why.
 
 Precedence is total and documented: **override > pin > tag rule > rollout > default**. A
-tenant with no tenant (apex, ``www``, an IP) gets the default with reason ``no-tenant``.
+request with no tenant (apex, ``www``, an IP) gets the default with reason ``no-tenant``.
+A version the decision names but the router does not mount is replaced by :func:`served`
+(reason ``unmounted``).
 :func:`decide` touches no store, so the same inputs always give the same answer: that is what
 ``explain`` shows and what the router caches. The only input that is not an argument is the
 clock for a *timed* plan (``Rollout.auto``), and only when the caller passes no ``now``.
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from .bucketing import bucket
@@ -40,6 +43,11 @@ class Reason(str, enum.Enum):
     ROLLOUT = "rollout"
     DEFAULT = "default"
     NO_TENANT = "no-tenant"
+    UNMOUNTED = "unmounted"
+    """The decision named a version this router does not mount: it serves the default instead.
+
+    .. versionadded:: 0.1
+    """
 
     def __str__(self) -> str:
         return self.value
@@ -92,6 +100,40 @@ def decide(
     if rollout is None or not rollout.gated:
         return wanted
     return _gated(rollout, record, fallback, wanted)
+
+
+def fallback_for(mounted: Collection[str], store_default: str | None, router_default: str) -> str:
+    """The version served instead of one that is not mounted: the store's default when it is
+    mounted, else the router's own default."""
+    return (
+        store_default if store_default is not None and store_default in mounted else router_default
+    )
+
+
+def served(
+    decision: Decision, mounted: Collection[str], store_default: str | None, router_default: str
+) -> Decision:
+    """``decision`` as a router mounting ``mounted`` serves it.
+
+    A version it does not mount (retired, mounted only elsewhere, a typo) is replaced by
+    :func:`fallback_for`, with reason ``unmounted`` and a detail naming both versions; a request
+    with no tenant keeps reason ``no-tenant``. Everything else is returned as it is.
+    """
+    if decision.version in mounted:
+        return decision
+    fallback = fallback_for(mounted, store_default, router_default)
+    which = "the default" if fallback == store_default else "this router's default"
+    return Decision(
+        decision.tenant,
+        fallback,
+        Reason.NO_TENANT if decision.tenant is None else Reason.UNMOUNTED,
+        bucket=decision.bucket,
+        detail=(
+            f"{decision.detail or decision.reason.value}, but {decision.version} is not mounted "
+            f"here; {which} {fallback} is served instead"
+        ),
+        maintenance=decision.maintenance,
+    )
 
 
 def intended(

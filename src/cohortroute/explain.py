@@ -3,17 +3,22 @@
 The CLI (``cohortroute explain``, ``status``) and the demo pages read the store and hand the
 policy and records to these functions, so both say the same thing in the same words. Nothing
 here reads a store or a clock: the caller passes ``now``.
+
+A decision naming a version the serving routers do not mount is explained as they serve it (the
+store's default, reason ``unmounted``); which versions they mount is read from the mounts routers
+record in the store (:func:`serving_versions`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, replace
 
-from .decision import Decision, Reason, decide
+from .decision import Decision, Reason, decide, served
 from .errors import ConflictError
 from .policy import Policy, Rollout, TenantRecord, format_percent
+from .versions import MOUNT_REFRESH
 
 log = logging.getLogger(__name__)
 
@@ -77,15 +82,64 @@ def decide_for(policy: Policy, record: TenantRecord, now: float) -> Decision:
     return decide(policy, record, policy.default, now=now)
 
 
+def serving_versions(policy: Policy) -> frozenset[str] | None:
+    """The versions the routers serving tenants mount, as recorded in the store; None if unknown.
+
+    Routers record their versions with their host and the time when they start. The routers
+    that serve tenants mount the store's default, so this is what the last router recorded as
+    mounting the default mounted alongside it: the versions whose last mount is by the same
+    host within a minute of it.
+    """
+    info = policy.version_info
+    default = policy.default
+    mount = info.get(default) if default is not None else None
+    host = None if mount is None else mount.get("mounted_host")
+    at = None if mount is None else mount.get("mounted_at")
+    if default is None or host is None or not isinstance(at, int | float):
+        return None
+    found = {default}
+    for version, other in info.items():
+        when = other.get("mounted_at")
+        if (
+            other.get("mounted_host") == host
+            and isinstance(when, int | float)
+            and abs(when - at) < MOUNT_REFRESH
+            and version in policy.versions
+        ):
+            found.add(version)
+    return frozenset(found)
+
+
 def explain(
-    policy: Policy, record: TenantRecord, *, now: float, command: str = "cohortroute"
+    policy: Policy,
+    record: TenantRecord,
+    *,
+    now: float,
+    command: str = "cohortroute",
+    mounted: Collection[str] | None = None,
 ) -> Explanation:
     """Why ``record`` gets its version under ``policy`` at ``now``, and what would change it.
 
     ``command`` prefixes the commands the hints show (``cohortroute --store URL``): give it
-    with the store URL already redacted.
+    with the store URL already redacted. ``mounted`` are the versions the routers serving the
+    tenant mount (with the store's default); :func:`serving_versions` when omitted. A decision
+    naming another version is explained as those routers serve it (reason ``unmounted``).
     """
-    decision = decide_for(policy, record, now)
+    intended = decide_for(policy, record, now)
+    if mounted is None:
+        mounted = serving_versions(policy)
+    decision = intended
+    if mounted is not None and policy.default is not None:
+        decision = served(intended, mounted, policy.default, policy.default)
+    found = hints(intended, policy, record, now=now, command=command)
+    if decision is not intended:
+        found.insert(
+            0,
+            f"{intended.version} is not mounted on the routers that serve this tenant (they "
+            f"mount {', '.join(sorted(mounted or ()))}), so they serve {decision.version}: "
+            f"mount {intended.version} there, or change the {intended.reason.value} that names "
+            "it",
+        )
     return Explanation(
         tenant=record.name,
         at=now,
@@ -93,7 +147,7 @@ def explain(
         policy=policy,
         record=record,
         rollout=current_rollout(policy.rollout, now),
-        hints=hints(decision, policy, record, now=now, command=command),
+        hints=found,
     )
 
 

@@ -36,11 +36,15 @@ def check_version_name(version: str) -> str:
 
 
 def check_tenant_name(tenant: str) -> str:
-    """Return the tenant name lower-cased if it is one DNS label, else raise ValidationError."""
-    if not isinstance(tenant, str) or not is_valid_label(tenant.lower()):
+    """Return the tenant name lower-cased if it is one DNS label, else raise ValidationError.
+
+    ASCII only, checked before lower-casing: ``'\u212a'`` (KELVIN SIGN) lower-cases to ``'k'``.
+    """
+    if not isinstance(tenant, str) or not tenant.isascii() or not is_valid_label(tenant.lower()):
         raise ValidationError(
-            f"invalid tenant {tenant!r:.80}: a tenant is one DNS label (1-63 of a-z, 0-9 and '-', "
-            "not starting or ending with '-'), as in acme.example.com -> 'acme'"
+            f"invalid tenant {tenant!r:.80}: a tenant is one DNS label (1-63 of ASCII a-z, 0-9 "
+            "and '-', not starting or ending with '-'; an xn-- label must be valid IDNA), as in "
+            "acme.example.com -> 'acme'"
         )
     return tenant.lower()
 

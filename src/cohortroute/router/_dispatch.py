@@ -11,6 +11,12 @@ registry does not know yet).
 The cache is a plain dict, bounded by starting over when full (``O(1)``, no per-hit
 bookkeeping), and dropped whenever decisions may be stale. Entries computed while a drop raced
 with them are not inserted (a generation counter), so a stale decision cannot outlive a drop.
+
+Its memory is bounded whatever the Host: a Host longer than any valid one
+(:data:`~cohortroute.tenancy.MAX_HOST_LENGTH`) is answered 400 before any other work and never
+cached, at most :data:`MAX_REJECTED` rejected hosts are cached at a time (sharing one 400 app
+per message), so a cached key is at most 260 characters and an entry costs at most about
+:data:`ENTRY_BYTES` (the README's "Memory per worker" states the worst case).
 """
 
 from __future__ import annotations
@@ -21,11 +27,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._clock import Clock
-from ..decision import Decision, Reason, decide
+from ..decision import Decision, decide, served
 from ..errors import InvalidHostError
 from ..policy import Policy, TenantRecord
 from ..state_view import StateView
-from ..tenancy import TenantResolver, parse_host
+from ..tenancy import MAX_HOST_LENGTH, TenantResolver, parse_host
 from .overrides import Overrides
 from .registration import Registrar
 
@@ -33,6 +39,15 @@ log = logging.getLogger(__name__)
 
 #: An entry of the decision cache: (decision or None for a rejected host, tenant, target app).
 Entry = tuple[Decision | None, str | None, Any]
+
+#: Rejected hosts cached at a time (a flood of garbage Hosts is parsed again, never stored).
+MAX_REJECTED = 1_000
+#: Distinct 400 apps kept (one per message; a custom resolver's messages may be unbounded).
+_MAX_BAD_REQUEST_APPS = 64
+#: Measured upper bound of one cached host's memory: a 260-character key, the entry, its decision
+#: and tenant, the dict slot, and the wrapper that notices a tenant to register
+#: (tests/test_router_memory.py holds it to this).
+ENTRY_BYTES = 1_100
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,15 @@ class Dispatcher:
         self._cache_size = cache_size
         self._clock = clock
         self._generation = 0
+        self._rejected = 0  # rejected hosts in ``entries``
+        self._bad_requests: dict[str, Any] = {}
+        self._too_long: Entry = (
+            None,
+            None,
+            self._bad_request(
+                f"Host header over {MAX_HOST_LENGTH} characters (a DNS name has at most 253)"
+            ),
+        )
         self._warned_unmounted: set[str] = set()
 
     def target(self, version: str) -> Any:
@@ -87,43 +111,65 @@ class Dispatcher:
         """Forget every decision (called from any thread)."""
         self._generation += 1
         self.entries.clear()
+        self._rejected = 0
 
     def decide(self, policy: Policy, tenant: str | None, record: TenantRecord | None) -> Decision:
-        """The decision for ``tenant``, as served here: a version nobody mounts here becomes
-        the default (counted as a store error, logged once per version)."""
-        return self._mounted(self._decide(policy, tenant, record))
+        """The decision for ``tenant``, as served here: a version not mounted here becomes the
+        store's default, or this router's when that is not mounted either (reason
+        ``unmounted``; counted as a store error, logged once per version), and a tenant the
+        router cannot vouch for mid-migration gets ``maintenance`` (503)."""
+        decided = self._view.guard(self._decide(policy, tenant, record), record)
+        return self._mounted(policy, decided)
 
     def _decide(self, policy: Policy, tenant: str | None, record: TenantRecord | None) -> Decision:
         override = self._overrides.get(tenant)
         return decide(policy, record, self._default, override=override, now=self._clock.time())
 
-    def miss(self, key: Any, raw: str) -> Entry:
-        """Decide for a host not in the cache (reading the store, bounded by its timeout)."""
+    def miss(self, key: str | bytes) -> Entry:
+        """Decide for a host not in the cache (reading the store, bounded by its timeout).
+
+        ``key`` is the raw Host value: ``str`` under WSGI, ``bytes`` (Latin-1) under ASGI.
+        """
+        if len(key) > MAX_HOST_LENGTH:
+            return self._too_long  # before any other work, and never cached
         generation = self._generation
-        tenant, rejected = self._resolve(raw)
+        tenant, rejected = self._resolve(key)
         if rejected is not None:
-            return self._remember(key, generation, rejected)
+            return self._remember_rejected(key, generation, rejected)
         record = None if tenant is None else self._view.tenant(tenant)
         return self._settle(key, generation, tenant, record)
 
-    async def miss_async(self, key: Any, raw: str) -> Entry:
+    async def miss_async(self, key: str | bytes) -> Entry:
         """:meth:`miss` for an event loop: a slow store never blocks the loop."""
+        if len(key) > MAX_HOST_LENGTH:
+            return self._too_long
         generation = self._generation
-        tenant, rejected = self._resolve(raw)
+        tenant, rejected = self._resolve(key)
         if rejected is not None:
-            return self._remember(key, generation, rejected)
+            return self._remember_rejected(key, generation, rejected)
         record = None if tenant is None else await self._view.tenant_async(tenant)
         return self._settle(key, generation, tenant, record)
 
-    def _resolve(self, raw: str) -> tuple[str | None, Entry | None]:
+    def _resolve(self, key: str | bytes) -> tuple[str | None, Entry | None]:
         """The tenant for a raw Host value, or the 400 entry when the host is rejected."""
+        raw = key if isinstance(key, str) else key.decode("latin-1")
         try:
             return self._resolver(parse_host(raw)), None
         except InvalidHostError as exc:
-            return None, (None, None, self._flavour.bad_request(str(exc)))
+            return None, (None, None, self._bad_request(str(exc)))
 
-    def _mounted(self, decision: Decision) -> Decision:
-        if decision.version in self._targets:
+    def _bad_request(self, message: str) -> Any:
+        """The 400 app for ``message``: one per message, so rejected hosts share it."""
+        app = self._bad_requests.get(message)
+        if app is None:
+            app = self._flavour.bad_request(message)
+            if len(self._bad_requests) < _MAX_BAD_REQUEST_APPS:
+                self._bad_requests[message] = app
+        return app
+
+    def _mounted(self, policy: Policy, decision: Decision) -> Decision:
+        result = served(decision, self._targets, policy.default, self._default)
+        if result is decision:
             return decision
         self._view.count_error()
         if decision.version not in self._warned_unmounted:
@@ -133,15 +179,9 @@ class Dispatcher:
                 "serving %r instead. Mount it, or fix the pin/rule/rollout that names it.",
                 decision.version,
                 ", ".join(self._targets),
-                self._default,
+                result.version,
             )
-        return Decision(
-            decision.tenant,
-            self._default,
-            Reason.DEFAULT,
-            bucket=decision.bucket,
-            detail=f"{decision.version} is not mounted here",
-        )
+        return result
 
     def _settle(
         self, key: Any, generation: int, tenant: str | None, record: TenantRecord | None
@@ -151,9 +191,8 @@ class Dispatcher:
         if tenant is not None and record is None:
             # The store failed and nothing is known: the default now, and ask again next time.
             record, stale = TenantRecord(tenant), True
-        decided = self._view.guard(self._decide(self._view.policy, tenant, record), record)
-        decision = self._mounted(decided)
-        if decided.maintenance:
+        decision = self.decide(self._view.policy, tenant, record)
+        if decision.maintenance:
             entry: Entry = (decision, tenant, self._maintenance)
         else:
             target = self._targets[decision.version]
@@ -171,10 +210,18 @@ class Dispatcher:
             return entry
         return self._remember(key, generation, entry)
 
+    def _remember_rejected(self, key: Any, generation: int, entry: Entry) -> Entry:
+        """Cache a rejected host, unless :data:`MAX_REJECTED` of them are cached already."""
+        if self._rejected >= MAX_REJECTED:
+            return entry
+        self._rejected += 1
+        return self._remember(key, generation, entry)
+
     def _remember(self, key: Any, generation: int, entry: Entry) -> Entry:
         entries = self.entries
         if len(entries) >= self._cache_size:
             entries.clear()  # start over rather than evict one by one: O(1) and bounded
+            self._rejected = 0
         if generation == self._generation:
             entries[key] = entry  # not when a drop raced with this miss: it may be stale
         return entry

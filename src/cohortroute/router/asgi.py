@@ -74,7 +74,7 @@ class ASGICohortRouter(CohortRouter, interface="asgi"):
                 self._refresh(now, wait=False)  # never block the event loop on the store
             entry = self._entries.get(host)
             if entry is None:
-                entry = await self._dispatch.miss_async(host, host.decode("latin-1"))
+                entry = await self._dispatch.miss_async(host)
             scope[DECISION_KEY], scope[TENANT_KEY], app = entry
             await app(scope, receive, send)
         elif kind == "lifespan":

@@ -24,7 +24,7 @@ from .._clock import SYSTEM, Clock
 from ..decision import Decision
 from ..errors import ConfigurationError
 from ..migrations import Migrations
-from ..policy import check_version_name
+from ..policy import check_tenant_name, check_version_name
 from ..state_view import StateView
 from ..store.base import Store, open_store
 from ..tenancy import DEFAULT_RESERVED, SubdomainResolver, TenantResolver
@@ -61,17 +61,25 @@ class CohortRouter:
     :param apps: version name -> WSGI or ASGI callable, e.g. ``{"2026.11": old, "2026.12": new}``.
     :param default: the version everybody gets unless something says otherwise; the first
         version when omitted. It seeds the store's default when the store has none; afterwards
-        the store's default wins (``finalize`` changes it), and this one is the fallback when the
-        store names a version that is not mounted here.
+        the store's default wins (``finalize`` changes it). A pin, rule or rollout naming a
+        version not mounted here is served the store's default (this one when the store's is
+        not mounted here either), with reason ``unmounted``.
     :param domains: the domains tenants live under: ``acme.example.com`` -> ``acme``.
     :param store: a store URL (``memory://``, ``sqlite:///state.db``, ``redis://...``) or Store.
     :param reserved: labels that are not tenants (``www`` by default).
     :param allow_unknown_hosts: serve hosts outside every domain the default instead of 400.
+    :param extra_hosts: exact host names outside every domain served the default with reason
+        ``no-tenant`` (any port), e.g. ``["localhost", "shop-svc"]`` for health probes; every
+        other host outside the domains still gets 400. With ``domains`` only.
     :param tenant_resolver: replaces the domain rule: called with the validated, lower-cased host
         name (no port) and returns a tenant or None; decisions are cached per host.
-    :param cache_size: how many distinct hosts the decision cache holds before it starts over.
+    :param cache_size: how many distinct hosts the decision cache holds before it starts over;
+        each costs at most about 1.1 KB whatever the Host, so 22 MB at the default (the README's
+        "Memory per worker" has the whole worst case).
     :param refresh_interval: seconds between revision checks with the store (the store's own
         default when None; changes made through this process are seen at once regardless).
+        During a gated rollout, a router that cannot confirm the revision for this plus half of
+        it answers the tenants the rollout can reach 503 (see :mod:`cohortroute.fail_closed`).
     :param lookup_timeout: the longest a request waits for a remote store (Redis, PostgreSQL)
         on a cache miss; a slower store gets the request the last-known or default decision.
     :param interface: ``"auto"`` (by the apps), ``"wsgi"`` or ``"asgi"``.
@@ -79,9 +87,11 @@ class CohortRouter:
         response (``Retry-After``, body) a tenant gets while its data migrates. Gating itself
         needs nothing here: it is in the store, so every router applies it.
     :param register_tenants: record the tenants this router serves in the store's registry
-        (batched, once per tenant, off the request thread) so the rollout controller knows them.
-        Only tenants the app answers with a status below 400 are recorded, so random
-        subdomains the app 404s never are. Turn it off when tenants are imported instead.
+        (batched, once per tenant, off the request thread, 1 s after the first is served even
+        if no request follows) so the rollout controller knows them. Only tenants the app
+        answers with a status below 400 are recorded, so random subdomains the app 404s never
+        are, and at most 1,000 new tenants per minute (``status()["registrations_dropped"]``
+        counts the rest). Turn it off when tenants are imported instead.
     :param clock: where the router reads the time (refresh interval, registration delay, timed
         plans, the record cache's TTL); tests pass a :class:`cohortroute._clock.ManualClock`.
     :param signals: count every request per tenant and version and flush the counts to the
@@ -119,8 +129,9 @@ class CohortRouter:
         store: str | Store = "memory://",
         reserved: Iterable[str] = DEFAULT_RESERVED,
         allow_unknown_hosts: bool = False,
+        extra_hosts: Iterable[str] = (),
         tenant_resolver: TenantResolver | None = None,
-        cache_size: int = 100_000,
+        cache_size: int = 20_000,
         refresh_interval: float | None = None,
         lookup_timeout: float = 0.05,
         interface: Interface = "auto",
@@ -143,7 +154,7 @@ class CohortRouter:
                 f"{', '.join(self.apps)}; pass default= one of them"
             )
         self.default = default
-        resolver = _resolver(tenant_resolver, domains, reserved, allow_unknown_hosts)
+        resolver = _resolver(tenant_resolver, domains, reserved, allow_unknown_hosts, extra_hosts)
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1:
             raise ConfigurationError(f"cache_size must be an integer >= 1, not {cache_size!r}")
         self._store = open_store(store)
@@ -156,7 +167,11 @@ class CohortRouter:
         self._next_check = 0.0  # the first request refreshes
         self._refresh_lock = threading.Lock()
         self._timed_plan = TimedPlanWatch()
-        self._registrar = Registrar(self._store, clock=clock) if register_tenants else None
+        self._registrar = (
+            Registrar(self._store, clock=clock, on_written=self._registered)
+            if register_tenants
+            else None
+        )
         self._view = StateView(
             self._store,
             list(self.apps),
@@ -203,8 +218,13 @@ class CohortRouter:
         return self._store
 
     def explain(self, tenant: str | None) -> Decision:
-        """The decision a request for ``tenant`` would get now, read fresh from the store."""
-        name = None if tenant is None else tenant.lower()
+        """The decision a request for ``tenant`` would get now, read fresh from the store:
+        exactly what this router serves, including a version it does not mount (reason
+        ``unmounted``) and a migrating tenant (``maintenance``, answered 503).
+
+        Raises :class:`~cohortroute.errors.ValidationError` for a name no Host can resolve to.
+        """
+        name = None if tenant is None else check_tenant_name(tenant)
         record = None if name is None else self._store.tenant(name)
         return self._dispatch.decide(self._store.policy(), name, record)
 
@@ -223,7 +243,9 @@ class CohortRouter:
         self._store.close()
 
     def status(self) -> dict[str, Any]:
-        """Health of this router's view of the store: revision, degraded flag, last error.
+        """Health of this router's view of the store: revision, degraded flag, last error,
+        whether it fails closed (``fail_closed``) and how many tenants the registration rate
+        cap dropped (``registrations_dropped``).
 
         It reflects the last contact with the store, which requests drive (at most once per
         refresh interval); a health check that sends no request through the router sees the
@@ -262,6 +284,18 @@ class CohortRouter:
 
     def _drop_cache(self) -> None:
         self._dispatch.drop()
+
+    def _registered(self, tenants: set[str]) -> None:
+        """The registrar wrote ``tenants``: their cached entries stop watching the app's answers.
+
+        Registration changes no decision, so the cache is kept; only the watch (a call per
+        request) is taken off, in place.
+        """
+        entries = self._entries
+        for key, (decision, tenant, app) in list(entries.items()):
+            inner = getattr(app, "watched_app", None)
+            if tenant in tenants and inner is not None and entries.get(key) is not None:
+                entries[key] = (decision, tenant, inner)
 
     def _refresh(self, now: float, wait: bool = True) -> None:
         """Ask the store whether decisions moved on (at most once per refresh interval)."""
@@ -305,13 +339,24 @@ def _resolver(
     domains: Iterable[str] | None,
     reserved: Iterable[str],
     allow_unknown_hosts: bool,
+    extra_hosts: Iterable[str],
 ) -> TenantResolver:
     if tenant_resolver is not None:
         if not callable(tenant_resolver):
             raise ConfigurationError("tenant_resolver must be a callable(host) -> tenant")
+        if extra_hosts:
+            raise ConfigurationError(
+                "extra_hosts works with domains=; a tenant_resolver decides every host itself: "
+                "return None from it for the hosts to serve with no tenant"
+            )
         return tenant_resolver
     if domains is None:
         raise ConfigurationError(
             "give domains=['example.com'] (tenants are subdomains of it) or a tenant_resolver"
         )
-    return SubdomainResolver(domains, reserved=reserved, allow_unknown_hosts=allow_unknown_hosts)
+    return SubdomainResolver(
+        domains,
+        reserved=reserved,
+        allow_unknown_hosts=allow_unknown_hosts,
+        extra_hosts=extra_hosts,
+    )

@@ -42,6 +42,6 @@ class WSGICohortRouter(CohortRouter, interface="wsgi"):
             self._refresh(now)
         entry = self._entries.get(host)
         if entry is None:
-            entry = self._dispatch.miss(host, host)
+            entry = self._dispatch.miss(host)
         environ[DECISION_KEY], environ[TENANT_KEY], app = entry
         return app(environ, start_response)  # type: ignore[no-any-return]
