@@ -94,12 +94,13 @@ def test_rows_round_trip_with_every_field(sink: SignalSink) -> None:
         histogram=tuple(range(15)),
         cpu_sum=0.125,
     )
-    sink.add([full, row(100, "", "v1")])
-    assert sink.rows(100) == [row(100, "", "v1"), full]
+    odd = row(100, "acme", 'v2.1+"quoted"\\', n=2)  # every character a name could hold
+    sink.add([full, row(100, "", "v1"), odd])
+    assert sink.rows(100) == [row(100, "", "v1"), full, odd]
 
 
 def test_increments_add_up_whatever_the_order(sink: SignalSink) -> None:
-    sink.add([row(5, "acme", n=2), row(6, "acme")])
+    sink.add([row(5, "acme", n=1), row(6, "acme"), row(5, "acme", n=1)])  # one key twice
     sink.add([row(5, "acme", n=3, exceptions=1, slow=1, cpu_sum=0.5)])
     [five, six] = sink.rows(0)
     assert five == row(5, "acme", n=2) + row(5, "acme", n=3, exceptions=1, slow=1, cpu_sum=0.5)

@@ -33,10 +33,11 @@ class SignalsConfig:
     :param retention_days: rows of minutes older than this are deleted (Redis keys expire).
     :param cpu_sample: measure the CPU time of one WSGI request in this many (0: never); the
         stored ``cpu_sum`` is the sampled time scaled up by this factor, an estimate of the total.
-    :param max_rows: the most (tenant, version) rows one router counts per minute; requests of
-        further tenants in that minute are counted under :data:`~.model.OVERFLOW_TENANT`.
+    :param max_rows: the most (tenant, version) rows one router counts between two flushes
+        (about 320 bytes each); requests of further tenants until the next flush are counted
+        under :data:`~.model.OVERFLOW_TENANT`.
     :param max_unsent: the most rows kept while the store cannot be written; past it the
-        oldest minutes are dropped (and counted in ``status()``).
+        oldest minutes are dropped (and counted in ``Recorder.status()``).
     :param batch: rows per write to the store (each batch is one transaction).
     :param log_context: set the request's tenant and version for
         :class:`~cohortroute.signals.TenantLogFilter` (costs about 0.1 us a request).
@@ -47,8 +48,8 @@ class SignalsConfig:
     flush_interval: float = 5.0
     retention_days: float = 14.0
     cpu_sample: int = 0
-    max_rows: int = 200_000
-    max_unsent: int = 500_000
+    max_rows: int = 100_000
+    max_unsent: int = 200_000
     batch: int = 5_000
     log_context: bool = True
     sink: SignalSink | None = None

@@ -21,7 +21,7 @@ from ... import _forksafe
 from ...errors import StoreUnavailableError
 from ...store._network import kept_in_child
 from ..model import SignalRow, Ticket
-from ._sql import Dialect, decode, decode_tickets, parameters, ticket_parameters
+from ._sql import Dialect, columns, decode, decode_tickets, ticket_parameters
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,9 @@ class PostgresSink:
         self._where = where
         self._driver_error = driver_error
         qualifier = f'"{schema}".' if schema else ""
-        self._dialect = Dialect(where=f"{qualifier}{table_prefix}", mark="%s", alias=True)
+        self._dialect = Dialect(
+            where=f"{qualifier}{table_prefix}", mark="%s", alias=True, collate=' COLLATE "C"'
+        )
         digest = hashlib.sha1(
             f"cohortroute-signals:{qualifier}{table_prefix}".encode(), usedforsecurity=False
         ).digest()
@@ -95,9 +97,10 @@ class PostgresSink:
         if not rows:
             return
 
+        sql, params = self._dialect.upsert_arrays(), columns(rows)
+
         def work(conn: Any) -> None:
-            with conn.transaction(), conn.cursor() as cursor:
-                cursor.executemany(self._dialect.upsert(), parameters(rows))
+            conn.execute(sql, params)  # one statement: atomic on its own
 
         self._use("add signal rows", work)
 
