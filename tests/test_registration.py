@@ -310,3 +310,25 @@ def test_the_demo_registers_no_host_it_does_not_know() -> None:
         assert client.get("/", headers={"Host": host}).status_code == 200
     router.close()
     assert {r.name for r in store.tenants() if r.registered} == set(SEED_TENANTS)
+
+
+def test_once_written_a_tenant_is_no_longer_watched_and_the_cache_is_kept() -> None:
+    clock = ManualClock()
+    store = MemoryStore()
+    router = CohortRouter(
+        {"v1": wsgi_version("v1")}, domains=["example.com"], store=store, clock=clock
+    )
+    served_once(router, "acme", "globex")
+    watched = {key: entry[2] for key, entry in router._entries.items()}
+    assert all(hasattr(app, "watched_app") for app in watched.values())
+    write = written(store)
+    clock.advance(REGISTER_DELAY)
+    assert write.wait(5)
+    pause = threading.Event()
+    for _ in range(250):  # the worker takes the watch off right after its write
+        if not any(hasattr(entry[2], "watched_app") for entry in router._entries.values()):
+            break
+        pause.wait(0.02)
+    assert set(router._entries) == set(watched)  # same hosts, nothing re-decided
+    assert not any(hasattr(entry[2], "watched_app") for entry in router._entries.values())
+    router.close()

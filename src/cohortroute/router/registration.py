@@ -108,8 +108,11 @@ class Registrar:
         delay: float = REGISTER_DELAY,
         limit: int = REGISTER_LIMIT,
         window: float = REGISTER_WINDOW,
+        on_written: Callable[[set[str]], None] | None = None,
     ):
         self._store = store
+        # Held weakly: the router owns its registrar, and must not be kept alive by it.
+        self._on_written = None if on_written is None else weakref.WeakMethod(on_written)
         self._clock = clock
         self._delay = delay
         self._limit = limit
@@ -223,6 +226,9 @@ class Registrar:
                         self._due = self._clock.monotonic() + self._delay
                 return 0
             self._remember(names)
+            callback = None if self._on_written is None else self._on_written()
+            if callback is not None:
+                callback(set(names))
             return len(new)
 
     def _remember(self, names: Iterable[str]) -> None:
@@ -257,7 +263,8 @@ class Registrar:
 
 
 def watch_wsgi(app: WSGIApp, tenant: str, served: Callable[[str], None]) -> WSGIApp:
-    """``app``, calling ``served(tenant)`` when it answers with a status below 400."""
+    """``app``, calling ``served(tenant)`` when it answers with a status below 400
+    (``watched_app`` is ``app``)."""
 
     def watched(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         def start(
@@ -269,11 +276,13 @@ def watch_wsgi(app: WSGIApp, tenant: str, served: Callable[[str], None]) -> WSGI
 
         return app(environ, start)
 
+    watched.watched_app = app  # type: ignore[attr-defined]
     return watched
 
 
 def watch_asgi(app: ASGIApp, tenant: str, served: Callable[[str], None]) -> ASGIApp:
-    """``app``, calling ``served(tenant)`` on a response below 400 or an accepted websocket."""
+    """``app``, calling ``served(tenant)`` on a response below 400 or an accepted websocket
+    (``watched_app`` is ``app``)."""
 
     async def watched(scope: Scope, receive: Receive, send: Send) -> None:
         async def watching_send(message: Message) -> None:
@@ -286,6 +295,7 @@ def watch_asgi(app: ASGIApp, tenant: str, served: Callable[[str], None]) -> ASGI
 
         await app(scope, receive, watching_send)
 
+    watched.watched_app = app  # type: ignore[attr-defined]
     return watched
 
 

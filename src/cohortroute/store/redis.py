@@ -260,9 +260,12 @@ class RedisStore(NetworkStore["redis.Redis"], scheme=("redis", "rediss")):
         return self._read_tenant(self._conn(), name)
 
     def read_tenants(self, names: Sequence[str]) -> dict[str, TenantRecord]:
+        return self._read_tenants(self._conn(), names)
+
+    def _read_tenants(self, client: redis.Redis, names: Sequence[str]) -> dict[str, TenantRecord]:
+        # One HMGET for a whole batch (registrations, ratchet marks, a router's re-read).
         if not names:
             return {}
-        client = self._conn()
         with self._errors(f"reading {len(names)} tenants"):
             raw = client.hmget(self._k_tenants, list(names))
         return {name: self._tenant_of(name, value) for name, value in zip(names, raw, strict=True)}
@@ -306,7 +309,11 @@ class RedisStore(NetworkStore["redis.Redis"], scheme=("redis", "rediss")):
             self._check_schema(raw_schema, f"prefix {self.prefix!r}")
             revision = self._revision_of(raw_revision)
             policy = self._policy_of(raw_policy, revision)
-            reader = FunctionReader(policy, functools.partial(self._read_tenant, client))
+            reader = FunctionReader(
+                policy,
+                functools.partial(self._read_tenant, client),
+                functools.partial(self._read_tenants, client),
+            )
             mutation = change(reader)
             if not mutation:
                 return revision
