@@ -148,3 +148,23 @@ def test_extra_hosts_without_domains_or_with_a_custom_resolver_are_refused() -> 
         CohortRouter({"v1": wsgi_version("v1")}, tenant_resolver=resolve, extra_hosts=["localhost"])
     with pytest.raises(ConfigurationError, match="no scheme or port"):
         make("wsgi", extra_hosts=["localhost:8000"])
+
+
+@pytest.mark.parametrize("answer", ["Bad Tenant", "\u212acme", "x" * 64, "xn--zz", ""])
+def test_a_custom_resolvers_invalid_tenant_gets_400_never_a_record(
+    answer: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    router = CohortRouter(
+        {"v1": wsgi_version("v1")}, tenant_resolver=lambda host: answer, register_tenants=False
+    )
+    for _ in range(2):
+        status, body = ask(router, "a.corp.test")
+        assert status == 400 and "invalid tenant name" in body
+    assert [t.name for t in router.store.tenants()] == []
+    assert len([r for r in caplog.records if "tenant_resolver answered" in r.getMessage()]) == 1
+
+
+def test_a_custom_resolvers_upper_case_tenant_is_lowered() -> None:
+    router = CohortRouter({"v1": wsgi_version("v1")}, tenant_resolver=lambda host: "ACME")
+    router.store.pin("acme", "v1")
+    assert ask(router, "a.corp.test") == (200, "v1 acme pin |/")

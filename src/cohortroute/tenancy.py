@@ -32,7 +32,9 @@ from .errors import ConfigurationError, InvalidHostError
 
 TenantResolver = Callable[[str], "str | None"]
 """Maps a validated, normalised host name (lower case, no port, no trailing dot) to a tenant or
-None. It may raise :class:`~cohortroute.errors.InvalidHostError` to reject the host with 400."""
+None. It may raise :class:`~cohortroute.errors.InvalidHostError` to reject the host with 400.
+The router lower-cases the tenant it returns; an answer that is not a tenant name (one ASCII DNS
+label) gets the host 400 and logs an error once."""
 
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
 _NAME = re.compile(r"[a-z0-9.-]{1,253}\Z")

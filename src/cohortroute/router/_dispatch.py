@@ -28,10 +28,10 @@ from typing import Any
 
 from .._clock import Clock
 from ..decision import Decision, decide, served
-from ..errors import InvalidHostError
-from ..policy import Policy, TenantRecord
+from ..errors import InvalidHostError, ValidationError
+from ..policy import Policy, TenantRecord, check_tenant_name
 from ..state_view import StateView
-from ..tenancy import MAX_HOST_LENGTH, TenantResolver, parse_host
+from ..tenancy import MAX_HOST_LENGTH, SubdomainResolver, TenantResolver, parse_host
 from .overrides import Overrides
 from .registration import Registrar
 
@@ -83,6 +83,9 @@ class Dispatcher:
         self.entries: dict[Any, Entry] = {}
         self._view = view
         self._resolver = resolver
+        # Ours only answers labels parse_host validated; a custom one's answers are checked.
+        self._check_tenants = not isinstance(resolver, SubdomainResolver)
+        self._warned_resolver = False
         self._targets = dict(targets)
         self._default = default
         self._flavour = flavour
@@ -154,9 +157,22 @@ class Dispatcher:
         """The tenant for a raw Host value, or the 400 entry when the host is rejected."""
         raw = key if isinstance(key, str) else key.decode("latin-1")
         try:
-            return self._resolver(parse_host(raw)), None
+            tenant = self._resolver(parse_host(raw))
+            if tenant is not None and self._check_tenants:
+                tenant = self._checked_tenant(tenant)
         except InvalidHostError as exc:
             return None, (None, None, self._bad_request(str(exc)))
+        return tenant, None
+
+    def _checked_tenant(self, tenant: str) -> str:
+        """A custom resolver's answer as a tenant name (lower case), or 400 when it is none."""
+        try:
+            return check_tenant_name(tenant)
+        except ValidationError as exc:
+            if not self._warned_resolver:
+                self._warned_resolver = True
+                log.error("cohortroute: the tenant_resolver answered %s; those hosts get 400", exc)
+            raise InvalidHostError("this host resolves to an invalid tenant name") from None
 
     def _bad_request(self, message: str) -> Any:
         """The 400 app for ``message``: one per message, so rejected hosts share it."""

@@ -72,7 +72,8 @@ class CohortRouter:
         ``no-tenant`` (any port), e.g. ``["localhost", "shop-svc"]`` for health probes; every
         other host outside the domains still gets 400. With ``domains`` only.
     :param tenant_resolver: replaces the domain rule: called with the validated, lower-cased host
-        name (no port) and returns a tenant or None; decisions are cached per host.
+        name (no port) and returns a tenant (one DNS label; anything else gets the host 400) or
+        None; decisions are cached per host.
     :param cache_size: how many distinct hosts the decision cache holds before it starts over;
         each costs at most about 1.1 KB whatever the Host, so 22 MB at the default (the README's
         "Memory per worker" has the whole worst case).
