@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import logging
 import threading
-import weakref
 from collections.abc import Iterator
 from typing import Any
 
-from .. import _clock, _forksafe
+from .. import _forksafe, _worker
 from .._backoff import Backoff
 from .._clock import Clock
 from ..router import _exit
@@ -37,38 +36,6 @@ log = logging.getLogger(__name__)
 PRUNE_INTERVAL = 3600.0
 
 Key = tuple[int, str, str]
-
-
-class _Wakeup:
-    """What the flush thread shares with its recorder (never the recorder itself)."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self.stopped = False
-
-    def stop(self) -> None:
-        self.stopped = True
-        self.event.set()
-
-
-def _work(ref: weakref.ReferenceType[Recorder], wakeup: _Wakeup, clock: Clock) -> None:
-    while True:
-        recorder = ref()
-        if wakeup.stopped or recorder is None:
-            return
-        timeout = recorder.until_due()
-        del recorder  # never wait holding the recorder: a dropped router must be collectable
-        _clock.wait(clock, wakeup.event, timeout)
-        wakeup.event.clear()
-        recorder = ref()
-        if wakeup.stopped or recorder is None:
-            return
-        if recorder.until_due() <= 0.0:
-            try:
-                recorder.flush()
-            except Exception:  # the thread must outlive one bad flush; flush logs sink errors
-                log.exception("cohortroute: flushing signals failed")
-        del recorder
 
 
 class Recorder:
@@ -87,7 +54,7 @@ class Recorder:
         self._backoff = Backoff(minimum=min(1.0, config.flush_interval), maximum=60.0, jitter=True)
         self._due = clock.monotonic() + config.flush_interval
         self._next_prune = clock.monotonic()
-        self._wakeup: _Wakeup | None = None
+        self._wakeup: _worker.Wakeup | None = None
         self._closed = False
         #: What went wrong or was given up, for :meth:`status`.
         self.overflowed = 0
@@ -254,14 +221,7 @@ class Recorder:
 
     def _start(self) -> None:
         """Start the flush thread (lock held)."""
-        wakeup = self._wakeup = _Wakeup()
-        weakref.finalize(self, wakeup.stop)
-        threading.Thread(
-            target=_work,
-            args=(weakref.ref(self), wakeup, self._clock),
-            name="cohortroute-signals",
-            daemon=True,
-        ).start()
+        self._wakeup = _worker.start(self, self._clock, name="cohortroute-signals", what="signals")
 
     def close(self) -> None:
         """Write what is counted and stop the flush thread (a later request starts it again)."""
