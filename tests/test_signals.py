@@ -16,8 +16,9 @@ from werkzeug.test import Client
 from cohortroute import CohortRouter, Signals, SignalsConfig
 from cohortroute._clock import ManualClock
 from cohortroute._types import ASGIApp, Message
-from cohortroute.errors import ConfigurationError
+from cohortroute.errors import ConfigurationError, StoreUnavailableError
 from cohortroute.signals import OVERFLOW_TENANT, SignalRow, TenantLogFilter, open_sink
+from cohortroute.store import open_store
 from tests.signals.helpers import RecordingSink
 
 START_MINUTE = 29_833_333  # ManualClock's default wall time, in epoch minutes
@@ -391,3 +392,13 @@ def test_standalone_asgi_signals_read_the_proxy_header(
     app.flush()
     [row] = sink.rows(0)
     assert (row.tenant, row.version, row.status) == ("acme", "v3", (0, 0, 0, 0, 1))
+
+
+def test_a_sink_over_a_store_that_may_not_create_its_file_never_creates_it(
+    tmp_path: Any,
+) -> None:
+    path = tmp_path / "missing.db"
+    sink = open_sink(open_store(f"sqlite:///{path}", create=False))
+    with pytest.raises(StoreUnavailableError, match=r"missing\.db"):
+        sink.rows(0)
+    assert not path.exists()

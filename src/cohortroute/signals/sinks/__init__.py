@@ -49,7 +49,7 @@ def open_sink(store: str | Store, *, retention_days: float = 14.0) -> SignalSink
     if isinstance(opened, SQLiteStore):
         from .sqlite import SQLiteSink
 
-        return SQLiteSink(opened.path, timeout=opened.timeout)
+        return SQLiteSink(opened.path, timeout=opened.timeout, create=opened.create)
     kind = type(opened).__module__
     if kind == "cohortroute.store.redis":
         return _redis_sink(opened, retention_days)

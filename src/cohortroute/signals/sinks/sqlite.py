@@ -32,9 +32,10 @@ _INHERITED: list[sqlite3.Connection] = []
 class SQLiteSink:
     """Signals and tickets in the SQLite file at ``path``."""
 
-    def __init__(self, path: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, path: str, *, timeout: float = 30.0, create: bool = True) -> None:
         self.path = path
         self.timeout = timeout
+        self.create = create
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._pid = _forksafe.pid()
@@ -58,7 +59,8 @@ class SQLiteSink:
             self._forget()
         db = self._db
         if db is None:
-            target = f"file:{urllib.parse.quote(self.path)}?mode=rwc"
+            mode = "rwc" if self.create else "rw"  # like the store: never create unless it may
+            target = f"file:{urllib.parse.quote(self.path)}?mode={mode}"
             try:
                 db = sqlite3.connect(
                     target,
