@@ -1,4 +1,4 @@
-"""Signals end to end: real gunicorn, two workers, one SQLite store.
+"""Signals end to end: real gunicorn, two workers, one store (SQLite, Redis, PostgreSQL).
 
 Requests to several tenants go through both workers; after a graceful shutdown (each worker
 writes what it still counts at exit) the rows in the sink are exactly what was sent.
@@ -16,7 +16,24 @@ from cohortroute.signals import open_sink
 from tests.e2e.servers import bin_path, free_port, get, serve
 from tests.signals.gunicorn_app import v1, v2
 
+pytest_plugins = ("tests.services",)
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("redis", marks=pytest.mark.redis, id="redis"),
+        pytest.param("postgres", marks=pytest.mark.postgres, id="postgres"),
+    ]
+)
+def url(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> str:
+    """An empty store for the fleet."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/state.db"
+    found: str = request.getfixturevalue(f"{request.param}_url")
+    return found
+
 
 SENT = {"acme": 12, "globex": 7, "broken": 9, "crashing": 5, "": 3}
 EXPECTED_STATUS = {
@@ -28,8 +45,7 @@ EXPECTED_STATUS = {
 }
 
 
-def test_two_gunicorn_workers_flush_exactly_what_was_served(tmp_path: pathlib.Path) -> None:
-    url = f"sqlite:///{tmp_path}/state.db"
+def test_two_gunicorn_workers_flush_exactly_what_was_served(url: str) -> None:
     seeding = CohortRouter(
         {"v1": v1, "v2": v2}, domains=["example.com"], store=url
     )  # records v1, v2
