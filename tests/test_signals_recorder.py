@@ -192,3 +192,25 @@ def test_overflow_rows_are_flushed_under_their_own_tenant(
     get(r, "gamma")  # a new flush period: room again
     r.signals.flush()
     assert {row.tenant for row in sink.rows(0)} == {"acme", OVERFLOW_TENANT, "gamma"}
+
+
+def test_a_hung_sink_never_blocks_a_request(clock: ManualClock) -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    class Hung(RecordingSink):
+        def add(self, rows: Any) -> None:
+            entered.set()
+            release.wait(30)
+            super().add(rows)
+
+    sink = Hung()
+    r = router(sink, clock, flush_interval=5)
+    get(r, "acme")
+    clock.advance(5)
+    assert entered.wait(10), "the flush thread never wrote"
+    for _ in range(3):
+        get(r, "acme")  # served while the flush thread is stuck in the sink
+    release.set()
+    assert sink.written.wait(10)
+    r.signals.flush()
+    assert sum(row.requests for row in sink.rows(0)) == 4
