@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -57,13 +58,17 @@ class CutStore(MemoryStore):
         return super().tenant(name)
 
 
+def gate(policy: Policy, *, on: bool) -> Policy:
+    """The policy with its rollout gated (``on``) or not."""
+    assert policy.rollout is not None
+    return replace(policy, rollout=replace(policy.rollout, gated=on))
+
+
 def gated_rollout(store: Store) -> None:
     """v1 the default, a gated rollout of v2 at 50 %, and ``fixed`` pinned to v1."""
     store.register_versions(["v1", "v2"], "v1", actor="test")
     store.start_rollout("v2", 50, actor="test")
-    store.update_rollout(
-        "gate", lambda p: replace(p, rollout=replace(p.rollout, gated=True)) if p.rollout else p
-    )
+    store.update_rollout("gate", partial(gate, on=True))
     store.pin("fixed", "v1", actor="test")
 
 
@@ -104,9 +109,7 @@ def test_a_cut_off_router_fails_closed_only_during_a_gated_migration(gated: bool
     store = CutStore()
     gated_rollout(store)
     if not gated:
-        store.update_rollout(
-            "ungate", lambda p: replace(p, rollout=replace(p.rollout, gated=False))
-        )
+        store.update_rollout("ungate", partial(gate, on=False))
     router = router_on(store, clock)
     before = ask(router, "acme")[:2]  # gated: v1 until migrated; ungated: by its bucket
     assert before[0] == 200 and (before[1] == "v1" or not gated)

@@ -87,14 +87,20 @@ def test_quiet_tenants_do_not_bounce_when_the_share_is_lowered(store: Store) -> 
     )
     tenants = [f"quiet{n}" for n in range(BURST)]
     client = Client(router)
+    before = set()
     for name in tenants:  # the burst: each tenant once, and never again
-        assert client.get("/", headers={"Host": f"{name}.example.com"}).status_code == 200
-    before = on_candidate(store, tenants)
+        response = client.get("/", headers={"Host": f"{name}.example.com"})
+        assert response.status_code == 200
+        if response.get_data(as_text=True).startswith("v2 "):
+            before.add(name)  # served the candidate (a look-up the store was too slow for: v1)
     assert 400 < len(before) < 600
+    assert before <= on_candidate(store, tenants)
 
     clock.advance(REGISTER_DELAY)  # silence: no request reaches the router from here on
     clock.advance(2.0)
-    registered = wait_until(lambda: all(r.registered for r in records(store, tenants).values()))
+    registered = wait_until(
+        lambda: all(r.registered for r in records(store, list(before)).values())
+    )
 
     controller.set(1)
     after = on_candidate(store, tenants)
