@@ -6,10 +6,10 @@ grows the registry), and the queue is written in one batched write :data:`REGIST
 seconds after the first of them was served -- whether or not any request follows, so a tenant
 served once and then quiet is registered too.
 
-The write runs on one worker thread per router, off the request path, which waits for the batch
-on the router's clock. The worker holds only a weak reference to its :class:`Registrar`, so a
-router that is dropped takes its worker with it; the worker is started lazily, so a forked child
-starts its own. What is still queued is also written by :meth:`Registrar.close` and when the
+The write runs off the request path, on one worker thread per router (:mod:`cohortroute._worker`)
+that waits for the batch on the router's clock. The worker holds its :class:`Registrar` only
+weakly, so a router that is dropped takes its worker with it; it is started lazily, so a forked
+child starts its own. What is still queued is also written by :meth:`Registrar.close` and when the
 process exits (:mod:`._exit`). A process killed with SIGKILL loses at most the tenants it first
 served in its last :data:`REGISTER_DELAY` seconds (plus the time one write takes).
 
@@ -27,7 +27,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable
 
-from .. import _clock, _forksafe, changes
+from .. import _forksafe, _worker, changes
 from .._clock import SYSTEM, Clock
 from .._types import (
     ASGIApp,
@@ -59,38 +59,6 @@ MAX_PENDING = REGISTER_LIMIT
 _MAX_KNOWN = 100_000
 ACTOR = "cohortroute-router"
 ACTION = SERVED_ACTION
-
-
-class _Wakeup:
-    """What a worker shares with its registrar (never the registrar itself)."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self.stopped = False
-
-    def stop(self) -> None:
-        self.stopped = True
-        self.event.set()
-
-
-def _work(ref: weakref.ReferenceType[Registrar], wakeup: _Wakeup, clock: Clock) -> None:
-    while True:
-        registrar = ref()
-        if wakeup.stopped or registrar is None:
-            return
-        timeout = registrar.until_due()
-        del registrar  # never wait holding the registrar: a dropped router must be collectable
-        _clock.wait(clock, wakeup.event, timeout)
-        wakeup.event.clear()
-        registrar = ref()
-        if wakeup.stopped or registrar is None:
-            return
-        if registrar.until_due() == 0.0:
-            try:
-                registrar.flush()
-            except Exception:  # the worker must outlive one bad write; flush logs store errors
-                log.exception("tenant registration failed")
-        del registrar
 
 
 class Registrar:
@@ -126,7 +94,7 @@ class Registrar:
         self._due: float | None = None
         self._lock = threading.Lock()
         self._flushing = threading.Lock()
-        self._wakeup: _Wakeup | None = None
+        self._wakeup: _worker.Wakeup | None = None
         _forksafe.register(self, after_in_child=Registrar._after_fork)
         _exit.flush_at_exit(self)
 
@@ -182,7 +150,7 @@ class Registrar:
             if self._due is not None:
                 return
             self._due = now + self._delay
-            wakeup = self._worker()
+            wakeup = self._running_worker()
         wakeup.event.set()
 
     def poke(self, now: float) -> None:
@@ -193,7 +161,7 @@ class Registrar:
             with self._lock:
                 if self._due is not None:
                     self._due = min(self._due, self._clock.monotonic())
-                wakeup = self._worker()
+                wakeup = self._running_worker()
             wakeup.event.set()
 
     def flush(self) -> int:
@@ -247,18 +215,13 @@ class Registrar:
             if wakeup is not None:
                 wakeup.stop()
 
-    def _worker(self) -> _Wakeup:
+    def _running_worker(self) -> _worker.Wakeup:
         """The running worker's wake-up (started now if there is none); call under the lock."""
         wakeup = self._wakeup
         if wakeup is None:
-            wakeup = self._wakeup = _Wakeup()
-            weakref.finalize(self, wakeup.stop)
-            threading.Thread(
-                target=_work,
-                args=(weakref.ref(self), wakeup, self._clock),
-                name="cohortroute-register",
-                daemon=True,
-            ).start()
+            wakeup = self._wakeup = _worker.start(
+                self, self._clock, name="cohortroute-register", what="tenant registration"
+            )
         return wakeup
 
 
