@@ -9,11 +9,19 @@ is a one-line error (exit 2), never a traceback.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from cohortroute.errors import StoreUnavailableError
 from cohortroute.store import open_store
 from tests.cli_inproc import cli
+
+pytest.register_assert_rewrite("tests.services")
+from tests.services import SHARED_BACKENDS, with_query  # noqa: E402
+
+pytest_plugins = ("tests.services",)
 
 READS: list[tuple[str, ...]] = [("status",), ("explain", "acme"), ("history",), ("versions",)]
 WRITES: list[tuple[str, ...]] = [
@@ -79,3 +87,37 @@ def test_malformed_urls_with_brackets_are_usage_errors(url: str) -> None:
     assert "Traceback" not in result.err
     assert result.err.startswith("cohortroute: error: malformed")
     assert "hunter2" not in result.err
+
+
+# --- the network stores: a mistyped prefix or schema is not a new store either -------------------
+
+
+def nothing_stored(url: str, request: pytest.FixtureRequest) -> bool:
+    """True when the server holds nothing for the store at ``url`` (no key, no schema)."""
+    where = dict(parse_qsl(urlsplit(url).query))
+    if url.startswith("redis"):
+        admin: Any = request.getfixturevalue("redis_admin")
+        return not list(admin.scan_iter(match=where["prefix"] + "*"))
+    admin = request.getfixturevalue("postgres_admin")
+    found = admin.execute(
+        "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (where["schema"],)
+    )
+    return found.fetchone() is None
+
+
+@pytest.mark.parametrize("backend_url", SHARED_BACKENDS, indirect=True)
+@pytest.mark.parametrize("args", [("status",), ("tag", "acme", "beta")], ids=lambda a: a[0])
+def test_no_verb_creates_a_network_store(
+    backend_url: str, args: tuple[str, ...], request: pytest.FixtureRequest
+) -> None:
+    result = cli(*args, store=backend_url)
+    assert result.code == 2, result.out + result.err
+    assert "there is no cohortroute store at" in result.err and "?mode=rwc" in result.err
+    assert nothing_stored(backend_url, request)
+    with pytest.raises(StoreUnavailableError, match="no cohortroute store"):
+        open_store(with_query(backend_url, mode="rw")).revision()
+    assert nothing_stored(backend_url, request)
+
+    created = cli("tag", "acme", "beta", store=with_query(backend_url, mode="rwc"))
+    assert created.code == 0, created.err
+    assert cli("status", store=backend_url).code == 0

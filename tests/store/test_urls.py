@@ -139,3 +139,14 @@ def test_redis_driver_timeouts_that_would_override_ours_are_refused(
     pytest.importorskip("redis")
     with pytest.raises(ConfigurationError, match=f"use {instead}= instead"):
         open_store(f"redis://127.0.0.1:1/0?{name}=nan")
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite:///state.db?mode=ro", "redis://127.0.0.1:1/0?mode=x", "postgresql://h/db?mode="]
+)
+def test_mode_is_rw_or_rwc(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("redis")
+    pytest.importorskip("psycopg")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigurationError, match="mode=rwc .* or mode=rw"):
+        open_store(url)

@@ -51,9 +51,11 @@ class NetworkStore(Store, Generic[P]):
 
     ``P`` is the backend's per-process connection pool. Query parameters every network store
     takes: ``connect_timeout`` (seconds, default 1), ``timeout`` (seconds per operation,
-    default 2) and ``push`` (``false`` starts no listener: routers then rely on their periodic
-    revision check); a backend names its own in :attr:`own_options`, and every other parameter
-    is passed to the driver.
+    default 2), ``push`` (``false`` starts no listener: routers then rely on their periodic
+    revision check) and ``mode`` (``rw``: the store must exist already, as with ``create=False``;
+    ``rwc``: it may be created); a backend names its own in :attr:`own_options`, numeric driver
+    parameters are checked against :attr:`driver_numbers`, and every other parameter is passed
+    to the driver.
     """
 
     refresh_interval = 1.0
@@ -76,7 +78,7 @@ class NetworkStore(Store, Generic[P]):
 
     push: bool = True
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, create: bool = True) -> None:
         super().__init__()
         self.url = redact(url)
         example = f"{self.schemes[0]}://host/..." if self.schemes else "a server URL"
@@ -92,7 +94,7 @@ class NetworkStore(Store, Generic[P]):
             raise ConfigurationError(f"not a {self.kind} URL: {self.url}; use {example}")
         options: dict[str, str] = {}
         passthrough: list[tuple[str, str]] = []
-        known = ("connect_timeout", "timeout", "push", *self.own_options)
+        known = ("connect_timeout", "timeout", "push", "mode", *self.own_options)
         for key, value in parse_qsl(parts.query, keep_blank_values=True):
             if key in known:
                 options[key] = value
@@ -112,6 +114,14 @@ class NetworkStore(Store, Generic[P]):
         # push=false: no listener (e.g. behind PgBouncer in transaction mode); routers then see
         # changes through their periodic revision check alone.
         self.push = bool_option(options.pop("push", "true"), "push", url)
+        mode = options.pop("mode", None)
+        if mode not in (None, "rw", "rwc"):
+            raise ConfigurationError(
+                f"invalid mode={mode!r} in {self.url}: give mode=rwc (create the store if there "
+                "is none yet) or mode=rw (it must exist already)"
+            )
+        #: False: never create the store (``?mode=rw``, ``open_store(url, create=False)``).
+        self.create = create if mode is None else mode == "rwc"
         #: The backend's own options, and the URL without them for the driver.
         self._options = options
         self._driver_parts: SplitResult = parts
@@ -126,8 +136,8 @@ class NetworkStore(Store, Generic[P]):
         self._codec = Codec(f"the {self.kind} store at {self.url}")
 
     @classmethod
-    def from_url(cls: type[S], url: str) -> S:
-        return cls(url)
+    def from_url(cls: type[S], url: str, *, create: bool = True) -> S:
+        return cls(url, create=create)
 
     # --- the backend's part ----------------------------------------------------------------
 
@@ -261,8 +271,15 @@ class NetworkStore(Store, Generic[P]):
             ) from exc
 
     def _check_schema(self, raw: object, where: str) -> None:
-        """Refuse a layout this release does not know (None: not written yet, accepted)."""
+        """Refuse a layout this release does not know (None: not written yet, accepted unless
+        the store must exist already)."""
         if raw is None:
+            if not self.create:
+                raise StoreUnavailableError(
+                    f"there is no cohortroute store at {self.url} ({where}: nothing there yet). "
+                    "Check the URL; a store is created by the first router that opens it, or "
+                    "when its URL ends in ?mode=rwc"
+                )
             return
         try:
             version = int(raw)  # type: ignore[call-overload]

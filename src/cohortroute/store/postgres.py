@@ -114,8 +114,8 @@ class PostgresStore(NetworkStore["_Pool"], scheme=("postgresql", "postgres")):
         "port": (1, 65535, True),
     }
 
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
+    def __init__(self, url: str, *, create: bool = True) -> None:
+        super().__init__(url, create=create)
         self.schema = self._options.get("schema") or None
         self.table_prefix = self._options.get("table_prefix", _DEFAULT_PREFIX)
         for name, ident in (("schema", self.schema), ("table_prefix", self.table_prefix)):
@@ -226,6 +226,8 @@ class PostgresStore(NetworkStore["_Pool"], scheme=("postgresql", "postgres")):
     def _prepare(self, conn: _Conn) -> None:
         """Create the tables if they are missing, and check the schema version once."""
         raw = self._schema_version(conn)
+        if raw is None and not self.create:
+            self._check_schema(None, self._where())  # says there is no store, and how to make one
         if raw is None:
             with self._transaction(conn):
                 # Concurrent CREATE ... IF NOT EXISTS can collide in the catalog, so creators

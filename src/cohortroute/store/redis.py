@@ -140,8 +140,8 @@ class RedisStore(NetworkStore["redis.Redis"], scheme=("redis", "rediss")):
         "socket_connect_timeout": "connect_timeout",
     }
 
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
+    def __init__(self, url: str, *, create: bool = True) -> None:
+        super().__init__(url, create=create)
         prefix = self._options.get("prefix", _DEFAULT_PREFIX)
         if not prefix:
             raise ConfigurationError(f"empty prefix in {self.url}: give one, like ?prefix=myapp")
