@@ -8,8 +8,7 @@ for the real servers, through the loopback fault proxy.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -26,7 +25,7 @@ from cohortroute.store import MemoryStore, Store, open_store
 
 from .apps import wsgi_version
 from .faultproxy import FaultProxy
-from .test_faults import through
+from .test_faults import poll, through
 
 pytest.register_assert_rewrite("tests.services")
 from tests.services import SHARED_BACKENDS  # noqa: E402
@@ -151,16 +150,6 @@ def proxy(url: str) -> Iterator[FaultProxy]:
         yield fault_proxy
 
 
-def wait_for(check: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Wait (bounded) for what the store does in its own time; the router's clock stays put."""
-    pause = threading.Event()
-    for _ in range(int(timeout / 0.02)):
-        if check():
-            return True
-        pause.wait(0.02)
-    return check()
-
-
 def test_a_partitioned_router_never_serves_the_old_version_on_migrated_data(
     url: str, proxy: FaultProxy
 ) -> None:
@@ -185,7 +174,9 @@ def test_a_partitioned_router_never_serves_the_old_version_on_migrated_data(
 
         proxy.restore()
         clock.advance(INTERVAL)
-        assert wait_for(lambda: ask(router, "acme")[:2] == (200, "v2")), router.status()
+        assert poll(lambda: ask(router, "acme")[:2] == (200, "v2"), 5.0) is not None, (
+            router.status()
+        )
         assert router.status()["fail_closed"] is False
         router.close()
     finally:

@@ -11,15 +11,15 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cohortroute.router import REGISTER_DELAY
 from cohortroute.store import Store, open_store
+
+from .test_faults import poll
 
 SLACK = 0.5  # a loaded 2-CPU machine; the write itself takes milliseconds
 
@@ -82,17 +82,6 @@ def store(tmp_path: Path) -> Iterator[tuple[str, Store]]:
     opened.close()
 
 
-def seconds_until(check: Callable[[], bool], timeout: float) -> float | None:
-    """Seconds until ``check()`` holds (what another process does, in real time)."""
-    started = time.monotonic()
-    pause = threading.Event()
-    while not check():
-        if time.monotonic() - started > timeout:
-            return None
-        pause.wait(0.01)
-    return time.monotonic() - started
-
-
 def registered(store: Store, *tenants: str) -> bool:
     return all(store.tenant(name).registered for name in tenants)
 
@@ -101,7 +90,7 @@ def test_sigkill_loses_at_most_the_last_second(store: tuple[str, Store]) -> None
     url, opened = store
     child = Child(url)
     child.serve("early1", "early2", "early3")
-    waited = seconds_until(lambda: registered(opened, "early1", "early2", "early3"), 5.0)
+    waited = poll(lambda: registered(opened, "early1", "early2", "early3"), 5.0)
     assert waited is not None, "tenants served once were never registered"
     assert waited <= REGISTER_DELAY + SLACK, f"registered {waited:.2f} s after being served"
     child.serve("late1")

@@ -8,9 +8,7 @@ silence is an ``advance``, and the registration worker wakes on it.
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from werkzeug.test import Client
@@ -23,6 +21,7 @@ from cohortroute.router import REGISTER_DELAY
 from cohortroute.store import Store, open_store
 
 from .apps import wsgi_version
+from .test_faults import poll
 
 pytest.register_assert_rewrite("tests.services")
 from tests.services import SHARED_BACKENDS  # noqa: E402
@@ -44,17 +43,6 @@ def store(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[Store]:
     opened = open_store(url)
     yield opened
     opened.close()
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Wait (bounded) for what another thread does against a real store."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        pause.wait(0.05)
-    return True
 
 
 def records(store: Store, tenants: list[str]) -> dict[str, TenantRecord]:
@@ -98,12 +86,12 @@ def test_quiet_tenants_do_not_bounce_when_the_share_is_lowered(store: Store) -> 
 
     clock.advance(REGISTER_DELAY)  # silence: no request reaches the router from here on
     clock.advance(2.0)
-    registered = wait_until(
-        lambda: all(r.registered for r in records(store, list(before)).values())
-    )
+    registered = poll(lambda: all(r.registered for r in records(store, list(before)).values()), 10)
 
     controller.set(1)
     after = on_candidate(store, tenants)
     bounced = before - after
-    assert registered and not bounced, f"{len(bounced)} of {len(before)} tenants bounced back"
+    assert registered is not None and not bounced, (
+        f"{len(bounced)} of {len(before)} tenants bounced back"
+    )
     router.close()
