@@ -87,7 +87,7 @@ EXPLAIN = JsonShape(
     (
         ("tenant", "the tenant, lower-cased"),
         ("version", "the version a router serves it"),
-        ("reason", "`pin`, `tag`, `rollout` or `default`"),
+        ("reason", "`pin`, `tag`, `rollout`, `default` or `unmounted` (not mounted where served)"),
         ("detail", "the decision's one-line explanation"),
         ("bucket", "its bucket 0..9999 in the running rollout, else `null`"),
         ("default", "the store's default version"),
