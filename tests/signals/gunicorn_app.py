@@ -26,12 +26,10 @@ def v2(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[byte
     return [b"v2"]
 
 
-# Built only by gunicorn (the test imports v1 and v2 to record the versions in the store).
-if "COHORTROUTE_STORE" in os.environ:
-    app = CohortRouter(
-        {"v1": v1, "v2": v2},
-        domains=["example.com"],
-        store=os.environ["COHORTROUTE_STORE"],
-        signals=SignalsConfig(flush_interval=3600),  # so only the flush at exit writes
-        register_tenants=False,
-    )
+app = CohortRouter(
+    {"v1": v1, "v2": v2},
+    domains=["example.com"],
+    store=os.environ["COHORTROUTE_STORE"],
+    signals=SignalsConfig(flush_interval=3600),  # so only the flush at exit writes
+    register_tenants=False,
+)

@@ -11,10 +11,9 @@ from collections import Counter
 
 import pytest
 
-from cohortroute import CohortRouter
 from cohortroute.signals import open_sink
+from cohortroute.store import open_store
 from tests.e2e.servers import bin_path, free_port, get, serve
-from tests.signals.gunicorn_app import v1, v2
 
 pytest_plugins = ("tests.services",)
 pytestmark = pytest.mark.e2e
@@ -46,12 +45,11 @@ EXPECTED_STATUS = {
 
 
 def test_two_gunicorn_workers_flush_exactly_what_was_served(url: str) -> None:
-    seeding = CohortRouter(
-        {"v1": v1, "v2": v2}, domains=["example.com"], store=url
-    )  # records v1, v2
-    seeding.store.pin("broken", "v2")
-    seeding.store.pin("crashing", "v2")
-    seeding.close()
+    store = open_store(url)
+    store.register_versions(["v1", "v2"], "v1", actor="test")
+    store.pin("broken", "v2")
+    store.pin("crashing", "v2")
+    store.close()
     port = free_port()
     command = [
         bin_path("gunicorn"),
