@@ -28,6 +28,7 @@ from ..policy import check_tenant_name, check_version_name
 from ..state_view import StateView
 from ..store.base import Store, open_store
 from ..tenancy import DEFAULT_RESERVED, SubdomainResolver, TenantResolver
+from ..upstream import target as upstream
 from ._dispatch import Dispatcher, Entry, Flavour
 from .overrides import Overrides
 from .registration import Registrar
@@ -147,6 +148,8 @@ class CohortRouter:
             )
         self.apps: dict[str, Any] = _checked_apps(apps)
         self._check_interface(interface)
+        # An Upstream(...) is a WSGI app; the ASGI router mounts its ASGI form instead.
+        self.apps = upstream.mount(self.apps, asgi=is_asgi_app(self.__call__))
         if default is None:
             default = next(iter(self.apps))
         if default not in self.apps:
