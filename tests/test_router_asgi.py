@@ -37,9 +37,11 @@ def http_scope(host: str | None, path: str = "/", http_version: str = "1.1") -> 
     }
 
 
-def request(router: Any, host: str | None, path: str = "/", **kw: Any) -> tuple[int, str]:
+def request(
+    router: Any, host: str | None, path: str = "/", scope: dict[str, Any] | None = None, **kw: Any
+) -> tuple[int, str]:
     async def run() -> tuple[int, str]:
-        comm = communicator(router, http_scope(host, path, **kw))
+        comm = communicator(router, scope if scope is not None else http_scope(host, path, **kw))
         await comm.send_input({"type": "http.request", "body": b"", "more_body": False})
         start = await comm.receive_output(2)
         body = b""
@@ -109,6 +111,9 @@ def test_websocket_to_a_wsgi_version_is_closed_not_crashed() -> None:
 
 
 def lifespan(router: Any, expect_startup_ok: bool = True) -> list[dict[str, Any]]:
+    """The router's answers to startup and shutdown; after a ``.failed`` answer the router
+    must raise, as a bare app does (test clients rely on it)."""
+
     async def run() -> list[dict[str, Any]]:
         comm = communicator(router, {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}})
         await comm.send_input({"type": "lifespan.startup"})
@@ -116,7 +121,11 @@ def lifespan(router: Any, expect_startup_ok: bool = True) -> list[dict[str, Any]
         if out[0]["type"] == "lifespan.startup.complete":
             await comm.send_input({"type": "lifespan.shutdown"})
             out.append(await comm.receive_output(2))
-        await comm.wait(2)
+        if out[-1]["type"].endswith(".failed"):
+            with pytest.raises(Exception, match="failed to"):
+                await comm.wait(2)
+        else:
+            await comm.wait(2)
         return out
 
     return asyncio.run(run())

@@ -21,6 +21,7 @@ from .migrations import Migrations
 from .policy import AuditEntry, Policy, Rollout, TenantRecord, format_percent, parse_percent
 from .rollout import Preview, RolloutController, RunResult, TenantResult
 from .router import ASGICohortRouter, CohortRouter, WSGICohortRouter
+from .router.interfaces import asgi, asgi2, wsgi
 from .signals import Signals, SignalsConfig
 from .store import Store, open_store
 from .tenancy import SubdomainResolver, parse_host
@@ -56,10 +57,13 @@ __all__ = [
     "ValidationError",
     "WSGICohortRouter",
     "__version__",
+    "asgi",
+    "asgi2",
     "bucket",
     "decide",
     "format_percent",
     "open_store",
     "parse_host",
     "parse_percent",
+    "wsgi",
 ]

@@ -65,6 +65,11 @@ class ListenError(CohortRouteError):
     """A server (``cohortroute demo``) cannot listen where it was asked to; says what to try."""
 
 
+class LifespanError(CohortRouteError, RuntimeError):
+    """A mounted ASGI version answered ``lifespan.startup.failed`` (or ``shutdown.failed``)
+    without raising; the message names the version and quotes its answer."""
+
+
 def sentence(exc: BaseException) -> str:
     """A driver's error message as one line ending in punctuation, to quote inside ours."""
     text = " ".join(str(exc).split()) or type(exc).__name__

@@ -1,42 +1,27 @@
 """The ASGI router: the hot path when any version is an ASGI app, and lifespan for all of them.
 
-WSGI versions are mounted through asgiref's ``WsgiToAsgi`` (our decision keys copied into their
-environ); a websocket cannot reach a WSGI version and is closed with 1003.
+WSGI versions are mounted through :class:`~.wsgi_bridge.WSGIVersion` (worker threads, PEP 3333
+whole), ASGI 2 apps through :func:`~.interfaces.as_asgi3`. A request carries a shallow copy of
+its version's lifespan state (:mod:`.lifespan`). The Host is the one ``host`` header: several
+are a 400 (RFC 9112), and an HTTP/1.0 request with none (or an empty one, as granian sends)
+is routed by the server's own name, as the WSGI router does with ``SERVER_NAME``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from asgiref.wsgi import WsgiToAsgi, WsgiToAsgiInstance
-
 from .._types import ASGIApp, Receive, Scope, Send
 from ._dispatch import Flavour
-from .base import DECISION_KEY, TENANT_KEY, CohortRouter, is_asgi_app
-from .lifespan import run_lifespan
+from .base import DECISION_KEY, TENANT_KEY, CohortRouter
+from .interfaces import as_asgi3, kind_of, unwrapped
+from .lifespan import STATES_KEY, Lifespan
 from .registration import watch_asgi
 from .responses import bad_request_asgi, maintenance_asgi
+from .wsgi_bridge import WSGIVersion
 
-
-class _WsgiVersionInstance(WsgiToAsgiInstance):
-    """asgiref's per-request WSGI bridge, also copying our decision keys into the environ."""
-
-    def build_environ(self, scope: Scope, body: Any) -> dict[str, Any]:
-        environ: dict[str, Any] = super().build_environ(scope, body)  # type: ignore[no-untyped-call]
-        environ[DECISION_KEY] = scope.get(DECISION_KEY)
-        environ[TENANT_KEY] = scope.get(TENANT_KEY)
-        return environ
-
-
-class _WsgiVersion(WsgiToAsgi):
-    """A WSGI version mounted under the ASGI router; websockets cannot reach it (closed 1003)."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await send({"type": "websocket.close", "code": 1003})
-            return
-        instance = _WsgiVersionInstance(self.wsgi_application, self.duplicate_header_limit)  # type: ignore[no-untyped-call]
-        await instance(scope, receive, send)
+_HTTP_10 = frozenset({"1.0", "1"})  # granian says "1" for HTTP/1.0
+_several_hosts = bad_request_asgi("several Host headers in one request (RFC 9112 allows one)")
 
 
 class ASGICohortRouter(CohortRouter, interface="asgi"):
@@ -45,13 +30,19 @@ class ASGICohortRouter(CohortRouter, interface="asgi"):
     _flavour = Flavour(bad_request=bad_request_asgi, maintenance=maintenance_asgi, watch=watch_asgi)
 
     def _mount(self) -> dict[str, Any]:
-        self._asgi_versions: list[tuple[str, ASGIApp]] = [
-            (name, app) for name, app in self.apps.items() if is_asgi_app(app)
-        ]
-        return {
-            name: app if is_asgi_app(app) else _WsgiVersion(app)  # type: ignore[no-untyped-call]
-            for name, app in self.apps.items()
-        }
+        targets: dict[str, Any] = {}
+        by_app: dict[int, tuple[list[str], ASGIApp]] = {}
+        for name, app in self.apps.items():
+            if kind_of(app) == "wsgi":
+                targets[name] = WSGIVersion(unwrapped(app))
+                continue
+            key = id(unwrapped(app))
+            if key not in by_app:  # one lifespan for an app mounted under several names
+                by_app[key] = ([], as_asgi3(app))
+            names, targets[name] = by_app[key]
+            names.append(name)
+        self._lifespan = Lifespan(list(by_app.values()), list(self.apps))
+        return targets
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -59,15 +50,12 @@ class ASGICohortRouter(CohortRouter, interface="asgi"):
             host = None
             for name, value in scope["headers"]:
                 if name == b"host":
+                    if host is not None:
+                        await _several_hosts(scope, receive, send)
+                        return
                     host = value
-                    break
-            if host is None:
-                server = scope.get("server")
-                host = (
-                    server[0].encode("latin-1")
-                    if server and scope.get("http_version") == "1.0"
-                    else b""
-                )
+            if not host:
+                host = _no_host(scope)
             read_clock = self._monotonic  # then call: a method-style call on an instance
             now = read_clock()  # attribute is never specialised by CPython
             if now >= self._next_check:
@@ -76,9 +64,30 @@ class ASGICohortRouter(CohortRouter, interface="asgi"):
             if entry is None:
                 entry = await self._dispatch.miss_async(host)
             scope[DECISION_KEY], scope[TENANT_KEY], app = entry
+            state = scope.get("state")
+            if state:
+                _version_state(scope, state)
             await app(scope, receive, send)
         elif kind == "lifespan":
-            await run_lifespan(self._asgi_versions, scope, receive, send)
+            await self._lifespan(scope, receive, send)
         else:
             # An unknown scope type: hand it to the default version, as a server would.
             await self._dispatch.target(self.default)(scope, receive, send)
+
+
+def _no_host(scope: Scope) -> bytes:
+    """The Host of a request without one: the server's name on HTTP/1.0, else none (400)."""
+    server = scope.get("server")
+    if server and scope.get("http_version") in _HTTP_10:
+        return str(server[0]).encode("latin-1")
+    return b""
+
+
+def _version_state(scope: Scope, state: dict[str, Any]) -> None:
+    """Give the request a copy of its version's lifespan state instead of the server's."""
+    states = state.get(STATES_KEY)
+    decision = scope[DECISION_KEY]
+    if states is not None and decision is not None:
+        mine = states.get(decision.version)
+        if mine is not None:
+            scope["state"] = mine.copy()

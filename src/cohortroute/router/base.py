@@ -14,7 +14,6 @@ the cache is dropped when it moved; writes through the same store object notify 
 
 from __future__ import annotations
 
-import inspect
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -30,6 +29,7 @@ from ..store.base import Store, open_store
 from ..tenancy import DEFAULT_RESERVED, SubdomainResolver, TenantResolver
 from ..upstream import target as upstream
 from ._dispatch import Dispatcher, Entry, Flavour
+from .interfaces import kind_of, unwrapped
 from .overrides import Overrides
 from .registration import Registrar
 from .timed_plan import TimedPlanWatch
@@ -44,11 +44,9 @@ Interface = Literal["auto", "wsgi", "asgi"]
 
 
 def is_asgi_app(app: object) -> bool:
-    """True for an ASGI 3 application: a coroutine function or an object with ``async __call__``."""
-    if inspect.iscoroutinefunction(app):
-        return True
-    call = getattr(app, "__call__", None)  # noqa: B004 - we need the method, not callable()
-    return call is not None and inspect.iscoroutinefunction(call)
+    """True for an ASGI application (ASGI 3, ASGI 2, or declared with ``cohortroute.asgi()``
+    or ``asgi2()``); :mod:`.interfaces` tells them apart."""
+    return kind_of(app) != "wsgi"
 
 
 class CohortRouter:
@@ -274,7 +272,7 @@ class CohortRouter:
 
     def _mount(self) -> dict[str, Any]:
         """Version name -> the target a request is handed to."""
-        return dict(self.apps)
+        return {name: unwrapped(app) for name, app in self.apps.items()}
 
     # --- keeping the cache honest -------------------------------------------------------------
 

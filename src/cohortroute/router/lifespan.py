@@ -1,106 +1,187 @@
 """Lifespan for several mounted ASGI apps: start each in order, stop them in reverse.
 
 A server sends one lifespan scope to the router; the router runs one lifespan conversation per
-ASGI version. If a version fails to start, the ones already started are shut down in reverse
-order and the server is told ``lifespan.startup.failed``. A version that does not speak lifespan
-(it raises before answering, as the ASGI spec allows) is simply left out. WSGI versions never
-see lifespan.
+ASGI app, each in a task of its own (an anyio task group, so asyncio and trio alike), the way a
+server drives a bare app: one app's cancel scopes or crashed background tasks never reach
+another's. An app mounted under several version names is started once.
+
+Each app gets its own lifespan ``state`` dict (seeded with what the server's held when the
+router started), and every request carries a shallow copy of its version's state, as servers
+do for a bare app: the per-version dicts travel to requests under :data:`STATES_KEY` in the
+server's state, which the server copies into every request.
+
+If an app fails to start (it answers ``lifespan.startup.failed``, or raises or returns after
+receiving ``lifespan.startup`` without answering), the apps already started are shut down in
+reverse order, the server is told ``lifespan.startup.failed`` and the app's exception is raised,
+as a bare app does (test clients raise it at enter). An app that raises or returns before it
+calls ``receive()`` does not speak lifespan (the ASGI spec allows it) and is left out. Shutdown
+failures are reported the same way. WSGI versions never see lifespan.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import math
 from collections.abc import Sequence
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
 
 from .._types import ASGIApp, Message, Receive, Scope, Send
+from ..errors import LifespanError
 
 log = logging.getLogger(__name__)
 
+#: The key, in the server's lifespan state, of version name -> that version's lifespan state.
+STATES_KEY = "cohortroute.states"
+#: How long an app may take to end after its last lifespan answer before it is cancelled.
+END_GRACE = 5.0
+
 
 class _Child:
-    """One version's lifespan conversation, driven through in-memory queues."""
+    """One app's lifespan conversation, run in a task, driven through memory streams."""
 
-    def __init__(self, name: str, app: ASGIApp, scope: Scope) -> None:
-        self.name = name
-        self._inbox: asyncio.Queue[Message] = asyncio.Queue()
-        self._outbox: asyncio.Queue[Message] = asyncio.Queue()
-        child_scope = dict(scope)  # the "state" dict stays shared, as the spec intends
-        self._task = asyncio.ensure_future(app(child_scope, self._inbox.get, self._outbox.put))
+    def __init__(self, names: Sequence[str], app: ASGIApp, scope: Scope) -> None:
+        self.label = ", ".join(names)
+        self.scope = scope
+        self._app = app
+        self._inbox_in, self._inbox = anyio.create_memory_object_stream[Message](math.inf)
+        self._outbox_in, self._outbox = anyio.create_memory_object_stream[Message](math.inf)
+        self.received = False
+        self.error: Exception | None = None
+        self.ended = anyio.Event()
 
-    async def _exchange(self, message: Message) -> tuple[str, str]:
-        """Send one event; return (outcome, message): complete, failed or unsupported."""
-        await self._inbox.put(message)
-        getter = asyncio.ensure_future(self._outbox.get())
-        done, _ = await asyncio.wait({getter, self._task}, return_when=asyncio.FIRST_COMPLETED)
-        if getter in done:
-            reply = getter.result()
-            kind = str(reply.get("type", ""))
-            if kind.endswith(".complete"):
-                return "complete", ""
-            if kind.endswith(".failed"):
-                return "failed", str(reply.get("message", ""))
-            return "failed", f"unexpected lifespan message {kind!r}"
-        getter.cancel()
-        exc = self._task.exception()
-        if exc is not None:
-            return "unsupported", f"{type(exc).__name__}: {exc}"
-        return "unsupported", "returned without answering"
+    async def run(self) -> None:
+        try:
+            await self._app(self.scope, self._receive, self._outbox_in.send)
+        except Exception as exc:
+            self.error = exc
+        finally:
+            self._outbox_in.close()
+            self.ended.set()
 
-    async def startup(self) -> tuple[str, str]:
-        return await self._exchange({"type": "lifespan.startup"})
+    async def _receive(self) -> Message:
+        self.received = True
+        return await self._inbox.receive()
 
-    async def shutdown(self) -> tuple[str, str]:
-        outcome = await self._exchange({"type": "lifespan.shutdown"})
-        await self.finish()
-        return outcome
+    async def exchange(self, kind: str) -> tuple[str, str]:
+        """Send ``lifespan.<kind>``; return (outcome, text): complete, failed or unsupported."""
+        await self._inbox_in.send({"type": f"lifespan.{kind}"})
+        try:
+            reply = await self._outbox.receive()
+        except anyio.EndOfStream:
+            if not self.received:
+                return "unsupported", self._error_text("returned")
+            return "failed", self._error_text("returned without answering")
+        answer = str(reply.get("type", ""))
+        if answer == f"lifespan.{kind}.complete":
+            return "complete", ""
+        if answer == f"lifespan.{kind}.failed":
+            await self.wait_end()
+            return "failed", str(reply.get("message", "")) or self._error_text("")
+        return "failed", f"answered {answer!r} to lifespan.{kind}"
 
-    async def finish(self) -> None:
-        if not self._task.done():
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout=5)
-            except (asyncio.TimeoutError, Exception):
-                self._task.cancel()
-        elif not self._task.cancelled():
-            self._task.exception()  # mark retrieved
+    def _error_text(self, default: str) -> str:
+        if self.error is None:
+            return default
+        return f"{type(self.error).__name__}: {self.error}"
+
+    async def wait_end(self) -> None:
+        with anyio.move_on_after(END_GRACE):
+            await self.ended.wait()
+
+    def close(self) -> None:
+        for stream in (self._inbox_in, self._inbox, self._outbox_in, self._outbox):
+            stream.close()
 
 
-async def run_lifespan(
-    versions: Sequence[tuple[str, ASGIApp]], scope: Scope, receive: Receive, send: Send
-) -> None:
-    """Drive the server's lifespan scope across every ASGI version."""
-    message = await receive()
-    if message["type"] != "lifespan.startup":
-        return
-    started: list[_Child] = []
-    for name, app in versions:
-        child = _Child(name, app, scope)
-        outcome, text = await child.startup()
-        if outcome == "complete":
-            started.append(child)
-            continue
-        if outcome == "unsupported":
-            log.debug("cohortroute: version %s does not support lifespan (%s)", name, text)
-            await child.finish()
-            continue
-        await child.finish()
-        for other in reversed(started):
-            await other.shutdown()
-        await send(
-            {
-                "type": "lifespan.startup.failed",
-                "message": f"version {name} failed to start: {text}".strip(),
-            }
-        )
-        return
-    await send({"type": "lifespan.startup.complete"})
-    message = await receive()
-    failures = []
-    for child in reversed(started):
-        outcome, text = await child.shutdown()
-        if outcome == "failed":
-            failures.append(f"version {child.name} failed to shut down: {text}")
-    if failures:
-        await send({"type": "lifespan.shutdown.failed", "message": "; ".join(failures)})
-    else:
+def _seeded(scope: Scope) -> Scope:
+    """A child's lifespan scope: its own copy, with its own state when the server has one."""
+    child = dict(scope)
+    if "state" in scope:
+        child["state"] = {k: v for k, v in scope["state"].items() if k != STATES_KEY}
+    return child
+
+
+class Lifespan:
+    """Drives the server's lifespan scope across every mounted ASGI app."""
+
+    def __init__(self, apps: Sequence[tuple[Sequence[str], ASGIApp]], versions: Sequence[str]):
+        self._apps = list(apps)
+        self._versions = list(versions)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = await receive()
+        if message["type"] != "lifespan.startup":
+            return
+        children: list[_Child] = []
+        try:
+            async with anyio.create_task_group() as group:
+                try:
+                    failure = await self._serve(group, children, scope, receive, send)
+                finally:
+                    group.cancel_scope.cancel()
+        finally:
+            for child in children:
+                child.close()
+        if failure is not None:
+            raise failure  # outside the task group: the app's own exception, not a group
+
+    async def _serve(
+        self, group: TaskGroup, children: list[_Child], scope: Scope, receive: Receive, send: Send
+    ) -> Exception | None:
+        """Start, serve, stop; the exception to raise when an app failed (sent already)."""
+        started: list[_Child] = []
+        states: dict[str, Any] = {}
+        for names, app in self._apps:
+            child = _Child(names, app, _seeded(scope))
+            children.append(child)
+            group.start_soon(child.run)
+            outcome, text = await child.exchange("startup")
+            if outcome == "complete":
+                started.append(child)
+            elif outcome == "unsupported":
+                log.debug("cohortroute: version %s does not speak lifespan (%s)", child.label, text)
+            else:
+                message = f"version {child.label} failed to start: {text}".strip()
+                await self._stop(started)
+                await send({"type": "lifespan.startup.failed", "message": message})
+                return _raised(child, message)
+            for name in names:
+                states[name] = child.scope.get("state")
+        if "state" in scope:
+            for name in self._versions:
+                states.setdefault(name, None)
+                if states[name] is None:
+                    states[name] = _seeded(scope)["state"]
+            scope["state"][STATES_KEY] = states
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        failures = await self._stop(started)
+        if failures:
+            text = "; ".join(message for _, message in failures)
+            await send({"type": "lifespan.shutdown.failed", "message": text})
+            return _raised(*failures[0])
         await send({"type": "lifespan.shutdown.complete"})
+        return None
+
+    async def _stop(self, started: list[_Child]) -> list[tuple[_Child, str]]:
+        failures = []
+        for child in reversed(started):
+            outcome, text = await child.exchange("shutdown")
+            if outcome != "complete":
+                message = f"version {child.label} failed to shut down: {text}".strip()
+                log.error("cohortroute: %s", message)
+                failures.append((child, message))
+            await child.wait_end()
+        return failures
+
+
+def _raised(child: _Child, message: str) -> Exception:
+    """The exception the router raises for a failed app: its own when it raised one."""
+    if child.error is not None:
+        if hasattr(child.error, "add_note"):
+            child.error.add_note(message)
+        return child.error
+    return LifespanError(f"{message}; see that version's logs for why")
