@@ -1,0 +1,3 @@
+"""The shop, release 2026.11: a build of its own (the other release has a ``shop`` too)."""
+
+RELEASE = "2026.11"
