@@ -238,6 +238,7 @@ def test_reason_is_a_str_enum_with_the_documented_values() -> None:
         "default",
         "no-tenant",
         "unmounted",
+        "backend",
     ]
 
 

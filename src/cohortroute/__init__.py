@@ -4,6 +4,7 @@ Wrap the versions in :class:`CohortRouter`; each tenant (``acme`` in ``acme.exam
 served the version decided for it by pins, tag rules and the rollout held in a store.
 """
 
+from .assign import PIN, ROLLOUT, TAG, Assignment, AssignmentBackend, Chain, Query
 from .bucketing import bucket
 from .decision import Decision, Reason, decide
 from .errors import (
@@ -29,8 +30,14 @@ from .tenancy import SubdomainResolver, parse_host
 __version__ = "0.1.0"
 
 __all__ = [
+    "PIN",
+    "ROLLOUT",
+    "TAG",
     "ASGICohortRouter",
+    "Assignment",
+    "AssignmentBackend",
     "AuditEntry",
+    "Chain",
     "CohortRouteError",
     "CohortRouter",
     "ConfigurationError",
@@ -40,6 +47,7 @@ __all__ = [
     "Migrations",
     "Policy",
     "Preview",
+    "Query",
     "Reason",
     "Rollout",
     "RolloutController",

@@ -28,10 +28,13 @@ from __future__ import annotations
 import enum
 import time
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
-from .bucketing import bucket
 from .policy import BUSY_STATUSES, Policy, Rollout, TenantRecord
+
+if TYPE_CHECKING:
+    from .assign.chain import Chain
 
 
 class Reason(str, enum.Enum):
@@ -49,6 +52,12 @@ class Reason(str, enum.Enum):
     .. versionadded:: 0.1
     """
 
+    BACKEND = "backend"
+    """A custom assignment backend decided (``Decision.backend`` names it).
+
+    .. versionadded:: 0.2
+    """
+
     def __str__(self) -> str:
         return self.value
 
@@ -62,7 +71,12 @@ class Decision:
     ``maintenance`` is True while the tenant's data is being migrated: the router answers 503
     with Retry-After instead of serving ``version`` (the version its data is at).
 
+    ``backend`` names the assignment backend that decided (``pin``, ``tag``, ``rollout``, a
+    custom backend's name, ``override`` or ``default``; empty with no tenant), and ``errors``
+    the backends that failed and were skipped on the way (``"name: what went wrong"``).
+
     .. versionadded:: 0.1 ``maintenance``.
+    .. versionadded:: 0.2 ``backend`` and ``errors``.
     """
 
     tenant: str | None
@@ -71,6 +85,9 @@ class Decision:
     bucket: int | None = None
     detail: str = ""
     maintenance: bool = False
+    # Not compared: they say how the answer was reached, not what it is.
+    backend: str = field(default="", compare=False)
+    errors: tuple[str, ...] = field(default=(), compare=False)
 
 
 def decide(
@@ -80,26 +97,23 @@ def decide(
     *,
     override: str | None = None,
     now: float | None = None,
+    chain: Chain | None = None,
 ) -> Decision:
     """Decide the version for a tenant (``record``; None when the request has no tenant).
 
     ``default`` is the version to use when the policy names none. The caller checks that the
     chosen version is mounted; this function only applies the precedence and migration gating.
-    ``now`` (Unix time) places a timed plan; the current time when omitted.
+    ``now`` (Unix time) places a timed plan; the current time when omitted. ``chain`` holds the
+    assignment backends (:class:`cohortroute.assign.Chain`); the built-ins when omitted.
+
+    .. versionadded:: 0.2 ``chain``.
     """
-    tenant = None if record is None else record.name
-    if override is not None:
-        return Decision(tenant, override, Reason.OVERRIDE, detail="forced by a test override")
-    fallback = policy.default or default
-    if record is None:
-        return Decision(None, fallback, Reason.NO_TENANT, detail="request has no tenant")
-    rollout = policy.rollout
-    if rollout is not None and rollout.auto:
-        rollout = rollout.at(time.time() if now is None else now)
-    wanted = _intended(policy, rollout, record, fallback)
-    if rollout is None or not rollout.gated:
-        return wanted
-    return _gated(rollout, record, fallback, wanted)
+    if chain is None:
+        from .assign.chain import DEFAULT_CHAIN
+
+        chain = DEFAULT_CHAIN
+    at = time.time() if now is None else now
+    return chain.decide(policy, record, default, override=override, now=at).decision
 
 
 def fallback_for(mounted: Collection[str], store_default: str | None, router_default: str) -> str:
@@ -133,6 +147,8 @@ def served(
             f"here; {which} {fallback} is served instead"
         ),
         maintenance=decision.maintenance,
+        backend=decision.backend,
+        errors=decision.errors,
     )
 
 
@@ -142,68 +158,31 @@ def intended(
     default: str,
     *,
     now: float | None = None,
+    chain: Chain | None = None,
 ) -> Decision:
     """The decision before migration gating: where the precedence wants the tenant to be.
 
     The migration runner moves a tenant's data when this names the gated candidate while
     :func:`decide` still serves the old version; ``preview`` compares it step to step.
     """
-    rollout = policy.rollout
-    if rollout is not None and rollout.auto:
-        rollout = rollout.at(time.time() if now is None else now)
-    return _intended(policy, rollout, record, policy.default or default)
+    if chain is None:
+        from .assign.chain import DEFAULT_CHAIN
+
+        chain = DEFAULT_CHAIN
+    at = time.time() if now is None else now
+    return chain.intended(policy, record, default, now=at).decision
 
 
-def _intended(
-    policy: Policy, rollout: Rollout | None, record: TenantRecord, fallback: str
-) -> Decision:
-    name = record.name
-    if record.pin is not None:
-        return Decision(name, record.pin, Reason.PIN, detail=f"pinned to {record.pin}")
-    rule = policy.rule_for(record.tags)
-    if rule is not None:
-        return Decision(name, rule[1], Reason.TAG, detail=f"tag {rule[0]} -> {rule[1]}")
-    if rollout is None:
-        return Decision(name, fallback, Reason.DEFAULT, detail="no rollout running")
-    b = bucket(rollout.salt, name)
-    if record.held_salt == rollout.salt:
-        return Decision(
-            name,
-            fallback,
-            Reason.DEFAULT,
-            bucket=b,
-            detail=f"rolled back from {rollout.candidate}; stays on {fallback} for this rollout",
-        )
-    if b < rollout.percent:
-        return Decision(
-            name,
-            rollout.candidate,
-            Reason.ROLLOUT,
-            bucket=b,
-            detail=f"bucket {b} < {rollout.percent} of 10000",
-        )
-    if record.ratchet == rollout.candidate:
-        return Decision(
-            name,
-            rollout.candidate,
-            Reason.ROLLOUT,
-            bucket=b,
-            detail=(
-                f"kept on {rollout.candidate} by the ratchet (bucket {b}); "
-                "only a rollback moves it back"
-            ),
-        )
-    return Decision(
-        name,
-        fallback,
-        Reason.DEFAULT,
-        bucket=b,
-        detail=f"bucket {b} >= {rollout.percent} of 10000",
-    )
+def gated(rollout: Rollout, record: TenantRecord, fallback: str, wanted: Decision) -> Decision:
+    """``wanted`` made to follow the tenant's data in a rollout that needs migrations."""
+    result = _gated(rollout, record, fallback, wanted)
+    if result is wanted:
+        return wanted
+    backend = "rollout" if result.reason is Reason.ROLLOUT else "default"
+    return replace(result, backend=backend, errors=wanted.errors)
 
 
 def _gated(rollout: Rollout, record: TenantRecord, fallback: str, wanted: Decision) -> Decision:
-    """Make the decision follow the tenant's data in a rollout that needs migrations."""
     candidate = rollout.candidate
     migrated = record.data_version == candidate
     status = record.migration_status

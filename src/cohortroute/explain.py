@@ -14,11 +14,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from .decision import Decision, Reason, decide, served
 from .errors import ConflictError
 from .policy import Policy, Rollout, TenantRecord, format_percent
 from .versions import MOUNT_REFRESH
+
+if TYPE_CHECKING:
+    from .assign.chain import Chain
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +72,9 @@ def current_rollout(rollout: Rollout | None, now: float) -> Rollout | None:
     return None if rollout is None else rollout.at(now)
 
 
-def decide_for(policy: Policy, record: TenantRecord, now: float) -> Decision:
+def decide_for(
+    policy: Policy, record: TenantRecord, now: float, chain: Chain | None = None
+) -> Decision:
     """The decision a router makes for ``record`` under ``policy`` (with the store's default).
 
     Exactly :func:`cohortroute.decide` with the store's own default: that is the version every
@@ -79,7 +85,7 @@ def decide_for(policy: Policy, record: TenantRecord, now: float) -> Decision:
             "the store has no default version yet: a router records its versions and default "
             "when it starts (CohortRouter(apps=..., store=URL)); start one first"
         )
-    return decide(policy, record, policy.default, now=now)
+    return decide(policy, record, policy.default, now=now, chain=chain)
 
 
 def serving_versions(policy: Policy) -> frozenset[str] | None:
@@ -117,6 +123,7 @@ def explain(
     now: float,
     command: str = "cohortroute",
     mounted: Collection[str] | None = None,
+    chain: Chain | None = None,
 ) -> Explanation:
     """Why ``record`` gets its version under ``policy`` at ``now``, and what would change it.
 
@@ -124,14 +131,15 @@ def explain(
     with the store URL already redacted. ``mounted`` are the versions the routers serving the
     tenant mount (with the store's default); :func:`serving_versions` when omitted. A decision
     naming another version is explained as those routers serve it (reason ``unmounted``).
+    ``chain`` holds the routers' assignment backends (the built-ins when None).
     """
-    intended = decide_for(policy, record, now)
+    intended = decide_for(policy, record, now, chain)
     if mounted is None:
         mounted = serving_versions(policy)
     decision = intended
     if mounted is not None and policy.default is not None:
         decision = served(intended, mounted, policy.default, policy.default)
-    found = hints(intended, policy, record, now=now, command=command)
+    found = hints(intended, policy, record, now=now, command=command, chain=chain)
     if decision is not intended:
         found.insert(
             0,
@@ -171,6 +179,7 @@ def hints(
     *,
     now: float,
     command: str = "cohortroute",
+    chain: Chain | None = None,
 ) -> list[str]:
     """Human hints on what would move the tenant, each with the command that does it.
 
@@ -184,8 +193,14 @@ def hints(
             "its data is being migrated (or a migration failed): requests get 503 with "
             "Retry-After until that is resolved"
         )
-    if decision.reason is Reason.PIN:
-        after = decide_for(policy, replace(record, pin=None), now)
+    found.extend(f"assignment backend {error}; skipped" for error in decision.errors)
+    if decision.reason is Reason.BACKEND:
+        found.append(
+            f"assignment backend {decision.backend} decided ({decision.detail}): change the "
+            "data it reads, or a pin or tag rule ranked before it"
+        )
+    elif decision.reason is Reason.PIN:
+        after = decide_for(policy, replace(record, pin=None), now, chain)
         found.append(
             f"pinned: `{command} unpin {name}` to release it (it would then get "
             f"{after.version}, reason {after.reason.value})"
@@ -193,7 +208,7 @@ def hints(
     elif decision.reason is Reason.TAG:
         rule = policy.rule_for(record.tags)
         tag = rule[0] if rule else "?"
-        after = decide_for(policy, replace(record, tags=record.tags - {tag}), now)
+        after = decide_for(policy, replace(record, tags=record.tags - {tag}), now, chain)
         found.append(
             f"tag rule {tag} -> {decision.version}: `{command} untag {name} {tag}` or "
             f"`{command} rule --remove {tag}` to stop it (it would then get {after.version}, "

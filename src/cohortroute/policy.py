@@ -121,6 +121,7 @@ class Rollout:
     auto: bool = False
     gated: bool = False
     halt_reason: str | None = None
+    bucketer: str = "sha256"  # cohortroute.bucketing.BUCKETERS; added in 0.2
 
     def at(self, now: float) -> Rollout:
         """The rollout as it stands at ``now``: timed (``auto``) plans moved on by the clock.
@@ -300,6 +301,7 @@ def begin_rollout(
     every: float | None = None,
     auto: bool = False,
     gated: bool = False,
+    bucketer: str = "sha256",
 ) -> Policy:
     """The policy with a new rollout of ``candidate`` at ``percent`` basis points.
 
@@ -318,6 +320,9 @@ def begin_rollout(
         raise ConflictError(f"{candidate} is already the default version; nothing to roll out")
     if every is not None and every < 0:
         raise ValidationError("every must be a non-negative number of seconds, like 7200")
+    from .bucketing import bucket_function
+
+    bucket_function(bucketer)  # refuses an unknown name
     step = max((i for i, p in enumerate(plan) if p <= percent), default=-1)
     rollout = Rollout(
         candidate=candidate,
@@ -330,6 +335,7 @@ def begin_rollout(
         step_started_at=now,
         auto=auto,
         gated=gated,
+        bucketer=bucketer,
     )
     return replace(policy, rollout=rollout)
 
@@ -354,6 +360,8 @@ def rollout_to_json(rollout: Rollout | None) -> dict[str, Any] | None:
         "auto": rollout.auto,
         "gated": rollout.gated,
         "halt_reason": rollout.halt_reason,
+        # only when not the default, so stores written before it existed read back equal
+        **({} if rollout.bucketer == "sha256" else {"bucketer": rollout.bucketer}),
     }
 
 
@@ -376,6 +384,7 @@ def rollout_from_json(data: Mapping[str, Any] | None) -> Rollout | None:
         auto=bool(data.get("auto", False)),
         gated=bool(data.get("gated", False)),
         halt_reason=None if data.get("halt_reason") is None else str(data["halt_reason"]),
+        bucketer=str(data.get("bucketer", "sha256")),
     )
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from .bucketing import bucket
+from .bucketing import rollout_bucket
 from .decision import Decision, Reason, intended
 from .errors import ConflictError
 from .policy import STATE_DATA, STATE_HELD, Policy, Rollout, TenantRecord
@@ -45,7 +45,7 @@ def ratchets(decision: Decision, rollout: Rollout, record: TenantRecord) -> bool
 
 def bucket_at_least(rollout: Rollout, tenant: str, points: int) -> bool:
     """True when the tenant's bucket in ``rollout`` is ``points`` or more."""
-    return bucket(rollout.salt, tenant) >= points
+    return rollout_bucket(rollout, tenant) >= points
 
 
 def _same_rollout(salt: str) -> Callable[[Policy], None]:

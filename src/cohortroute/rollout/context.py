@@ -15,6 +15,7 @@ from typing import Any
 from .. import ratchet, version_needs
 from .._clock import Clock
 from ..advice import Call, advise
+from ..assign.chain import Chain
 from ..decision import decide
 from ..errors import ConfigurationError, ConflictError
 from ..migrations import Migrations
@@ -40,6 +41,8 @@ class RolloutContext:
     sleep: Callable[[float], None]
     settle: float
     runner: MigrationRunner
+    chain: Chain | None = None
+    """The routers' assignment backends, so previews and audits decide as they do."""
 
     def now(self) -> float:
         """Unix time on the controller's clock."""
@@ -114,8 +117,8 @@ class RolloutContext:
             return
         default = before.default or after.default or ""
         for record in self.store.tenants():
-            old = decide(before, record, default, now=now)
-            new = decide(after, record, default, now=now)
+            old = decide(before, record, default, now=now, chain=self.chain)
+            new = decide(after, record, default, now=now, chain=self.chain)
             if old.version != new.version:
                 yield record.name, old.version, {"version": new.version, "why": new.detail}
 

@@ -22,6 +22,8 @@ from typing import Any
 from .. import ratchet, version_needs
 from .._clock import SYSTEM, Clock, as_clock
 from ..advice import Call, advise
+from ..assign.backend import AssignmentBackend
+from ..assign.chain import Chain
 from ..decision import Decision
 from ..errors import ConflictError, ValidationError
 from ..explain import decide_for
@@ -94,6 +96,7 @@ class RolloutController:
         clock: Clock | Callable[[], float] = SYSTEM,
         sleep: Callable[[float], None] | None = None,
         on_event: EventHook | None = None,
+        assign: Chain | Iterable[AssignmentBackend] | None = None,
     ) -> None:
         opened = open_store(store)
         if migrations is not None:
@@ -135,6 +138,7 @@ class RolloutController:
             sleep=wait,
             settle=_REGISTER_DELAY + 2 * interval if settle is None else float(settle),
             runner=runner,
+            chain=assign if assign is None or isinstance(assign, Chain) else Chain(assign),
         )
 
     def _halt_after_breach(self, reason: str) -> None:
@@ -189,7 +193,9 @@ class RolloutController:
     def explain(self, tenant: str) -> Decision:
         """The decision for ``tenant`` now, as a router would make it (without mounting check)."""
         name = check_tenant_name(tenant)
-        return decide_for(self.store.policy(), self.store.tenant(name), self._ctx.now())
+        return decide_for(
+            self.store.policy(), self.store.tenant(name), self._ctx.now(), self._ctx.chain
+        )
 
     def history(self, tenant: str | None = None, limit: int = 100) -> list[AuditEntry]:
         """A tenant's story (or the whole log), newest first: every move, migration and mark."""
@@ -276,8 +282,12 @@ class RolloutController:
         every: float | None = None,
         auto: bool = False,
         salt: str | None = None,
+        bucketer: str = "sha256",
     ) -> Rollout:
         """Start rolling out ``candidate``: at ``percent``, or at the first step of ``plan``.
+
+        ``bucketer`` picks the bucket function (``"unleash"`` buckets as Unleash's gradual
+        rollout with ``salt`` as its groupId).
 
         ``plan`` lists percentages that go strictly up (``[1, 5, 25, 50, 100]``); ``every`` is
         the minimum dwell per step in seconds (``advance`` refuses earlier unless forced); with
@@ -305,6 +315,7 @@ class RolloutController:
                 every=every,
                 auto=auto,
                 gated=gated,
+                bucketer=bucketer,
             )
 
         ratchet.clear_stale_ratchets(self.store, actor=self.actor)
@@ -321,7 +332,7 @@ class RolloutController:
         policy = self.store.policy()
         current = self._ctx.require(policy).at(self._ctx.now())
         target, step = preview_target(current, percent)
-        return compute_preview(policy, current, target, step, self.store.tenants())
+        return compute_preview(policy, current, target, step, self.store.tenants(), self._ctx.chain)
 
     def advance(self, *, force: bool = False) -> Rollout:
         """Move to the next step of the plan; refused before the step's minimum dwell unless

@@ -78,7 +78,8 @@ def _who_is_where(ctx: RolloutContext, rollout: Rollout) -> str:
     elsewhere = [
         (record.name, decision)
         for record in ctx.store.tenants()
-        if (decision := decide(policy, record, default, now=now)).version != default
+        if (decision := decide(policy, record, default, now=now, chain=ctx.chain)).version
+        != default
     ]
     ended = f"the rollout of {rollout.candidate} ended"
     if not elsewhere:
@@ -188,7 +189,7 @@ def _rollback_one(
     record = ctx.store.tenant(name)
     default = policy.default or ""
     held = ratchet.hold(record, rollout.salt)
-    still = intended(policy, held, default, now=ctx.now())
+    still = intended(policy, held, default, now=ctx.now(), chain=ctx.chain)
     if still.version == rollout.candidate:
         raise ConflictError(
             f"{name} would stay on {rollout.candidate} after a rollback ({still.detail}): "
@@ -202,7 +203,7 @@ def _rollback_one(
             jobs.refuse_missing_downgrades(ctx.migrations, policy, [record])
         result.results.append(ctx.runner.move(name, "back", force=force, hold=True))
         return result
-    before = decide(policy, record, default, now=ctx.now())
+    before = decide(policy, record, default, now=ctx.now(), chain=ctx.chain)
 
     def update(r: TenantRecord, p: Policy) -> TenantRecord:
         if p.rollout is None or p.rollout.salt != rollout.salt:

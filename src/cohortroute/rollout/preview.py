@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from ..advice import Call, advise
+from ..assign.chain import Chain
 from ..decision import intended
 from ..errors import ConflictError
 from ..policy import Policy, Rollout, TenantRecord, next_step_index, parse_percent
@@ -24,8 +25,10 @@ def compute_preview(
     target: int,
     step: int | None,
     records: Iterable[TenantRecord],
+    chain: Chain | None = None,
 ) -> Preview:
-    """Who moves when ``current`` (the rollout as it stands now) goes to ``target`` points."""
+    """Who moves when ``current`` (the rollout as it stands now) goes to ``target`` points,
+    deciding with the routers' assignment backends (``chain``; the built-ins when None)."""
     before = replace(policy, rollout=replace(current, auto=False))
     after = replace(policy, rollout=replace(current, auto=False, percent=target))
     lowering = target < current.percent
@@ -37,12 +40,12 @@ def compute_preview(
     considered = 0
     for record in records:
         considered += 1
-        old = intended(before, record, default)
+        old = intended(before, record, default, chain=chain)
         if lowering and keeps(old, current, record, target):
             kept.append(record.name)
             if not current.gated:
                 record = replace(record, ratchet=current.candidate)  # what lowering marks first
-        new = intended(after, record, default)
+        new = intended(after, record, default, chain=chain)
         migrated = record.data_version == current.candidate
         if (
             new.version != old.version

@@ -8,6 +8,11 @@ else happens here on a miss: validate the host, resolve the tenant, read its rec
 the 503 answer while the tenant's data migrates, or the version wrapped to notice a tenant the
 registry does not know yet).
 
+An entry whose decision asked an assignment backend with a ``ttl`` expires: its deadline is
+kept apart (:meth:`Dispatcher.expire`, run with the router's periodic refresh, whose next
+check is brought forward to the earliest deadline), so a warm request still does one
+``dict.get`` and nothing more. A decision with ``ttl=0`` is never cached.
+
 The cache is a plain dict, bounded by starting over when full (``O(1)``, no per-hit
 bookkeeping), and dropped whenever decisions may be stale. Entries computed while a drop raced
 with them are not inserted (a generation counter), so a stale decision cannot outlive a drop.
@@ -27,7 +32,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._clock import Clock
-from ..decision import Decision, decide, served
+from ..assign.chain import Chain
+from ..decision import Decision, served
 from ..errors import InvalidHostError, ValidationError
 from ..policy import Policy, TenantRecord, check_tenant_name
 from ..state_view import StateView
@@ -78,6 +84,8 @@ class Dispatcher:
         registrar: Registrar | None,
         cache_size: int,
         clock: Clock,
+        chain: Chain,
+        on_expiry: Callable[[float], None],
     ) -> None:
         #: Raw Host value -> entry; cleared in place, never replaced (routers hold it).
         self.entries: dict[Any, Entry] = {}
@@ -105,6 +113,9 @@ class Dispatcher:
             ),
         )
         self._warned_unmounted: set[str] = set()
+        self._chain = chain
+        self._on_expiry = on_expiry
+        self._expiry: dict[Any, float] = {}  # key -> monotonic deadline, for entries with a ttl
 
     def target(self, version: str) -> Any:
         """The app requests for ``version`` are handed to."""
@@ -114,19 +125,50 @@ class Dispatcher:
         """Forget every decision (called from any thread)."""
         self._generation += 1
         self.entries.clear()
+        self._expiry.clear()
         self._rejected = 0
+
+    def forget(self, tenant: str) -> int:
+        """Forget the decisions for ``tenant``'s hosts; returns how many were cached."""
+        self._generation += 1  # a miss in flight for it must not cache what it read before
+        entries = self.entries
+        keys = [key for key, entry in list(entries.items()) if entry[1] == tenant]
+        for key in keys:
+            entries.pop(key, None)
+            self._expiry.pop(key, None)
+        return len(keys)
+
+    def expire(self, now: float) -> float | None:
+        """Drop the entries whose ttl ran out by ``now`` (monotonic); the next deadline."""
+        expiry = self._expiry
+        if not expiry:
+            return None
+        upcoming: float | None = None
+        for key, deadline in list(expiry.items()):
+            if deadline <= now:
+                expiry.pop(key, None)
+                self.entries.pop(key, None)
+            elif upcoming is None or deadline < upcoming:
+                upcoming = deadline
+        return upcoming
 
     def decide(self, policy: Policy, tenant: str | None, record: TenantRecord | None) -> Decision:
         """The decision for ``tenant``, as served here: a version not mounted here becomes the
         store's default, or this router's when that is not mounted either (reason
         ``unmounted``; counted as a store error, logged once per version), and a tenant the
         router cannot vouch for mid-migration gets ``maintenance`` (503)."""
-        decided = self._view.guard(self._decide(policy, tenant, record), record)
-        return self._mounted(policy, decided)
+        return self._decide(policy, tenant, record)[0]
 
-    def _decide(self, policy: Policy, tenant: str | None, record: TenantRecord | None) -> Decision:
+    def _decide(
+        self, policy: Policy, tenant: str | None, record: TenantRecord | None
+    ) -> tuple[Decision, float | None]:
+        """:meth:`decide`, and how long the decision may be cached (None: until a drop)."""
         override = self._overrides.get(tenant)
-        return decide(policy, record, self._default, override=override, now=self._clock.time())
+        outcome = self._chain.decide(
+            policy, record, self._default, override=override, now=self._clock.time()
+        )
+        decided = self._view.guard(outcome.decision, record)
+        return self._mounted(policy, decided), outcome.ttl
 
     def miss(self, key: str | bytes) -> Entry:
         """Decide for a host not in the cache (reading the store, bounded by its timeout).
@@ -207,7 +249,7 @@ class Dispatcher:
         if tenant is not None and record is None:
             # The store failed and nothing is known: the default now, and ask again next time.
             record, stale = TenantRecord(tenant), True
-        decision = self.decide(self._view.policy, tenant, record)
+        decision, ttl = self._decide(self._view.policy, tenant, record)
         if decision.maintenance:
             entry: Entry = (decision, tenant, self._maintenance)
         else:
@@ -222,9 +264,14 @@ class Dispatcher:
             ):
                 target = self._flavour.watch(target, tenant, registrar.add)
             entry = (decision, tenant, target)
-        if stale:
+        if stale or ttl == 0:
             return entry
-        return self._remember(key, generation, entry)
+        self._remember(key, generation, entry)
+        if ttl is not None and key in self.entries:
+            deadline = self._clock.monotonic() + ttl
+            self._expiry[key] = deadline
+            self._on_expiry(deadline)
+        return entry
 
     def _remember_rejected(self, key: Any, generation: int, entry: Entry) -> Entry:
         """Cache a rejected host, unless :data:`MAX_REJECTED` of them are cached already."""
@@ -237,6 +284,7 @@ class Dispatcher:
         entries = self.entries
         if len(entries) >= self._cache_size:
             entries.clear()  # start over rather than evict one by one: O(1) and bounded
+            self._expiry.clear()
             self._rejected = 0
         if generation == self._generation:
             entries[key] = entry  # not when a drop raced with this miss: it may be stale

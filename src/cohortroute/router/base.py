@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from .. import _forksafe, fail_closed, version_needs
 from .._clock import SYSTEM, Clock
+from ..assign.backend import AssignmentBackend
+from ..assign.chain import Chain
 from ..decision import Decision
 from ..errors import ConfigurationError
 from ..migrations import Migrations
@@ -97,6 +99,11 @@ class CohortRouter:
     :param signals: count every request per tenant and version and flush the counts to the
         store (``True``, or a :class:`~cohortroute.signals.SignalsConfig`); see docs/signals.md.
         The recorder is :attr:`signals` (None when off).
+    :param assign: custom assignment backends (:mod:`cohortroute.assign`), asked after the pin
+        and tag rules and before the rollout; list ``PIN``, ``TAG`` and ``ROLLOUT`` among them
+        to choose another precedence, or pass a ready :class:`~cohortroute.assign.Chain`. The
+        chain is :attr:`chain`; give it to the rollout controller so previews stay exact.
+        See docs/assignment.md.
     """
 
     _flavours: ClassVar[dict[str, type[CohortRouter]]] = {}
@@ -139,6 +146,7 @@ class CohortRouter:
         register_tenants: bool = True,
         clock: Clock = SYSTEM,
         signals: bool | SignalsConfig = False,
+        assign: Chain | Iterable[AssignmentBackend] = (),
     ) -> None:
         if interface not in ("auto", "wsgi", "asgi"):
             raise ConfigurationError(
@@ -184,6 +192,8 @@ class CohortRouter:
             horizon=fail_closed.horizon(self._refresh_interval),
         )
         self._overrides = Overrides(self.apps, on_change=self._drop_cache)
+        #: The assignment backends every decision here goes through.
+        self.chain = assign if isinstance(assign, Chain) else Chain(assign)
         declared = migrations if migrations is not None else Migrations()
         from ..signals.wrappers import wrap_versions  # here: signals imports this module
 
@@ -199,6 +209,8 @@ class CohortRouter:
             registrar=self._registrar,
             cache_size=cache_size,
             clock=clock,
+            chain=self.chain,
+            on_expiry=self._expires_at,
         )
         self._entries: dict[Any, Entry] = self._dispatch.entries
         _forksafe.register(self, after_in_child=CohortRouter._after_fork)
@@ -238,6 +250,7 @@ class CohortRouter:
         when a process shuts down or a test is done with a router.
         """
         self._view.close()
+        self.chain.close()
         if self._registrar is not None:
             self._registrar.close()
         if self.signals is not None:
@@ -246,8 +259,9 @@ class CohortRouter:
 
     def status(self) -> dict[str, Any]:
         """Health of this router's view of the store: revision, degraded flag, last error,
-        whether it fails closed (``fail_closed``) and how many tenants the registration rate
-        cap dropped (``registrations_dropped``).
+        whether it fails closed (``fail_closed``), how many tenants the registration rate
+        cap dropped (``registrations_dropped``) and the errors and timeouts counted per
+        assignment backend (``assign_errors``).
 
         It reflects the last contact with the store, which requests drive (at most once per
         refresh interval); a health check that sends no request through the router sees the
@@ -263,7 +277,20 @@ class CohortRouter:
             "registrations_dropped": 0 if self._registrar is None else self._registrar.dropped,
             "versions": list(self.apps),
             "default": self._view.policy.default or self.default,
+            "assign_errors": dict(self.chain.errors),
         }
+
+    def invalidate(self, tenant: str | None = None) -> None:
+        """Forget the cached decision for ``tenant`` (every cached decision when None), so the
+        next request asks the assignment backends again: call it when the data a backend reads
+        changed (a customer changed plan). A store write does this by itself.
+
+        .. versionadded:: 0.2
+        """
+        if tenant is None:
+            self._drop_cache()
+        else:
+            self._dispatch.forget(check_tenant_name(tenant))
 
     # --- what the flavours provide -------------------------------------------------------------
 
@@ -286,6 +313,11 @@ class CohortRouter:
 
     def _drop_cache(self) -> None:
         self._dispatch.drop()
+
+    def _expires_at(self, deadline: float) -> None:
+        """A cached decision expires at ``deadline`` (monotonic): check no later than that."""
+        if deadline < self._next_check:
+            self._next_check = deadline
 
     def _registered(self, tenants: set[str]) -> None:
         """The registrar wrote ``tenants``: their cached entries stop watching the app's answers.
@@ -319,6 +351,9 @@ class CohortRouter:
                 self._drop_cache()
             if step_in is not None:
                 self._next_check = min(self._next_check, now + step_in)
+            expires = self._dispatch.expire(now)
+            if expires is not None:
+                self._next_check = min(self._next_check, expires)
         finally:
             self._refresh_lock.release()
 

@@ -16,7 +16,8 @@ With pytest, the ``cohort`` fixture does the same and undoes everything at teard
     def test_new_checkout(cohort, client):
         cohort.force(app, "2026.12")
 
-The reusable store contract suite lives in :mod:`cohortroute.testing.contract`.
+The reusable store contract suite lives in :mod:`cohortroute.testing.contract`;
+:func:`check_assignment_backend` checks an assignment backend against the rules.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ..router import CohortRouter
+from .assignment import check_assignment_backend
 
 
 @contextmanager
@@ -57,4 +59,4 @@ class CohortOverrides:
             router._overrides.force(previous, tenant)
 
 
-__all__ = ["CohortOverrides", "force_version"]
+__all__ = ["CohortOverrides", "check_assignment_backend", "force_version"]

@@ -1,0 +1,285 @@
+"""The chain of assignment backends every decision goes through.
+
+Order: the test or signed QA **override** always first, then the backends in the order given;
+by default ``pin > tag rule > (custom backends) > rollout > default``. ``Chain([plan_tier])``
+puts ``plan_tier`` between the tag rules and the rollout; to choose another precedence, name
+the built-ins in the list: ``Chain([plan_tier, PIN, TAG, ROLLOUT])`` puts it before pins.
+
+The chain is the same in the router, ``explain``, ``preview`` and the rollout controller, so
+they cannot disagree. A backend that raises, answers something that is not an
+:class:`~cohortroute.assign.backend.Assignment`, or takes longer than its ``timeout`` is
+skipped: the chain goes on, the first error per backend is logged, every one is counted
+(:attr:`Chain.errors`, ``router.status()["assign_errors"]``) and the decision lists it in
+``errors`` (``explain`` prints it). A decision made without a failed backend's opinion is
+cached at most :data:`ERROR_TTL` seconds, so the backend is asked again soon.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from .. import _forksafe
+from ..decision import Decision, Reason, gated
+from ..errors import ConfigurationError
+from ..policy import Policy, TenantRecord
+from .backend import Assignment, AssignmentBackend, Query
+from .builtin import BUILTINS, PIN, ROLLOUT, TAG
+
+log = logging.getLogger(__name__)
+
+ERROR_TTL = 5.0
+"""Seconds a decision made without a failed backend's opinion stays cached."""
+MAX_WAITING = 8
+"""Calls with a timeout running at once; past it a backend is skipped as busy (a hung backend
+cannot pile up threads)."""
+
+_REASONS = {PIN.name: Reason.PIN, TAG.name: Reason.TAG, ROLLOUT.name: Reason.ROLLOUT}
+
+
+class BackendBusyError(RuntimeError):
+    """Too many earlier calls to backends with a timeout are still running."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A decision and how long it may be cached (seconds; None: until the revision moves)."""
+
+    decision: Decision
+    ttl: float | None
+
+
+class Chain:
+    """The ordered assignment backends; see the module docstring for the order rules.
+
+    .. versionadded:: 0.2
+    """
+
+    def __init__(self, backends: Iterable[AssignmentBackend] = ()) -> None:
+        self.backends: tuple[AssignmentBackend, ...] = _ordered(list(backends))
+        #: backend name -> errors and timeouts counted since the start
+        self.errors: dict[str, int] = {}
+        self._logged: set[str] = set()
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._running = 0
+        self.custom = any(b not in BUILTINS for b in self.backends)
+        _forksafe.register(self, after_in_child=Chain._after_fork)
+
+    def __repr__(self) -> str:
+        return f"Chain([{', '.join(b.name for b in self.backends)}])"
+
+    def decide(
+        self,
+        policy: Policy,
+        record: TenantRecord | None,
+        default: str,
+        *,
+        override: str | None = None,
+        now: float,
+    ) -> Outcome:
+        """The decision for ``record`` (None: a request with no tenant), gated by migrations."""
+        tenant = None if record is None else record.name
+        if override is not None:
+            forced = Decision(
+                tenant,
+                override,
+                Reason.OVERRIDE,
+                detail="forced by an override",
+                backend="override",
+            )
+            return Outcome(forced, None)
+        fallback = policy.default or default
+        if record is None:
+            return Outcome(
+                Decision(None, fallback, Reason.NO_TENANT, detail="request has no tenant"), None
+            )
+        outcome = self.intended(policy, record, fallback, now=now)
+        rollout = policy.rollout
+        if rollout is None or not rollout.gated:
+            return outcome
+        rollout = rollout.at(now)
+        return Outcome(gated(rollout, record, fallback, outcome.decision), outcome.ttl)
+
+    def intended(
+        self, policy: Policy, record: TenantRecord, default: str, *, now: float
+    ) -> Outcome:
+        """The decision before migration gating: the first backend with an opinion."""
+        fallback = policy.default or default
+        rollout = policy.rollout
+        if rollout is not None and rollout.auto:
+            rollout = rollout.at(now)
+        query = Query(record.name, record, policy, rollout, fallback, now)
+        ttl: float | None = None
+        errors: list[str] = []
+        declined: Assignment | None = None
+        for backend in self.backends:
+            answer = self._ask(backend, query, errors)
+            if errors and (ttl is None or ttl > ERROR_TTL):
+                ttl = ERROR_TTL
+            if backend.ttl is not None and (ttl is None or backend.ttl < ttl):
+                ttl = backend.ttl
+            if answer is None:
+                continue
+            if answer.version is not None:
+                return Outcome(_decision(backend, query, answer, tuple(errors)), ttl)
+            if backend is ROLLOUT:
+                declined = answer
+        detail = "no rollout running" if declined is None else declined.detail
+        bucket = None if declined is None else declined.bucket
+        decision = Decision(
+            record.name,
+            fallback,
+            Reason.DEFAULT,
+            bucket=bucket,
+            detail=detail,
+            backend="default",
+            errors=tuple(errors),
+        )
+        return Outcome(decision, ttl)
+
+    def _ask(
+        self, backend: AssignmentBackend, query: Query, errors: list[str]
+    ) -> Assignment | None:
+        try:
+            answer = self._call(backend, query)
+            if answer is not None and not isinstance(answer, Assignment):
+                raise TypeError(f"returned {answer!r}, not an Assignment or None")
+            return answer
+        except Exception as exc:  # a backend never fails a request
+            errors.append(f"{backend.name}: {_describe(exc, backend)}")
+            self._count(backend, exc)
+            return None
+
+    def _call(self, backend: AssignmentBackend, query: Query) -> Assignment | None:
+        timeout = backend.timeout
+        if timeout is None:
+            return backend.assign(query)
+        with self._lock:
+            if self._running >= MAX_WAITING:
+                raise BackendBusyError(f"{MAX_WAITING} earlier calls are still running")
+            self._running += 1
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    MAX_WAITING, thread_name_prefix="cohortroute-assign"
+                )
+            pool = self._pool
+        future = pool.submit(backend.assign, query)
+        future.add_done_callback(self._finished)
+        return future.result(timeout)
+
+    def _finished(self, _: Future[Assignment | None]) -> None:
+        with self._lock:
+            self._running -= 1
+
+    def _count(self, backend: AssignmentBackend, exc: Exception) -> None:
+        with self._lock:
+            self.errors[backend.name] = self.errors.get(backend.name, 0) + 1
+            first = backend.name not in self._logged
+            self._logged.add(backend.name)
+        if first:
+            log.warning(
+                "cohortroute: assignment backend %r failed (%s); its opinion is skipped and "
+                "the chain goes on. Further errors are only counted "
+                "(router.status()['assign_errors']).",
+                backend.name,
+                _describe(exc, backend),
+                exc_info=not isinstance(exc, TimeoutError | BackendBusyError),
+            )
+
+    def close(self) -> None:
+        """Stop waiting for backends still running (their threads end when they return)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _after_fork(self) -> None:
+        # The parent's pool threads do not exist in the child.
+        self._lock = threading.Lock()
+        self._pool = None
+        self._running = 0
+
+
+def _describe(exc: Exception, backend: AssignmentBackend) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"no answer within its timeout of {backend.timeout}s"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _decision(
+    backend: AssignmentBackend, query: Query, answer: Assignment, errors: tuple[str, ...]
+) -> Decision:
+    version = answer.version
+    assert version is not None
+    reason = _REASONS.get(backend.name, Reason.BACKEND) if backend in BUILTINS else Reason.BACKEND
+    detail = answer.detail or answer.reason or f"{backend.name} -> {version}"
+    if reason is Reason.BACKEND and answer.reason and answer.detail:
+        detail = f"{answer.reason}: {answer.detail}"
+    return Decision(
+        query.tenant,
+        version,
+        reason,
+        bucket=answer.bucket,
+        detail=detail,
+        backend=backend.name,
+        errors=errors,
+    )
+
+
+def _ordered(backends: list[AssignmentBackend]) -> tuple[AssignmentBackend, ...]:
+    for backend in backends:
+        _check(backend)
+    names = [b.name for b in backends]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigurationError(
+            f"assign= names the backend {', '.join(twice)} more than once; give each a name "
+            "of its own (its `name` attribute)"
+        )
+    for backend in backends:
+        if backend.name in _REASONS and backend not in BUILTINS:
+            raise ConfigurationError(
+                f"a custom assignment backend may not be named {backend.name!r}: that is a "
+                "built-in's name; choose another"
+            )
+    placed = [b for b in BUILTINS if b in backends]
+    if not placed:
+        return (PIN, TAG, *backends, ROLLOUT)
+    missing = [b.name for b in BUILTINS if b not in backends]
+    if missing:
+        raise ConfigurationError(
+            "assign= places some built-in backends but not "
+            f"{', '.join(missing)}: list all of PIN, TAG and ROLLOUT (from cohortroute.assign) "
+            "to choose the precedence, or none of them for pin > tag > yours > rollout"
+        )
+    return tuple(backends)
+
+
+def _check(backend: object) -> None:
+    name = getattr(backend, "name", None)
+    if not isinstance(name, str) or not name or name in ("override", "default"):
+        raise ConfigurationError(
+            f"assignment backend {backend!r} needs a `name`: a short word such as 'plan-tier' "
+            "(not 'override' or 'default')"
+        )
+    if not callable(getattr(backend, "assign", None)):
+        raise ConfigurationError(f"assignment backend {name!r} has no assign(query) method")
+    for attr in ("ttl", "timeout"):
+        value = getattr(backend, attr, "missing")
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float) or value < 0
+        ):
+            raise ConfigurationError(
+                f"assignment backend {name!r}: `{attr}` must be None or a number of seconds "
+                f">= 0, not {value!r}"
+            )
+    if getattr(backend, "timeout", None) == 0:
+        raise ConfigurationError(f"assignment backend {name!r}: `timeout` must be > 0 or None")
+
+
+DEFAULT_CHAIN = Chain()
+"""The chain with only the built-in backends: what :func:`cohortroute.decide` uses."""
