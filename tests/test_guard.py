@@ -23,7 +23,7 @@ def test_one_incompatible_tenant_is_sent_back_and_the_rollout_paused_not_rolled_
     broken = reached[0]
     guard = world.guard()
     actions: list[str] = []
-    for _ in range(20):
+    for _ in range(35):  # the breaker discounts a tenant's worst 15 minutes as a burst
         world.minutes(1, error=lambda t, v: 0.3 if (t, v) == (broken, "v2") else 0.002)
         actions += guard.check().actions
     rollout = world.store.policy().rollout

@@ -132,3 +132,19 @@ def test_config_is_checked() -> None:
         GuardConfig(actions={"5xx": "panic"})  # type: ignore[dict-item]
     with pytest.raises(ValueError, match="alpha"):
         GuardConfig(alpha=0)
+
+
+def test_one_burst_does_not_trip_the_breaker_but_a_lasting_failure_does() -> None:
+    history = {"acme": TenantHistory(100_000, (200, 0, 0))}
+
+    def evidence(errors_at: dict[int, int], minutes: int) -> Evidence:
+        ev = Evidence(Baselines(history))
+        for m in range(minutes):
+            ev.add_minute(m, {}, {"acme": (20, (errors_at.get(m, 0), 0, 0))})
+        return ev
+
+    burst = evidence({m: 3 for m in range(30, 35)}, 60)  # one five-minute burst
+    assert stats.log_mixture(*burst.scaled("acme", 0)[:2]) >= math.log(1e4)
+    assert judge(burst, CONFIG).breakers == ()
+    lasting = evidence({m: 3 for m in range(30, 60)}, 60)
+    assert [b[0] for b in judge(lasting, CONFIG).breakers] == ["acme"]

@@ -50,7 +50,7 @@ def test_a_broken_tenant_is_named_first_with_the_action_taken() -> None:
     reached = world.start(25)
     broken = reached[-1]
     guard = world.guard()
-    for _ in range(15):
+    for _ in range(30):
         world.minutes(1, error=lambda t, v: 0.3 if (t, v) == (broken, "v2") else 0.002)
         guard.check()
     a = world.guard().assess()

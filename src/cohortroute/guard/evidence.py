@@ -11,12 +11,15 @@ it directly, so both exercise the same arithmetic.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from . import stats
 
 log = logging.getLogger(__name__)
+
+BURST_MINUTES = 15
+"""The longest burst the single-tenant breaker discounts (see :meth:`Evidence.without_burst`)."""
 
 METRICS: tuple[str, ...] = ("5xx", "slow", "tickets")
 """What the guard counts: server errors, requests slower than the tenant's baseline p95 bucket,
@@ -75,6 +78,7 @@ class Tally:
     observed: float = 0.0  # capped per tenant-minute
     raw: int = 0  # uncapped, as the report shows it
     expected: float = 0.0
+    minutes: list[tuple[int, float, float]] = field(default_factory=list)  # (minute, O, E)
 
 
 @dataclass
@@ -123,9 +127,11 @@ class Evidence:
             for i in metrics:
                 tally = ev.tallies[i]
                 e = requests * rate[i] * g[i]
+                o = min(counts[i], stats.minute_cap(e))
                 tally.expected += e
                 tally.raw += counts[i]
-                tally.observed += min(counts[i], stats.minute_cap(e))
+                tally.observed += o
+                tally.minutes.append((minute, o, e))
 
     def scaled(self, tenant: str, metric: int) -> tuple[float, float, float]:
         """``(O/f, E/f, f)`` of one tenant on one metric: the counts the test weighs."""
@@ -134,17 +140,29 @@ class Evidence:
         tally = ev.tallies[metric]
         return tally.observed / f, tally.expected / f, f
 
+    def without_burst(
+        self, tenant: str, metric: int, width: int = BURST_MINUTES
+    ) -> tuple[float, float]:
+        """``(O/f, E/f)`` of one tenant without its worst ``width``-minute window.
 
-def minute_counts(items: Iterable[tuple[str, int, Counts]]) -> dict[str, tuple[int, Counts]]:
-    """Sum ``(tenant, requests, counts)`` items into one minute's cohort counts."""
-    out: dict[str, tuple[int, Counts]] = {}
-    for tenant, requests, counts in items:
-        known = out.get(tenant)
-        if known is None:
-            out[tenant] = (requests, counts)
-        else:
-            out[tenant] = (
-                known[0] + requests,
-                tuple(a + b for a, b in zip(known[1], counts, strict=True)),
-            )
-    return out
+        The window is the run of consecutive minutes with the largest excess ``O - E``: what a
+        burst (a retry storm, a misbehaving client) leaves. Evidence that survives its removal
+        is not one burst.
+        """
+        ev = self.tenants[tenant]
+        f = stats.inflation(ev.requests, self.baselines.requests(tenant))
+        tally = ev.tallies[metric]
+        minutes = tally.minutes
+        best = (0.0, 0.0, 0.0)  # (excess, O, E) of the worst window
+        start = 0
+        o_sum = e_sum = 0.0
+        for minute, o, e in minutes:
+            o_sum += o
+            e_sum += e
+            while minutes[start][0] <= minute - width:
+                o_sum -= minutes[start][1]
+                e_sum -= minutes[start][2]
+                start += 1
+            if o_sum - e_sum > best[0]:
+                best = (o_sum - e_sum, o_sum, e_sum)
+        return (tally.observed - best[1]) / f, (tally.expected - best[2]) / f

@@ -4,8 +4,9 @@ Pure: :func:`judge` reads an :class:`~.evidence.Evidence` and a :class:`GuardCon
 a :class:`Verdict`; acting on it is :mod:`.actions`' job. The rules, in order:
 
 * no candidate traffic -> hold, never fail;
-* a tenant whose own evidence passes the breaker (``Lambda_i >= 1e4`` with ``O_i > E_i``) goes
-  back to the stable version and the rollout is paused;
+* a tenant whose own evidence passes the breaker (``Lambda_i >= 1e4`` with ``O_i > E_i``), and
+  still passes the metric's threshold ``1/alpha_m`` without its worst 15-minute window (one
+  burst is not a broken tenant), goes back to the stable version and the rollout is paused;
 * a metric whose cohort evidence passes Ville's bound (``Lambda >= 1/alpha_m``, ``O > E``), and
   still passes without the tenant with the largest excess, rolls the rollout back (or halts it,
   per metric);
@@ -176,7 +177,7 @@ def judge(evidence: Evidence, config: GuardConfig, exclude: Collection[str] = ()
             # log Lambda_i <= O ln(max theta): most tenants cannot reach the breaker at all
             if o > e and o * _LOG_TOP >= breaker:
                 x = stats.log_mixture(o, e)
-                if x >= breaker:
+                if x >= breaker and _beyond_a_burst(evidence, t, i, threshold):
                     breakers.append((t, metric, x))
         verdicts.append(_cohort(evidence, metric, i, names, scaled, threshold))
     gate = _gate(evidence, config, names)
@@ -187,6 +188,13 @@ def judge(evidence: Evidence, config: GuardConfig, exclude: Collection[str] = ()
     else:
         kind = "hold" if traffic else "no-traffic"
     return Verdict(kind, tuple(verdicts), tuple(breakers), gate, trigger)
+
+
+def _beyond_a_burst(evidence: Evidence, tenant: str, i: int, threshold: float) -> bool:
+    """Without its worst burst window, the tenant's evidence still passes the metric's own
+    threshold (``1/alpha_m``): what made the breaker is more than one burst."""
+    o, e = evidence.without_burst(tenant, i)
+    return o > e and stats.log_mixture(o, e) >= threshold
 
 
 def _cohort(
