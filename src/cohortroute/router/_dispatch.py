@@ -33,6 +33,7 @@ from typing import Any
 
 from .._clock import Clock
 from ..assign.chain import Chain
+from ..assign.tokens import OverrideKeys
 from ..decision import Decision, served
 from ..errors import InvalidHostError, ValidationError
 from ..policy import Policy, TenantRecord, check_tenant_name
@@ -66,6 +67,9 @@ class Flavour:
     """The 503 app for a migrating tenant, given ``Retry-After`` seconds and the body."""
     watch: Callable[[Any, str, Callable[[str], None]], Any]
     """``watch(app, tenant, served)``: ``app``, calling ``served(tenant)`` on a success."""
+    signed_override: type | None = None
+    """``signed_override(app, decision, keys, targets, clock, only=)``: ``app``, or the version
+    a valid signed QA token names (None: this flavour has no signed overrides yet)."""
 
 
 class Dispatcher:
@@ -86,6 +90,7 @@ class Dispatcher:
         clock: Clock,
         chain: Chain,
         on_expiry: Callable[[float], None],
+        override_keys: OverrideKeys | None = None,
     ) -> None:
         #: Raw Host value -> entry; cleared in place, never replaced (routers hold it).
         self.entries: dict[Any, Entry] = {}
@@ -116,6 +121,7 @@ class Dispatcher:
         self._chain = chain
         self._on_expiry = on_expiry
         self._expiry: dict[Any, float] = {}  # key -> monotonic deadline, for entries with a ttl
+        self._override_keys = override_keys
 
     def target(self, version: str) -> Any:
         """The app requests for ``version`` are handed to."""
@@ -254,6 +260,11 @@ class Dispatcher:
             entry: Entry = (decision, tenant, self._maintenance)
         else:
             target = self._targets[decision.version]
+            keys, signed = self._override_keys, self._flavour.signed_override
+            if keys is not None and signed is not None and tenant is not None:
+                rollout = self._view.policy.rollout
+                only = decision.version if rollout is not None and rollout.gated else None
+                target = signed(target, decision, keys, self._targets, self._clock.time, only=only)
             registrar = self._registrar
             if (
                 not stale

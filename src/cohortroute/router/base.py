@@ -22,6 +22,7 @@ from .. import _forksafe, fail_closed, version_needs
 from .._clock import SYSTEM, Clock
 from ..assign.backend import AssignmentBackend
 from ..assign.chain import Chain
+from ..assign.tokens import OverrideKeys
 from ..decision import Decision
 from ..errors import ConfigurationError
 from ..migrations import Migrations
@@ -104,6 +105,11 @@ class CohortRouter:
         to choose another precedence, or pass a ready :class:`~cohortroute.assign.Chain`. The
         chain is :attr:`chain`; give it to the rollout controller so previews stay exact.
         See docs/assignment.md.
+    :param override_keys: turn on signed QA overrides: key id -> secret (16 bytes or more).
+        A request carrying a valid token (``cohortroute override mint``) in the
+        ``X-Cohortroute-Override`` header or the ``cohortroute_override`` cookie is served the
+        token's version (reason ``override``); bad, expired or foreign tokens are ignored and
+        counted (``status()["override_tokens"]``). Off when None. WSGI routers only for now.
     """
 
     _flavours: ClassVar[dict[str, type[CohortRouter]]] = {}
@@ -147,6 +153,7 @@ class CohortRouter:
         clock: Clock = SYSTEM,
         signals: bool | SignalsConfig = False,
         assign: Chain | Iterable[AssignmentBackend] = (),
+        override_keys: Mapping[str, str | bytes] | None = None,
     ) -> None:
         if interface not in ("auto", "wsgi", "asgi"):
             raise ConfigurationError(
@@ -194,6 +201,13 @@ class CohortRouter:
         self._overrides = Overrides(self.apps, on_change=self._drop_cache)
         #: The assignment backends every decision here goes through.
         self.chain = assign if isinstance(assign, Chain) else Chain(assign)
+        self._override_keys = (
+            None if override_keys is None else OverrideKeys(override_keys, list(self.apps))
+        )
+        if self._override_keys is not None and self._flavour.signed_override is None:
+            raise ConfigurationError(
+                "override_keys works with WSGI routers for now; leave it out on an ASGI router"
+            )
         declared = migrations if migrations is not None else Migrations()
         from ..signals.wrappers import wrap_versions  # here: signals imports this module
 
@@ -211,6 +225,7 @@ class CohortRouter:
             clock=clock,
             chain=self.chain,
             on_expiry=self._expires_at,
+            override_keys=self._override_keys,
         )
         self._entries: dict[Any, Entry] = self._dispatch.entries
         _forksafe.register(self, after_in_child=CohortRouter._after_fork)
@@ -278,6 +293,9 @@ class CohortRouter:
             "versions": list(self.apps),
             "default": self._view.policy.default or self.default,
             "assign_errors": dict(self.chain.errors),
+            "override_tokens": (
+                {} if self._override_keys is None else dict(self._override_keys.counts)
+            ),
         }
 
     def invalidate(self, tenant: str | None = None) -> None:

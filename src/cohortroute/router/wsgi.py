@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .._types import StartResponse, WSGIEnvironment
+from ..assign.wsgi import SignedOverrideWSGI
 from ..errors import ConfigurationError
 from ._dispatch import Flavour
 from .base import DECISION_KEY, TENANT_KEY, CohortRouter, Interface, is_asgi_app
@@ -15,7 +16,12 @@ from .responses import bad_request_wsgi, maintenance_wsgi
 class WSGICohortRouter(CohortRouter, interface="wsgi"):
     """The WSGI flavour of :class:`CohortRouter` (every mounted version is a WSGI app)."""
 
-    _flavour = Flavour(bad_request=bad_request_wsgi, maintenance=maintenance_wsgi, watch=watch_wsgi)
+    _flavour = Flavour(
+        bad_request=bad_request_wsgi,
+        maintenance=maintenance_wsgi,
+        watch=watch_wsgi,
+        signed_override=SignedOverrideWSGI,
+    )
 
     def _check_interface(self, interface: Interface) -> None:
         asgi = [name for name, app in self.apps.items() if is_asgi_app(app)]

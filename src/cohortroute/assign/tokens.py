@@ -1,0 +1,139 @@
+"""Signed QA overrides: a token that serves one tenant one version until it expires.
+
+Off unless the router is given keys (``CohortRouter(..., override_keys={"k1": secret})``).
+A token binds the tenant, the version, an expiry (Unix time) and the id of the key that signed
+it; it travels in the ``X-Cohortroute-Override`` header or the ``cohortroute_override`` cookie.
+Its shape is ``base64url(json payload) "." base64url(HMAC-SHA256(key, payload part))``, made and
+checked with the standard library's :mod:`hmac` (constant-time comparison). Several key ids may
+be valid at once, so a key is rotated by adding the new one, minting with it, then removing the
+old one. A bad, expired or foreign token (another tenant, an unknown key id, a version not
+mounted) is ignored -- the request gets its normal decision -- and counted.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+import threading
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+from ..errors import ConfigurationError
+
+log = logging.getLogger(__name__)
+
+HEADER = "X-Cohortroute-Override"
+COOKIE = "cohortroute_override"
+MAX_TOKEN = 1024
+"""Longer values are not tokens (and are not parsed)."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _key_bytes(key: str | bytes) -> bytes:
+    return key.encode() if isinstance(key, str) else key
+
+
+def mint(key_id: str, key: str | bytes, tenant: str, version: str, expires: float) -> str:
+    """A token serving ``tenant`` ``version`` until ``expires`` (Unix time), signed with ``key``."""
+    payload = json.dumps(
+        {"exp": int(expires), "kid": key_id, "t": tenant.lower(), "v": version},
+        sort_keys=True,
+        separators=(",", ":"),
+    ).encode()
+    body = _b64(payload)
+    signature = hmac.new(_key_bytes(key), body.encode("ascii"), hashlib.sha256).digest()
+    return f"{body}.{_b64(signature)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Granted:
+    """A valid token's grant: ``version`` for the request, signed with ``key_id``."""
+
+    version: str
+    key_id: str
+    expires: int
+
+
+class OverrideKeys:
+    """The key ids a router accepts tokens from, and the tally of the tokens it saw.
+
+    ``counts`` has ``accepted`` and, per reason a token was ignored, ``bad`` (malformed or
+    a wrong signature), ``expired``, ``foreign`` (another tenant, or a key id not configured)
+    and ``unmounted`` (a version this router does not serve).
+    """
+
+    def __init__(self, keys: Mapping[str, str | bytes], versions: Collection[str]) -> None:
+        if not keys:
+            raise ConfigurationError(
+                "override_keys needs at least one key id -> secret, e.g. {'k1': os.environ["
+                "'COHORTROUTE_OVERRIDE_KEY'}}; leave it out to keep signed overrides off"
+            )
+        self._keys: dict[str, bytes] = {}
+        for key_id, key in keys.items():
+            secret = _key_bytes(key)
+            if len(secret) < 16:
+                raise ConfigurationError(
+                    f"override key {key_id!r} is shorter than 16 bytes; use a random secret, "
+                    "e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+                )
+            self._keys[key_id] = secret
+        self._versions = frozenset(versions)
+        self._lock = threading.Lock()
+        self.counts: dict[str, int] = {}
+
+    def check(self, token: str, tenant: str | None, now: float) -> Granted | None:
+        """The grant of ``token`` for a request to ``tenant`` at ``now``; None (counted) when
+        it does not apply."""
+        verdict = self._verdict(token, tenant, now)
+        with self._lock:
+            what = verdict if isinstance(verdict, str) else "accepted"
+            self.counts[what] = self.counts.get(what, 0) + 1
+        return None if isinstance(verdict, str) else verdict
+
+    def _verdict(self, token: str, tenant: str | None, now: float) -> Granted | str:
+        if len(token) > MAX_TOKEN or token.count(".") != 1:
+            return "bad"
+        body, signature = token.split(".")
+        try:
+            payload = json.loads(_unb64(body))
+            given = _unb64(signature)
+        except (ValueError, binascii.Error):
+            return "bad"
+        if not isinstance(payload, dict):
+            return "bad"
+        key = self._keys.get(payload.get("kid"))  # type: ignore[arg-type]
+        if key is None:
+            return "foreign"
+        expected = hmac.new(key, body.encode("ascii"), hashlib.sha256).digest()
+        if not hmac.compare_digest(expected, given):
+            return "bad"
+        exp, version, bound = payload.get("exp"), payload.get("v"), payload.get("t")
+        if not isinstance(exp, int) or not isinstance(version, str) or not isinstance(bound, str):
+            return "bad"
+        if exp <= now:
+            return "expired"
+        if tenant is None or bound != tenant:
+            return "foreign"
+        if version not in self._versions:
+            return "unmounted"
+        return Granted(version, str(payload["kid"]), exp)
+
+
+def token_from_cookie(cookie: str) -> str | None:
+    """The override token in a ``Cookie`` header value, if any."""
+    for part in cookie.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == COOKIE and value:
+            return value
+    return None
