@@ -592,3 +592,35 @@ def unretire_version(version: str) -> ChangeFn:
         return m
 
     return change
+
+
+def set_visitor_sample(
+    version: str | None, percent: float | str = 0, *, salt: str | None = None
+) -> ChangeFn:
+    """Serve ``percent`` of the anonymous visitors (no tenant: apex, ``www``) ``version``,
+    with a salt of their own (a fresh one when None); ``version=None`` stops sampling.
+
+    Routers given a ``visitor_key`` apply it (see :mod:`cohortroute.assign.visitors`).
+    """
+    points = parse_percent(percent)
+    if version is not None:
+        check_version_name(version)
+
+    def change(state: StateReader) -> Mutation:
+        policy = state.policy()
+        before = dict(policy.visitors) or None
+        if version is None:
+            after = None
+        else:
+            _require_known(policy, version)
+            kept = before is not None and before.get("version") == version
+            fresh = f"visitors:{secrets.token_hex(8)}"
+            chosen = salt or (str(before["salt"]) if kept and before else fresh)
+            after = {"version": version, "percent": points, "salt": chosen}
+        m = Mutation()
+        if after != before:
+            m.record("visitors", None, before, after)
+            m.policy = replace(policy, visitors=after or {})
+        return m
+
+    return change

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .bucketing import bucket_function
 from .errors import ConflictError, ValidationError
 from .tenancy import is_valid_label
 
@@ -178,6 +179,7 @@ class Policy:
     revision: int = 0
     #: Per version: its last mount and retirement (see :mod:`cohortroute.versions`).
     version_info: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    visitors: Mapping[str, Any] = field(default_factory=dict)  # see cohortroute.assign.visitors
 
     def rule_for(self, tags: frozenset[str]) -> tuple[str, str] | None:
         """Return the first (tag, version) rule matching one of ``tags``, or None."""
@@ -320,8 +322,6 @@ def begin_rollout(
         raise ConflictError(f"{candidate} is already the default version; nothing to roll out")
     if every is not None and every < 0:
         raise ValidationError("every must be a non-negative number of seconds, like 7200")
-    from .bucketing import bucket_function
-
     bucket_function(bucketer)  # refuses an unknown name
     step = max((i for i, p in enumerate(plan) if p <= percent), default=-1)
     rollout = Rollout(
@@ -430,8 +430,9 @@ def policy_to_json(policy: Policy) -> dict[str, Any]:
         "versions": sorted(policy.versions),
         "rules": [list(rule) for rule in policy.rules],
         "rollout": rollout_to_json(policy.rollout),
-        # Only when there is some: stores written before it keep their exact stored form.
+        # Only when there is some: stores written before them keep their exact stored form.
         **({"version_info": dict(policy.version_info)} if policy.version_info else {}),
+        **({"visitors": dict(policy.visitors)} if policy.visitors else {}),
     }
 
 
@@ -446,6 +447,7 @@ def policy_from_json(data: Mapping[str, Any] | None, revision: int) -> Policy:
         rollout=rollout_from_json(data.get("rollout")),
         revision=revision,
         version_info={str(v): dict(i) for v, i in (data.get("version_info") or {}).items()},
+        visitors=dict(data.get("visitors") or {}),
     )
 
 

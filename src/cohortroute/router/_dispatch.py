@@ -34,6 +34,7 @@ from typing import Any
 from .._clock import Clock
 from ..assign.chain import Chain
 from ..assign.tokens import OverrideKeys
+from ..assign.visitors import VisitorCookies, VisitorSample
 from ..decision import Decision, served
 from ..errors import InvalidHostError, ValidationError
 from ..policy import Policy, TenantRecord, check_tenant_name
@@ -70,6 +71,9 @@ class Flavour:
     signed_override: type | None = None
     """``signed_override(app, decision, keys, targets, clock, only=)``: ``app``, or the version
     a valid signed QA token names (None: this flavour has no signed overrides yet)."""
+    visitor_sampling: type | None = None
+    """``visitor_sampling(app, decision, sample, cookies, targets)``: a no-tenant host's app
+    sampling anonymous visitors by cookie (None: not in this flavour yet)."""
 
 
 class Dispatcher:
@@ -91,6 +95,7 @@ class Dispatcher:
         chain: Chain,
         on_expiry: Callable[[float], None],
         override_keys: OverrideKeys | None = None,
+        visitor_cookies: VisitorCookies | None = None,
     ) -> None:
         #: Raw Host value -> entry; cleared in place, never replaced (routers hold it).
         self.entries: dict[Any, Entry] = {}
@@ -122,6 +127,7 @@ class Dispatcher:
         self._on_expiry = on_expiry
         self._expiry: dict[Any, float] = {}  # key -> monotonic deadline, for entries with a ttl
         self._override_keys = override_keys
+        self._visitor_cookies = visitor_cookies
 
     def target(self, version: str) -> Any:
         """The app requests for ``version`` are handed to."""
@@ -265,6 +271,8 @@ class Dispatcher:
                 rollout = self._view.policy.rollout
                 only = decision.version if rollout is not None and rollout.gated else None
                 target = signed(target, decision, keys, self._targets, self._clock.time, only=only)
+            if tenant is None and self._visitor_cookies is not None:
+                target = self._sampling(target, decision)
             registrar = self._registrar
             if (
                 not stale
@@ -283,6 +291,14 @@ class Dispatcher:
             self._expiry[key] = deadline
             self._on_expiry(deadline)
         return entry
+
+    def _sampling(self, target: Any, decision: Decision) -> Any:
+        """``target`` for a no-tenant host, sampling visitors while a sample is set."""
+        sample = VisitorSample.from_policy(self._view.policy.visitors)
+        wrap = self._flavour.visitor_sampling
+        if sample is None or wrap is None or sample.version not in self._targets:
+            return target
+        return wrap(target, decision, sample, self._visitor_cookies, self._targets)
 
     def _remember_rejected(self, key: Any, generation: int, entry: Entry) -> Entry:
         """Cache a rejected host, unless :data:`MAX_REJECTED` of them are cached already."""

@@ -22,6 +22,7 @@ from .. import _forksafe, fail_closed, version_needs
 from .._clock import SYSTEM, Clock
 from ..assign.backend import AssignmentBackend
 from ..assign.chain import Chain
+from ..assign import visitors as visitor_cookies
 from ..assign.tokens import OverrideKeys
 from ..decision import Decision
 from ..errors import ConfigurationError
@@ -110,6 +111,10 @@ class CohortRouter:
         ``X-Cohortroute-Override`` header or the ``cohortroute_override`` cookie is served the
         token's version (reason ``override``); bad, expired or foreign tokens are ignored and
         counted (``status()["override_tokens"]``). Off when None. WSGI routers only for now.
+    :param visitor_key: turn on sampling of anonymous visitors (no tenant: apex, ``www``): the
+        secret (16 bytes or more) signing the visitor cookie. The share and version are set
+        with ``cohortroute visitors set``; see :mod:`cohortroute.assign.visitors`. WSGI only.
+    :param visitor_cookie_max_age: the visitor cookie's lifetime in seconds (about 6 months).
     """
 
     _flavours: ClassVar[dict[str, type[CohortRouter]]] = {}
@@ -154,6 +159,8 @@ class CohortRouter:
         signals: bool | SignalsConfig = False,
         assign: Chain | Iterable[AssignmentBackend] = (),
         override_keys: Mapping[str, str | bytes] | None = None,
+        visitor_key: str | bytes | None = None,
+        visitor_cookie_max_age: float = visitor_cookies.MAX_AGE,
     ) -> None:
         if interface not in ("auto", "wsgi", "asgi"):
             raise ConfigurationError(
@@ -208,6 +215,15 @@ class CohortRouter:
             raise ConfigurationError(
                 "override_keys works with WSGI routers for now; leave it out on an ASGI router"
             )
+        self._visitor_cookies = (
+            None
+            if visitor_key is None
+            else visitor_cookies.VisitorCookies(visitor_key, visitor_cookie_max_age)
+        )
+        if self._visitor_cookies is not None and self._flavour.visitor_sampling is None:
+            raise ConfigurationError(
+                "visitor_key works with WSGI routers for now; leave it out on an ASGI router"
+            )
         declared = migrations if migrations is not None else Migrations()
         from ..signals.wrappers import wrap_versions  # here: signals imports this module
 
@@ -226,6 +242,7 @@ class CohortRouter:
             chain=self.chain,
             on_expiry=self._expires_at,
             override_keys=self._override_keys,
+            visitor_cookies=self._visitor_cookies,
         )
         self._entries: dict[Any, Entry] = self._dispatch.entries
         _forksafe.register(self, after_in_child=CohortRouter._after_fork)
@@ -276,7 +293,9 @@ class CohortRouter:
         """Health of this router's view of the store: revision, degraded flag, last error,
         whether it fails closed (``fail_closed``), how many tenants the registration rate
         cap dropped (``registrations_dropped``) and the errors and timeouts counted per
-        assignment backend (``assign_errors``).
+        assignment backend (``assign_errors``), the signed QA override tokens seen
+        (``override_tokens``) and the anonymous visitors' sample (``visitors``; None when this
+        router does not sample).
 
         It reflects the last contact with the store, which requests drive (at most once per
         refresh interval); a health check that sends no request through the router sees the
@@ -293,6 +312,9 @@ class CohortRouter:
             "versions": list(self.apps),
             "default": self._view.policy.default or self.default,
             "assign_errors": dict(self.chain.errors),
+            "visitors": (
+                dict(self._view.policy.visitors) if self._visitor_cookies is not None else None
+            ),
             "override_tokens": (
                 {} if self._override_keys is None else dict(self._override_keys.counts)
             ),

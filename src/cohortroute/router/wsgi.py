@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .._types import StartResponse, WSGIEnvironment
+from ..assign.visitors import VisitorSamplingWSGI
 from ..assign.wsgi import SignedOverrideWSGI
 from ..errors import ConfigurationError
 from ._dispatch import Flavour
@@ -21,6 +22,7 @@ class WSGICohortRouter(CohortRouter, interface="wsgi"):
         maintenance=maintenance_wsgi,
         watch=watch_wsgi,
         signed_override=SignedOverrideWSGI,
+        visitor_sampling=VisitorSamplingWSGI,
     )
 
     def _check_interface(self, interface: Interface) -> None:
