@@ -26,7 +26,7 @@ from ..errors import (
     StoreUnavailableError,
     ValidationError,
 )
-from . import demo, guard, override, report, rollout, state, tenants, ticket, versions, visitors
+from . import demo, guard, proxy, report, rollout, state, tenants, ticket, versions
 from .context import ENV_STORE, EXIT_ERROR, EXIT_USAGE, Context, UsageError
 from .options import COMMON, Handler, check_text
 
@@ -59,18 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cohortroute {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for group in (
-        state,
-        tenants,
-        versions,
-        rollout,
-        guard,
-        report,
-        ticket,
-        override,
-        visitors,
-        demo,
-    ):
+    for group in (state, tenants, versions, rollout, guard, report, ticket, proxy, demo):
         group.register(commands)
     return parser
 
