@@ -255,8 +255,10 @@ def chains(draw: st.DrawFn) -> tuple[list[AssignmentBackend], list[str]]:
         else:
             answers = draw(st.dictionaries(st.sampled_from(NAMES), st.sampled_from(VERSIONS)))
             backends.append(Fixed(f"b{i}", answers))
-    if backends and draw(st.booleans()):
-        at = draw(st.permutations([*backends, PIN, TAG, ROLLOUT]))
+    shuffled: bool = draw(st.booleans())
+    if backends and shuffled:
+        everything: list[AssignmentBackend] = [*backends, PIN, TAG, ROLLOUT]
+        at: list[AssignmentBackend] = draw(st.permutations(everything))
         return list(at), [b.name for b in at]
     return backends, ["pin", "tag", *(b.name for b in backends), "rollout"]
 
