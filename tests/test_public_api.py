@@ -81,6 +81,7 @@ DOCUMENTED = [
     ("cohortroute.store.redis", "RedisStore"),
     ("cohortroute.store.postgres", "PostgresStore"),
     ("cohortroute.tenancy", "SubdomainResolver"),
+    ("cohortroute.upstream", "Upstream"),
     ("cohortroute.tenancy", "parse_host"),
     ("cohortroute.testing", "force_version"),
     ("cohortroute.testing", "CohortOverrides"),

@@ -8,16 +8,22 @@ the requests of each tenant are counted for the build that served them.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from cohortroute import CohortRouter
 from cohortroute.signals import open_sink
 from cohortroute.store import open_store
+from tests.e2e import proxies
 from tests.e2e.servers import ROOT, bin_path, free_port, get, serve
 from tests.test_faults import poll
 
@@ -119,3 +125,203 @@ def test_two_builds_of_one_package_serve_their_own_code_to_their_own_tenants(
     assert served[("globex", "2026.11")] >= 1  # and the polls before the pin was seen
     assert served[("globex", "2026.12")] >= 1
     assert ("acme", "2026.11") not in served
+
+
+# --- nginx, HAProxy and Apache in front, routing from the store -------------------------------
+
+DOMAIN = "shop.test"
+TENANTS = [f"c{index:04d}" for index in range(1000)]
+#: How soon a change in the store reaches the proxy: the watch's interval (0.2 s) plus a reload.
+FOLLOWS_WITHIN = 5.0
+
+
+@pytest.fixture(scope="module")
+def upstreams() -> Iterator[dict[str, int]]:
+    """The two releases of ``shop`` on TCP ports, as the proxies' upstream pools."""
+    ports = {release: free_port() for release in RELEASES}
+    with contextlib.ExitStack() as stack:
+        for release, port in ports.items():
+            command = [bin_path("gunicorn"), "--chdir", str(EXAMPLE / "releases" / release)]
+            command += ["--bind", f"127.0.0.1:{port}", "--workers", "2", "shop.app:application"]
+            stack.enter_context(serve(command, port))
+        yield ports
+
+
+@pytest.fixture
+def world_readable() -> Iterator[Path]:
+    """A directory the proxies' unprivileged workers (www-data, nobody) can read."""
+    directory = Path(tempfile.mkdtemp(prefix="cohortroute-proxy-"))
+    directory.chmod(0o755)
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def seed(url: str) -> None:
+    """1,000 tenants: a rollout of 2026.12 at 30 %, pins, a tag rule and a ratchet."""
+    store = open_store(url)
+    store.register_versions(list(RELEASES), "2026.11", actor="test")
+    store.register_tenants(TENANTS, tags={"c0001": ["beta"], "c0002": ["beta"]})
+    store.pin("c0000", "2026.12")
+    store.pin("c0003", "2026.11")
+    store.set_rule("beta", "2026.12")
+    store.start_rollout("2026.12", 30, salt="e2e")
+    store.close()
+
+
+def truth(url: str, tenants: list[str]) -> dict[str, str]:
+    """What ``explain`` says each tenant is served: a router mounting both releases."""
+    router: Any = CohortRouter(
+        apps={release: _unused for release in RELEASES},
+        domains=[DOMAIN],
+        store=url,
+        register_tenants=False,
+    )
+    try:
+        return {tenant: router.explain(tenant).version for tenant in tenants}
+    finally:
+        router.close()
+
+
+def _unused(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    raise AssertionError("only explain() is called")
+
+
+def fetch(port: int, host: str) -> tuple[int, str]:
+    """One request on a fresh connection (a reload may have retired the last one)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", "/ab", headers={"Host": host})
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()
+
+
+def sweep(port: int, tenants: list[str]) -> dict[str, str]:
+    """The release each tenant is served through the proxy, on one kept-alive connection."""
+    served = {}
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        for tenant in tenants:
+            connection.request("GET", "/ab", headers={"Host": f"{tenant}.{DOMAIN}"})
+            response = connection.getresponse()
+            body = response.read().decode()
+            assert response.status == 200, (tenant, response.status, body)
+            served[tenant] = body.split()[0].removeprefix("release=")
+    finally:
+        connection.close()
+    return served
+
+
+def release_of(port: int, host: str) -> str:
+    status, body = fetch(port, host)
+    return body.split()[0].removeprefix("release=") if status == 200 else str(status)
+
+
+@contextlib.contextmanager
+def watching(arguments: list[str]) -> Iterator[subprocess.Popen[bytes]]:
+    """``cohortroute ... proxy ... --watch`` in the background until the block ends."""
+    process = subprocess.Popen(
+        [bin_path("cohortroute"), *arguments, "--watch", "--interval", "0.2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stderr:
+            process.stderr.close()
+
+
+def cli(arguments: list[str]) -> None:
+    result = subprocess.run(
+        [bin_path("cohortroute"), *arguments], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+
+
+PROXIES = ["nginx", "nginx-decide", "haproxy", "apache", "apache-prg"]
+
+
+@pytest.mark.parametrize("kind", PROXIES)
+def test_the_proxy_routes_1000_tenants_where_explain_says(
+    kind: str, upstreams: dict[str, int], world_readable: Path
+) -> None:
+    program = kind.split("-")[0]
+    if not proxies.installed("apache2" if program == "apache" else program):
+        pytest.skip(f"Debian's {program} is not installed")
+    directory = world_readable
+    url = f"sqlite:///{directory}/routing.db"
+    seed(url)
+    port = free_port()
+    fragment, map_path = directory / "fragment.conf", directory / "cohortroute.map"
+    arguments = ["--store", url, "proxy", program, "--domain", DOMAIN]
+    for release, upstream_port in upstreams.items():
+        arguments += ["--upstream", f"{release}=127.0.0.1:{upstream_port}"]
+    arguments += ["--map", str(map_path), "--listen", f"127.0.0.1:{port}"]
+    decide_port = free_port()
+    if kind == "nginx-decide":
+        arguments += ["--decide", f"127.0.0.1:{decide_port}"]
+    if kind == "apache-prg":
+        arguments.append("--prg")
+    cli([*arguments, "--config", str(fragment)])
+    with contextlib.ExitStack() as stack:
+        if program == "nginx":
+            conf = proxies.nginx_main(directory, fragment)
+            stack.enter_context(serve(proxies.nginx_command(conf), port))
+            reload = " ".join([*proxies.nginx_command(conf), "-s", "reload"])
+            watch = [*arguments, "--reload-command", reload]
+        elif program == "haproxy":
+            conf = proxies.haproxy_main(directory, fragment)
+            stack.enter_context(serve(proxies.haproxy_command(conf), port))
+            watch = [*arguments, "--runtime-api", f"unix:{directory}/haproxy-admin.sock"]
+        else:
+            conf = proxies.apache_main(directory, fragment, port)
+            stack.enter_context(serve(proxies.apache_command(conf), port))
+            watch = arguments
+        if kind == "nginx-decide":
+            decide = ["--store", url, "proxy", "decide", "--domain", DOMAIN]
+            for release, upstream_port in upstreams.items():
+                decide += ["--upstream", f"{release}=127.0.0.1:{upstream_port}"]
+            decide += ["--listen", f"127.0.0.1:{decide_port}", "--interval", "0.2"]
+            stack.enter_context(serve([bin_path("cohortroute"), *decide], decide_port))
+        else:
+            stack.enter_context(watching(watch))
+
+        expected = truth(url, TENANTS)
+        assert set(expected.values()) == set(RELEASES)
+        assert sweep(port, TENANTS) == expected
+
+        # Hosts: outside the domain 400, www and the apex the default, case and port ignored.
+        assert fetch(port, "shop.evil.org")[0] == 400
+        assert release_of(port, f"www.{DOMAIN}") == "2026.11"
+        assert release_of(port, DOMAIN) == "2026.11"
+        assert release_of(port, f"C0000.{DOMAIN}:{port}") == "2026.12"
+        # A tenant the store has never seen: decided live by its bucket, or the map's default.
+        newcomer = next(
+            t for t, v in truth(url, [f"new{i}" for i in range(50)]).items() if v == "2026.12"
+        )
+        live = kind in ("nginx-decide", "apache-prg")
+        assert release_of(port, f"{newcomer}.{DOMAIN}") == ("2026.12" if live else "2026.11")
+
+        # A pin, then a rollout step: the proxy follows within FOLLOWS_WITHIN seconds.
+        store = open_store(url)
+        moved = next(t for t in TENANTS[10:] if expected[t] == "2026.11")
+        store.pin(moved, "2026.12")
+        took = poll(lambda: release_of(port, f"{moved}.{DOMAIN}") == "2026.12", FOLLOWS_WITHIN)
+        assert took is not None, f"{kind} did not follow a pin in {FOLLOWS_WITHIN} s"
+        store.set_percent(60)
+        after = truth(url, TENANTS)
+        stepped = [t for t in TENANTS if after[t] != expected[t] and t != moved]
+        assert stepped
+        took = poll(
+            lambda: all(release_of(port, f"{t}.{DOMAIN}") == "2026.12" for t in stepped[:20]),
+            FOLLOWS_WITHIN,
+        )
+        assert took is not None, f"{kind} did not follow a rollout step in {FOLLOWS_WITHIN} s"
+        store.close()
+        assert sweep(port, TENANTS) == after

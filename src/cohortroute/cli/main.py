@@ -26,7 +26,20 @@ from ..errors import (
     StoreUnavailableError,
     ValidationError,
 )
-from . import demo, guard, proxy, report, rollout, state, tenants, ticket, versions
+from . import (
+    admin,
+    demo,
+    guard,
+    override,
+    proxy,
+    report,
+    rollout,
+    state,
+    tenants,
+    ticket,
+    versions,
+    visitors,
+)
 from .context import ENV_STORE, EXIT_ERROR, EXIT_USAGE, Context, UsageError
 from .options import COMMON, Handler, check_text
 
@@ -59,7 +72,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cohortroute {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for group in (state, tenants, versions, rollout, guard, report, ticket, proxy, demo):
+    for group in (
+        state,
+        tenants,
+        versions,
+        rollout,
+        guard,
+        report,
+        ticket,
+        override,
+        visitors,
+        proxy,
+        demo,
+        admin,
+    ):
         group.register(commands)
     return parser
 

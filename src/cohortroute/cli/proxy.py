@@ -94,6 +94,12 @@ def register(commands: Subparsers) -> None:
         )
         if name == "nginx":
             p.add_argument(
+                "--decide",
+                metavar="HOST:PORT",
+                help="route with auth_request to `cohortroute proxy decide` at HOST:PORT "
+                "instead of the map (exact for tenants the store does not list)",
+            )
+            p.add_argument(
                 "--reload-command",
                 default="nginx -s reload",
                 metavar="COMMAND",
@@ -164,6 +170,8 @@ def _cmd_config(args: argparse.Namespace, ctx: Context) -> int:
             for value in values:
                 program += [option, value]
         fragment = apache.config(setup, program)
+    elif args.format == "nginx" and args.decide:
+        fragment = nginx.config(setup, args.decide)
     else:
         fragment = module.config(setup)
     if args.config_path:
@@ -191,7 +199,7 @@ def _cmd_config(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _cmd_decide(args: argparse.Namespace, ctx: Context) -> int:
-    from werkzeug.serving import make_server
+    from werkzeug.serving import WSGIRequestHandler, make_server
 
     from ..proxyconf.endpoint import DecisionEndpoint
 
@@ -199,8 +207,17 @@ def _cmd_decide(args: argparse.Namespace, ctx: Context) -> int:
     host, _, port = args.listen.rpartition(":")
     if not port.isdigit():
         raise UsageError(f"--listen {args.listen!r}: give HOST:PORT, e.g. 127.0.0.1:8090")
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_request(self, *args: Any, **kwargs: Any) -> None:
+            pass  # a line per lookup costs more than the lookup, and says nothing new
+
     server = make_server(
-        host or "127.0.0.1", int(port), DecisionEndpoint(decider, args.host_header), threaded=True
+        host or "127.0.0.1",
+        int(port),
+        DecisionEndpoint(decider, args.host_header),
+        threaded=True,
+        request_handler=QuietHandler,
     )
     ctx.err.write(f"decision endpoint on http://{args.listen}/ (Ctrl-C stops)\n")
     ctx.err.flush()
