@@ -50,6 +50,8 @@ LOG_EVERY = 30.0  # seconds between repeated log lines about store failures
 SERVED_ACTION = "tenants-served"
 # How many revisions a view checks in the audit log before it simply re-reads the state.
 _NEUTRAL_SCAN = 32
+# Fewer cached tenants than this are not re-read in a batch when the revision moves.
+_REREAD_MIN = 8
 
 
 def _retrieve(future: asyncio.Future[TenantRecord]) -> None:
@@ -341,28 +343,17 @@ class StateView:
                 self.store.mount_versions(self._versions, self._default, actor="cohortroute-router")
                 self._registered = True
             revision = self.store.revision()
-            if revision == self.revision or self._neutral(self.revision, revision):
-                if revision != self.revision:
-                    with self._lock:
-                        self.revision = revision
-                        self.policy = replace(self.policy, revision=revision)
+            if revision == self.revision:
                 self._confirmed(asked)
                 if self._recovered():
                     self._on_change()
                 return
-            policy = self.store.policy()
+            policy, records, neutral = self._read_state(revision)
             if policy.default is None or not policy.versions.issuperset(self._versions):
                 # The store lost what this router recorded (a server restarted empty, an old
                 # backup restored): record it again, or pins to our versions fail as unknown.
                 self.store.mount_versions(self._versions, self._default, actor="cohortroute-router")
-                policy = self.store.policy()
-            records = None
-            if self._remote:
-                # Every active tenant's record at once, before the new state is used: nobody
-                # misses afterwards, however many tenants this router serves.
-                with self._lock:
-                    names = list(self._records.keys())
-                records = self._reread(names)
+                policy, neutral = self.store.policy(), False
         except StoreError as exc:
             self._failed("could not read the store; serving the last-known state", exc)
             return
@@ -372,14 +363,35 @@ class StateView:
         with self._lock:
             self.policy = policy
             self.revision = policy.revision
-            self._generation += 1
-            self._records.clear()
-            self._guessed.clear()
+            if not neutral:
+                self._generation += 1
+                self._records.clear()
+                self._guessed.clear()
             if records is not None:
                 self._keep(records)
         self._confirmed(asked)
-        self._recovered()
-        self._on_change()
+        stale = self._recovered()
+        if stale or not neutral:
+            self._on_change()
+
+    def _read_state(self, revision: int) -> tuple[Policy, dict[str, TenantRecord] | None, bool]:
+        """The policy, the fresh records of the cached tenants (remote stores), and whether
+        every revision up to ``revision`` only registered tenants (raises StoreError)."""
+        if not self._remote:
+            if self._neutral(self.revision, revision):
+                return replace(self.policy, revision=revision), None, True
+            return self.store.policy(), None, False
+        # The audit log is read while the policy and every cached tenant's record are, and all
+        # before the new state is used: a change shows after the same few round trips however
+        # many tenants are active, and nobody misses afterwards.
+        neutral = self._pool().submit(self._neutral, self.revision, revision)
+        policy = self.store.policy()
+        with self._lock:
+            names = list(self._records.keys())
+        # A few tenants are read again as they are asked for (batched all the same), which
+        # shows a change on the very request that notices it.
+        records = self._reread(names) if len(names) > _REREAD_MIN else None
+        return policy, records, neutral.result() and policy.revision == revision
 
     def _confirmed(self, asked: float) -> None:
         """The revision was confirmed as of ``asked``; stop failing closed."""
