@@ -16,6 +16,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCUMENTED = [
     ("cohortroute", "CohortRouter"),
     ("cohortroute", "ASGICohortRouter"),
+    ("cohortroute", "AdminApp"),
     ("cohortroute", "WSGICohortRouter"),
     ("cohortroute.bucketing", "bucket"),
     ("cohortroute", "Assignment"),

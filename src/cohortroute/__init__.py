@@ -4,6 +4,7 @@ Wrap the versions in :class:`CohortRouter`; each tenant (``acme`` in ``acme.exam
 served the version decided for it by pins, tag rules and the rollout held in a store.
 """
 
+from .admin import AdminApp
 from .assign import PIN, ROLLOUT, TAG, Assignment, AssignmentBackend, Chain, Query
 from .bucketing import bucket
 from .decision import Decision, Reason, decide
@@ -34,6 +35,7 @@ __all__ = [
     "ROLLOUT",
     "TAG",
     "ASGICohortRouter",
+    "AdminApp",
     "Assignment",
     "AssignmentBackend",
     "AuditEntry",
