@@ -101,9 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 policy, record, "v1", now=0.0, chain=chain
             ),
             "bucket sha256": lambda: bucket("salt", "acme-corp"),
-            "bucket unleash (mmh3 if installed)": lambda: murmur3.murmur3_32(
-                b"salt:acme-corp", 0
-            ),
+            "bucket unleash (mmh3 if installed)": lambda: murmur3.murmur3_32(b"salt:acme-corp", 0),
             "bucket unleash (pure Python)": lambda: murmur3.murmur3_32_pure(b"salt:acme-corp", 0),
         },
         loops // 4,

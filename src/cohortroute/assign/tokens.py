@@ -23,6 +23,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from ..errors import ConfigurationError
+from .visitors import cookie_value
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +133,4 @@ class OverrideKeys:
 
 def token_from_cookie(cookie: str) -> str | None:
     """The override token in a ``Cookie`` header value, if any."""
-    for part in cookie.split(";"):
-        name, _, value = part.strip().partition("=")
-        if name == COOKIE and value:
-            return value
-    return None
+    return cookie_value(cookie, COOKIE)

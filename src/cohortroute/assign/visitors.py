@@ -86,16 +86,14 @@ class VisitorCookies:
 
     def header(self, value: str) -> str:
         """The ``Set-Cookie`` header value for ``value``."""
-        return (
-            f"{COOKIE}={value}; Max-Age={self.max_age}; Path=/; Secure; HttpOnly; SameSite=Lax"
-        )
+        return f"{COOKIE}={value}; Max-Age={self.max_age}; Path=/; Secure; HttpOnly; SameSite=Lax"
 
 
-def cookie_value(cookie_header: str) -> str | None:
-    """The visitor cookie in a ``Cookie`` header value, if any."""
+def cookie_value(cookie_header: str, cookie: str = COOKIE) -> str | None:
+    """The value of ``cookie`` (the visitor cookie by default) in a ``Cookie`` header value."""
     for part in cookie_header.split(";"):
         name, _, value = part.strip().partition("=")
-        if name == COOKIE and value:
+        if name == cookie and value:
             return value
     return None
 
