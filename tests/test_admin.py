@@ -188,3 +188,13 @@ def test_tenant_search_pages_by_prefix(store: Store) -> None:
     assert "t000" in first and "t049" in first and "t050" not in first and "acme" not in first
     second = get(client, "/tenants?prefix=t&after=t049").text
     assert "t050" in second and "t049" not in second
+
+
+def test_rollout_percentages_are_shown_once_with_their_sign(store: Store) -> None:
+    store.start_rollout("v2", 10, plan=[10, 50, 100])
+    client = Client(app_for(store))
+    login(client, READ_TOKEN)
+    for path in ("/", "/rollout"):
+        text = get(client, path).text
+        assert '<dd data-live="Percent">10%</dd>' in text, path
+        assert "%%" not in text, path

@@ -71,11 +71,12 @@ def table(caption: str, headers: Sequence[str], rows: Iterable[Sequence[object]]
     )
 
 
-def definitions(items: Mapping[str, object]) -> Html:
-    """A description list of ``label: value`` pairs."""
-    return Html(
-        "<dl>" + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in items.items()) + "</dl>"
+def definitions(items: Mapping[str, object], *, live: bool = False) -> Html:
+    """A description list of ``label: value`` pairs; ``live`` marks each value for admin.js."""
+    pairs = "".join(
+        f"<dt>{esc(k)}</dt>{tag('dd', v, data_live=k if live else None)}" for k, v in items.items()
     )
+    return Html(f"<dl>{pairs}</dl>")
 
 
 def hidden(name: str, value: object) -> Html:
@@ -144,7 +145,7 @@ def page(
         "<!doctype html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{esc(title)} - cohortroute admin</title>"
+        f'<title>{esc(title)} - cohortroute admin</title><link rel="icon" href="data:,">'
         f'<link rel="stylesheet" href="{esc(base)}/static/admin.css">{script}</head><body>'
         '<a class="skip" href="#main">Skip to content</a>'
         f'<header><p class="brand">cohortroute admin</p><nav aria-label="Main"><ul>{nav}</ul></nav>'
@@ -158,7 +159,7 @@ def bare_page(title: str, body: object, base: str) -> Html:
     return Html(
         "<!doctype html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{esc(title)} - cohortroute admin</title>"
+        f'<title>{esc(title)} - cohortroute admin</title><link rel="icon" href="data:,">'
         f'<link rel="stylesheet" href="{esc(base)}/static/admin.css"></head><body>'
         f'<main id="main"><h1>{esc(title)}</h1>{esc(body)}</main></body></html>'
     )

@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 from ..policy import Policy, Rollout, format_percent
 from ..versions import describe as describe_versions
 from .app import Ctx
-from .html import Html, definitions, esc, table, tag, when
+from .html import Html, definitions, table, tag, when
 
 log = logging.getLogger(__name__)
 
@@ -22,13 +22,13 @@ def rollout_facts(rollout: Rollout | None, now: float) -> dict[str, str]:
     if rollout is None:
         return {"Rollout": "none running"}
     current = rollout.at(now)
-    plan = ", ".join(f"{format_percent(p)}%" for p in current.plan) or "-"
+    plan = ", ".join(format_percent(p) for p in current.plan) or "-"
     step = (
         f"{current.step + 1} of {len(current.plan)}" if current.plan and current.step >= 0 else "-"
     )
     facts = {
         "Candidate": current.candidate,
-        "Percent": f"{format_percent(current.percent)}%",
+        "Percent": format_percent(current.percent),
         "Plan": plan,
         "Step": step,
         "State": "halted" if current.halted else ("timed" if current.auto else "running"),
@@ -102,16 +102,7 @@ def overview(ctx: Ctx) -> Response:
             f"{tally.registered} registered; the store is at revision {policy.revision}."
         )
     facts = rollout_facts(policy.rollout, now)
-    rollout = Html(
-        tag("h2", "Rollout")
-        + Html(
-            "<dl>"
-            + "".join(
-                f'<dt>{esc(k)}</dt><dd data-live="{esc(k)}">{esc(v)}</dd>' for k, v in facts.items()
-            )
-            + "</dl>"
-        )
-    )
+    rollout = tag("h2", "Rollout") + definitions(facts, live=True)
     body = Html(
         definitions({"Default version": policy.default or "-", "Store revision": policy.revision})
         + tag("h2", "Versions")

@@ -36,8 +36,8 @@ def describe_preview(preview: Preview, base: str) -> Html:
     return Html(
         definitions(
             {
-                "From": f"{format_percent(preview.from_percent)}%",
-                "To": f"{format_percent(preview.to_percent)}%",
+                "From": format_percent(preview.from_percent),
+                "To": format_percent(preview.to_percent),
                 "Tenants that move": preview.count,
                 "Of which need a migration first": len(preview.migrate),
                 "Tenants considered": preview.considered,
@@ -62,7 +62,7 @@ def rollout_page(ctx: Ctx) -> Response:
     """``GET /rollout``."""
     policy = ctx.store.policy()
     now = ctx.admin.clock()
-    body = Html(definitions(rollout_facts(policy.rollout, now)))
+    body = Html(definitions(rollout_facts(policy.rollout, now), live=True))
     if policy.rollout is None:
         return ctx.render("Rollout", body + _start_form(ctx))
     controls = join(
