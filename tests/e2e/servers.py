@@ -36,9 +36,14 @@ def get(port: int, host: str, path: str = "/", timeout: float = 5) -> tuple[int,
 
 @contextlib.contextmanager
 def serve(
-    command: Sequence[str], port: int, env: dict[str, str] | None = None, timeout: float = 20
+    command: Sequence[str],
+    port: int,
+    env: dict[str, str] | None = None,
+    timeout: float = 20,
+    unix_socket: str | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run a server command until it answers on ``port``; always stop it afterwards."""
+    """Run a server command until it answers on ``port`` (or ``unix_socket``); always stop it
+    afterwards."""
     environment = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
     process = subprocess.Popen(
         list(command), cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -50,8 +55,13 @@ def serve(
                 output = process.stdout.read().decode() if process.stdout else ""
                 raise AssertionError(f"server exited early ({process.returncode}):\n{output}")
             try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
+                if unix_socket is not None:
+                    with socket.socket(socket.AF_UNIX) as unix:
+                        unix.settimeout(0.2)
+                        unix.connect(unix_socket)
+                else:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
             except OSError:
                 if time.monotonic() > deadline:
                     raise AssertionError(f"server did not listen on {port} in {timeout}s") from None

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -33,49 +31,13 @@ EXAMPLE = ROOT / "examples" / "two_builds"
 RELEASES = ("2026.11", "2026.12")
 
 
-def _listening(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX) as sock:
-        try:
-            sock.connect(str(path))
-        except OSError:
-            return False
-        return True
-
-
-@contextlib.contextmanager
-def build(release: str, sock: Path, store: str) -> Iterator[subprocess.Popen[bytes]]:
-    """gunicorn serving one release's ``shop`` on ``sock``; stopped (and flushed) at the end."""
-    command = [
-        bin_path("gunicorn"),
-        "--chdir",
-        str(EXAMPLE / "releases" / release),
-        "--bind",
-        f"unix:{sock}",
-        "--workers",
-        "2",
-        "--graceful-timeout",
-        "5",
-        "shop.app:application",
-    ]
-    env = dict(os.environ, COHORTROUTE_STORE=store)
-    env.pop("PYTHONPATH", None)  # the build finds its own ``shop`` through --chdir only
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        if poll(lambda: _listening(sock) or process.poll() is not None, timeout=20) is None:
-            raise AssertionError(f"build {release} did not listen on {sock} in 20 s")
-        if process.poll() is not None:
-            output = process.stdout.read().decode() if process.stdout else ""
-            raise AssertionError(f"build {release} exited:\n{output}")
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        if process.stdout:
-            process.stdout.close()
+def build(release: str, sock: Path, store: str) -> Any:
+    """gunicorn serving one release's ``shop`` on ``sock``; stopped (and flushed) at the end.
+    The build finds its own ``shop`` through ``--chdir`` only."""
+    command = [bin_path("gunicorn"), "--chdir", str(EXAMPLE / "releases" / release)]
+    command += ["--bind", f"unix:{sock}", "--workers", "2", "--graceful-timeout", "5"]
+    command.append("shop.app:application")
+    return serve(command, 0, env={"COHORTROUTE_STORE": store}, unix_socket=str(sock))
 
 
 def test_two_builds_of_one_package_serve_their_own_code_to_their_own_tenants(
