@@ -306,3 +306,15 @@ def test_any_chain_any_state_gives_one_decision_naming_the_first_opinion(
         if isinstance(b, Raising)
         and (first == "default" or order.index(b.name) < order.index(first))
     )
+
+
+def test_lowering_marks_the_ratchet_only_on_tenants_the_rollout_decided() -> None:
+    plan = Fixed("plan-tier", {"t1": "v2"})
+    router = make(plan)
+    for name in ("t1", "t2"):
+        router.store.tag(name, "registered")
+    controller = RolloutController(router.store, assign=router.chain, settle=0)
+    controller.start("v2", percent=100)
+    assert controller.set_percent(0).kept == 1  # t2 only: plan-tier, not the rollout, has t1
+    assert router.store.tenant("t1").ratchet is None
+    assert router.store.tenant("t2").ratchet == "v2"

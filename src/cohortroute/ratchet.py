@@ -26,6 +26,7 @@ from .errors import ConflictError
 from .policy import STATE_DATA, STATE_HELD, Policy, Rollout, TenantRecord
 
 if TYPE_CHECKING:
+    from .assign.chain import Chain
     from .store.base import Store
 
 log = logging.getLogger(__name__)
@@ -56,15 +57,18 @@ def _same_rollout(salt: str) -> Callable[[Policy], None]:
     return check
 
 
-def kept_on_lowering(store: Store, current: Rollout, points: int) -> list[TenantRecord]:
+def kept_on_lowering(
+    store: Store, current: Rollout, points: int, chain: Chain | None = None
+) -> list[TenantRecord]:
     """The registered tenants on the candidate by their bucket that lowering to ``points`` would
-    drop: the ones the ratchet keeps (in a gated rollout, those whose data is migrated)."""
+    drop: the ones the ratchet keeps (in a gated rollout, those whose data is migrated), as
+    the routers' assignment backends (``chain``) decide."""
     policy = replace(store.policy(), rollout=replace(current, auto=False))
     default = policy.default or ""
     return [
         record
         for record in store.tenants()
-        if keeps(intended(policy, record, default), current, record, points)
+        if keeps(intended(policy, record, default, chain=chain), current, record, points)
     ]
 
 
@@ -78,14 +82,16 @@ def keeps(decision: Decision, current: Rollout, record: TenantRecord, points: in
     )
 
 
-def mark_ratchets(store: Store, current: Rollout, points: int, *, actor: str | None) -> int:
+def mark_ratchets(
+    store: Store, current: Rollout, points: int, *, actor: str | None, chain: Chain | None = None
+) -> int:
     """Mark every tenant the bucket serves the candidate whose bucket is ``points`` or more.
 
     ``current`` is the rollout as it stands now (a timed plan moved on by the clock). Returns
     how many registered tenants the ratchet keeps on the candidate below ``points``: the ones
     marked now and the ones an earlier lowering marked already.
     """
-    kept = kept_on_lowering(store, current, points)
+    kept = kept_on_lowering(store, current, points, chain)
     names = [record.name for record in kept if record.ratchet != current.candidate]
     check = _same_rollout(current.salt)
 
@@ -115,6 +121,7 @@ def lower_percent(
     now: float,
     action: str = "rollout-set",
     actor: str | None = None,
+    chain: Chain | None = None,
 ) -> int:
     """Lower the rollout from ``current`` to ``points`` basis points, keeping the ratchet.
 
@@ -127,9 +134,9 @@ def lower_percent(
     if points >= current.percent:
         raise ValueError(f"lower_percent lowers: {points} is not below {current.percent}")
     if current.gated:  # the migrated data is the ratchet: nothing to mark
-        kept = len(kept_on_lowering(store, current, points))
+        kept = len(kept_on_lowering(store, current, points, chain))
     else:
-        kept = mark_ratchets(store, current, points, actor=actor)
+        kept = mark_ratchets(store, current, points, actor=actor, chain=chain)
     store.update_policy(action, change_percent(stored, current, points, step, now), actor=actor)
     return kept
 

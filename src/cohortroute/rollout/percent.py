@@ -46,5 +46,6 @@ def set_percent(ctx: RolloutContext, percent: float | str) -> PercentChange:
         now=ctx.now(),
         action="rollout-set",
         actor=ctx.actor,
+        chain=ctx.chain,
     )
     return PercentChange(ctx.require(ctx.store.policy()), current.percent, kept=kept)
