@@ -7,7 +7,7 @@ import re
 import pytest
 from werkzeug.test import Client, TestResponse
 
-from cohortroute import AdminApp, CohortRouter, open_store
+from cohortroute import AdminApp, CohortRouter, RolloutController, open_store
 from cohortroute.admin import host_dispatch
 from cohortroute.cli.admin import build_app
 from cohortroute.errors import ConfigurationError
@@ -198,3 +198,50 @@ def test_rollout_percentages_are_shown_once_with_their_sign(store: Store) -> Non
         text = get(client, path).text
         assert '<dd data-live="Percent">10%</dd>' in text, path
         assert "%%" not in text, path
+
+
+def test_signals_page_charts_each_version_and_escapes_ticket_text(store: Store) -> None:
+    import time
+
+    from cohortroute.signals import open_sink
+    from cohortroute.signals.model import SignalRow, Ticket
+
+    store.start_rollout("v2", 50)
+    sink = open_sink(store)
+    minute = int(time.time() // 60)
+    rows = [
+        SignalRow(
+            minute - back,
+            tenant,
+            version,
+            requests=20,
+            status=(0, 18, 0, 0, 2),
+            histogram=(0, 0, 0, 20) + (0,) * 11,
+        )
+        for back in range(3)
+        for tenant, version in (("acme", "v2"), ("t001", "v1"))
+    ]
+    sink.add(rows)
+    sink.add_ticket(Ticket("acme", "cli", "1", "high", time.time(), "v2", text=EVIL))
+    client = Client(app_for(store))
+    login(client, READ_TOKEN)
+    text = get(client, "/signals?minutes=10").text
+    assert text.count("<svg") == 4
+    assert 'aria-label="Requests per minute, last 10 minutes"' in text
+    assert "v1" in text and "v2" in text
+    assert "<script>alert" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert 'href="/tenants/acme"' in text  # worst tenants and tickets link to the tenant
+    assert 'http-equiv="refresh"' in text
+
+
+def test_preview_lists_the_tenants_that_stay_and_why(store: Store) -> None:
+    store.start_rollout("v2", 10, plan=[10, 50, 100])
+    controller = RolloutController(store, actor="test")
+    for i in range(120):
+        controller.rollback(f"t{i:03d}")
+    client = Client(app_for(store))
+    login(client, READ_TOKEN)
+    text = get(client, "/rollout").text
+    assert "<h3>Stay where they are</h3><ul><li>t0" in text
+    assert "rolled back from v2; stays on v1 for this rollout" in text
+    assert "&lt;ul&gt;" not in text and "&lt;li&gt;" not in text

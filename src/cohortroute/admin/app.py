@@ -66,7 +66,13 @@ class Ctx:
         return self.admin.controller_for(self.principal.actor)
 
     def render(
-        self, title: str, body: object, *, live: bool = False, status: int = 200
+        self,
+        title: str,
+        body: object,
+        *,
+        live: bool = False,
+        refresh: int | None = None,
+        status: int = 200,
     ) -> Response:
         """A page in the console's layout."""
         text = page(
@@ -77,6 +83,7 @@ class Ctx:
             role=self.principal.role,
             csrf=self.csrf,
             live=live,
+            refresh=refresh,
         )
         return Response(text, status=status, content_type="text/html; charset=utf-8")
 

@@ -124,7 +124,15 @@ def when(at: float | None) -> str:
 
 
 def page(
-    *, title: str, body: object, base: str, actor: str, role: str, csrf: str, live: bool = False
+    *,
+    title: str,
+    body: object,
+    base: str,
+    actor: str,
+    role: str,
+    csrf: str,
+    live: bool = False,
+    refresh: int | None = None,
 ) -> Html:
     """The whole document: header, navigation, ``body`` and the logout form."""
     nav = join(
@@ -141,6 +149,8 @@ def page(
     script = (
         Html(f'<script src="{esc(base)}/static/admin.js" defer></script>') if live else Html("")
     )
+    if refresh is not None:  # pages too heavy to poll for JSON reload themselves instead
+        script = Html(f'<meta http-equiv="refresh" content="{int(refresh)}">') + script
     return Html(
         "<!doctype html>\n"
         '<html lang="en"><head><meta charset="utf-8">'

@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 from ..policy import Policy, Rollout, format_percent
 from ..versions import describe as describe_versions
 from .app import Ctx
-from .html import Html, definitions, table, tag, when
+from .html import Html, definitions, link, table, tag, when
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,24 @@ def _next_step(rollout: Rollout, now: float) -> str:
     return "advance allowed now"
 
 
+GUARD_LOOKBACK = 200
+"""Audit entries the overview reads to find the guard's last word (a bounded read)."""
+
+
+def guard_line(ctx: Ctx) -> str:
+    """The guard's last action on the running rollout, from the audit log's latest entries."""
+    rollout = ctx.store.policy().rollout
+    if rollout is None:
+        return "-"
+    for entry in ctx.store.history(None, GUARD_LOOKBACK):
+        if entry.at < rollout.started_at:
+            break
+        if entry.action.startswith("guard-") and not entry.action.startswith("guard-lease"):
+            line = entry.after.get("line") if isinstance(entry.after, dict) else None
+            return f"{entry.action} at {when(entry.at)}: {line or ''}".rstrip(": ")
+    return "no guard action yet (the live verdict and gate are on the Signals page)"
+
+
 def live_data(ctx: Ctx) -> dict[str, Any]:
     """The overview's numbers as JSON (polled by admin.js)."""
     policy = ctx.store.policy()
@@ -60,7 +78,7 @@ def live_data(ctx: Ctx) -> dict[str, Any]:
     data: dict[str, Any] = {
         "revision": policy.revision,
         "default": policy.default,
-        "rollout": rollout_facts(policy.rollout, now),
+        "rollout": {**rollout_facts(policy.rollout, now), "Guard": guard_line(ctx)},
         "tenants": None if tally is None else tally.versions,
         "registered": None if tally is None else tally.registered,
         "counted_revision": None if tally is None else tally.revision,
@@ -101,8 +119,9 @@ def overview(ctx: Ctx) -> Response:
             f"Tenants per version as of revision {tally.revision} ({when(tally.at)}), "
             f"{tally.registered} registered; the store is at revision {policy.revision}."
         )
-    facts = rollout_facts(policy.rollout, now)
+    facts = {**rollout_facts(policy.rollout, now), "Guard": guard_line(ctx)}
     rollout = tag("h2", "Rollout") + definitions(facts, live=True)
+    rollout += tag("p", link(f"{ctx.base}/signals", "Signals, guard verdict and promotion gate"))
     body = Html(
         definitions({"Default version": policy.default or "-", "Store revision": policy.revision})
         + tag("h2", "Versions")

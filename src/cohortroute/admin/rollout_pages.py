@@ -47,11 +47,7 @@ def describe_preview(preview: Preview, base: str) -> Html:
         + names(preview.moves, base)
         + (
             tag("h3", "Stay where they are")
-            + Html(
-                "<ul>"
-                + join(tag("li", f"{t}: {why}") for t, why in preview.stays.items())
-                + "</ul>"
-            )
+            + tag("ul", join(tag("li", f"{t}: {why}") for t, why in preview.stays.items()))
             if preview.stays
             else Html("")
         )

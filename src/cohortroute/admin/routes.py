@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from . import audit_page, overview, rollout_pages, tenant_pages
+from . import audit_page, overview, rollout_pages, signals_page, tenant_pages
 
 log = logging.getLogger(__name__)
 
@@ -21,5 +21,6 @@ ROUTES: dict[tuple[str, str], Any] = {
     ("GET", "/tenants/*"): tenant_pages.tenant,
     ("GET", "/tenants/*/rollback-confirm"): tenant_pages.rollback_confirm,
     ("POST", "/tenants/*/*"): tenant_pages.change,
+    ("GET", "/signals"): signals_page.signals,
     ("GET", "/audit"): audit_page.audit,
 }
