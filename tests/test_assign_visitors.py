@@ -116,6 +116,7 @@ def test_the_cli_sets_shows_and_stops_the_sample_audited(tmp_path: object) -> No
 
     assert "not sampled" in cli("visitors", "show")
     assert "5% sampled into v2" in cli("visitors", "set", "v2", "--percent", "5")
+    assert "anonymous visitors: 5% sampled into v2" in cli("status")
     shown = json.loads(cli("visitors", "show", "--json"))
     assert shown["version"] == "v2" and shown["percent"] == 5.0 and shown["salt"]
     assert "not sampled" in cli("visitors", "off")

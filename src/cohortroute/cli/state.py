@@ -11,7 +11,7 @@ import logging
 
 from .. import explain as explaining
 from ..policy import check_tenant_name
-from . import render, shapes
+from . import render, shapes, visitors
 from .context import EXIT_OK, Context
 from .options import Subparsers, add_command, add_json, positive_int
 
@@ -53,6 +53,8 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
     else:
         rollout = explaining.current_rollout(policy.rollout, now)
         ctx.print(*render.status_text(ctx.shown_store, policy, tally, rollout))
+        if policy.visitors:
+            ctx.print(visitors.describe(policy.visitors))
     return EXIT_OK
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from ..changes import set_visitor_sample
@@ -67,11 +68,16 @@ def cmd_visitors(args: argparse.Namespace, ctx: Context) -> int:
     }
     if args.json:
         ctx.emit_json(shown)
-    elif shown["version"] is None:
-        ctx.print("anonymous visitors: not sampled (everybody gets the default)")
     else:
-        ctx.print(
-            f"anonymous visitors: {format_percent(int(visitors['percent']))} sampled into "
-            f"{shown['version']} (salt {shown['salt']})"
-        )
+        ctx.print(describe(visitors))
     return EXIT_OK
+
+
+def describe(visitors: Mapping[str, Any]) -> str:
+    """The anonymous visitors' sample in one line (``status`` shows it too)."""
+    if not visitors.get("version"):
+        return "anonymous visitors: not sampled (everybody gets the default)"
+    return (
+        f"anonymous visitors: {format_percent(int(visitors['percent']))} sampled into "
+        f"{visitors['version']} (salt {visitors['salt']})"
+    )
