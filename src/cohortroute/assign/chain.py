@@ -88,7 +88,7 @@ class Chain:
                 tenant,
                 override,
                 Reason.OVERRIDE,
-                detail="forced by an override",
+                detail="forced by a test override",
                 backend="override",
             )
             return Outcome(forced, None)
