@@ -318,3 +318,27 @@ def test_lowering_marks_the_ratchet_only_on_tenants_the_rollout_decided() -> Non
     assert controller.set_percent(0).kept == 1  # t2 only: plan-tier, not the rollout, has t1
     assert router.store.tenant("t1").ratchet is None
     assert router.store.tenant("t2").ratchet == "v2"
+
+
+def test_the_contract_check_names_the_rule_a_backend_breaks() -> None:
+    from cohortroute.testing import check_assignment_backend
+
+    check_assignment_backend(Fixed("ok", {"acme": "v2"}), tenants=["acme", "b"], versions=VERSIONS)
+
+    @dataclass
+    class Flaky:
+        name: str = "flaky"
+        ttl: float | None = None
+        timeout: float | None = None
+        n: int = 0
+
+        def assign(self, query: Query, /) -> Assignment | None:
+            self.n += 1
+            return Assignment("v2" if self.n % 2 else "v1")
+
+    with pytest.raises(AssertionError, match="must be deterministic"):
+        check_assignment_backend(Flaky(), tenants=["acme"], versions=VERSIONS)
+    with pytest.raises(AssertionError, match="named 'v9', not one of"):
+        check_assignment_backend(Fixed("typo", {"acme": "v9"}), tenants=["acme"], versions=VERSIONS)
+    with pytest.raises(AssertionError, match="declarations are not usable"):
+        check_assignment_backend(Fixed("x", ttl=-1), tenants=["acme"], versions=VERSIONS)
