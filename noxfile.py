@@ -1,10 +1,14 @@
-"""Developer sessions: tests, tests_services, lint, typing, bench and demo (`nox -s NAME`)."""
+"""Developer sessions: tests, tests_services, conformance, lint, typing, bench and demo
+(`nox -s NAME`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from xml.etree import ElementTree
+
 import nox
 
-nox.options.sessions = ["tests", "lint", "typing"]
+nox.options.sessions = ["tests", "conformance", "lint", "typing"]
 nox.options.reuse_existing_virtualenvs = True
 
 
@@ -24,6 +28,39 @@ def tests_services(session: nox.Session) -> None:
     """Only the tests that need Redis and PostgreSQL, which must be running (CI=true)."""
     _install(session, "test")
     session.run("pytest", "-m", "redis or postgres", *session.posargs, env={"CI": "true"})
+
+
+def _passed(session: nox.Session, report: Path, wrapped: bool) -> tuple[int, int]:
+    """Run the conformance tests (bare or through the router); (passed, collected)."""
+    env = {"COHORTROUTE_CONFORMANCE": "wrapped" if wrapped else "bare"}
+    session.run(
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--junitxml={report}",
+        "tests/conformance",
+        env=env,
+        success_codes=[0, 1],
+    )
+    suite = ElementTree.parse(report).getroot().find("testsuite")
+    assert suite is not None, f"no test suite in {report}"
+    total = int(suite.get("tests", 0))
+    failed = sum(int(suite.get(key, 0)) for key in ("failures", "errors", "skipped"))
+    return total - failed, total
+
+
+@nox.session
+def conformance(session: nox.Session) -> None:
+    """A FastAPI app's own tests, bare and with the app mounted in a CohortRouter: the same
+    tests must pass both ways (lifespan state, bodies, streaming, websockets, errors)."""
+    _install(session, "test")
+    reports = Path(session.create_tmp())
+    bare = _passed(session, reports / "bare.xml", wrapped=False)
+    wrapped = _passed(session, reports / "wrapped.xml", wrapped=True)
+    session.log(f"passed: bare {bare[0]}/{bare[1]}, through the router {wrapped[0]}/{wrapped[1]}")
+    if bare[0] == 0 or bare != wrapped:
+        session.error("the router changed what the app's tests see; compare the two runs above")
 
 
 @nox.session

@@ -13,7 +13,7 @@ from typing import Any
 
 from .._types import ASGIApp, Receive, Scope, Send
 from ._dispatch import Flavour
-from .base import DECISION_KEY, TENANT_KEY, CohortRouter
+from .base import DECISION_KEY, CohortRouter
 from .interfaces import as_asgi3, kind_of, unwrapped
 from .lifespan import STATES_KEY, Lifespan
 from .registration import watch_asgi
@@ -41,8 +41,12 @@ class ASGICohortRouter(CohortRouter, interface="asgi"):
                 by_app[key] = ([], as_asgi3(app))
             names, targets[name] = by_app[key]
             names.append(name)
-        self._lifespan = Lifespan(list(by_app.values()), list(self.apps))
+        self._states_given = False  # until a lifespan gives each version its state
+        self._lifespan = Lifespan(list(by_app.values()), list(self.apps), self._give_states)
         return targets
+
+    def _give_states(self) -> None:
+        self._states_given = True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -63,10 +67,10 @@ class ASGICohortRouter(CohortRouter, interface="asgi"):
             entry = self._entries.get(host)
             if entry is None:
                 entry = await self._dispatch.miss_async(host)
-            scope[DECISION_KEY], scope[TENANT_KEY], app = entry
-            state = scope.get("state")
-            if state:
-                _version_state(scope, state)
+            # Literal keys (DECISION_KEY, TENANT_KEY): a constant is cheaper than a global.
+            scope["cohortroute.decision"], scope["cohortroute.tenant"], app = entry
+            if self._states_given:
+                _version_state(scope)
             await app(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(scope, receive, send)
@@ -83,9 +87,10 @@ def _no_host(scope: Scope) -> bytes:
     return b""
 
 
-def _version_state(scope: Scope, state: dict[str, Any]) -> None:
+def _version_state(scope: Scope) -> None:
     """Give the request a copy of its version's lifespan state instead of the server's."""
-    states = state.get(STATES_KEY)
+    state = scope.get("state")
+    states = None if state is None else state.get(STATES_KEY)
     decision = scope[DECISION_KEY]
     if states is not None and decision is not None:
         mine = states.get(decision.version)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio
@@ -107,9 +107,15 @@ def _seeded(scope: Scope) -> Scope:
 class Lifespan:
     """Drives the server's lifespan scope across every mounted ASGI app."""
 
-    def __init__(self, apps: Sequence[tuple[Sequence[str], ASGIApp]], versions: Sequence[str]):
+    def __init__(
+        self,
+        apps: Sequence[tuple[Sequence[str], ASGIApp]],
+        versions: Sequence[str],
+        on_states: Callable[[], None],
+    ) -> None:
         self._apps = list(apps)
         self._versions = list(versions)
+        self._on_states = on_states  # requests should look for their version's state now
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = await receive()
@@ -119,19 +125,26 @@ class Lifespan:
         try:
             async with anyio.create_task_group() as group:
                 try:
-                    failure = await self._serve(group, children, scope, receive, send)
+                    ending = await self._serve(group, children, scope, receive, send)
                 finally:
                     group.cancel_scope.cancel()
         finally:
             for child in children:
                 child.close()
+        # Outside the task group, so that what the server raises on a failed answer (hypercorn
+        # does, to stop) and the app's own exception reach the server as they are, not grouped.
+        kind, text, failure = ending
+        await send({"type": kind, "message": text} if text else {"type": kind})
         if failure is not None:
-            raise failure  # outside the task group: the app's own exception, not a group
+            raise failure
 
     async def _serve(
         self, group: TaskGroup, children: list[_Child], scope: Scope, receive: Receive, send: Send
-    ) -> Exception | None:
-        """Start, serve, stop; the exception to raise when an app failed (sent already)."""
+    ) -> tuple[str, str, Exception | None]:
+        """Start, serve until the server's shutdown, stop: the last message for the server
+        (its type and text) and the exception to raise after it when an app failed.
+
+        The server's ``send`` is the caller's, except for ``lifespan.startup.complete``."""
         started: list[_Child] = []
         states: dict[str, Any] = {}
         for names, app in self._apps:
@@ -146,8 +159,7 @@ class Lifespan:
             else:
                 message = f"version {child.label} failed to start: {text}".strip()
                 await self._stop(started)
-                await send({"type": "lifespan.startup.failed", "message": message})
-                return _raised(child, message)
+                return "lifespan.startup.failed", message, _raised(child, message)
             for name in names:
                 states[name] = child.scope.get("state")
         if "state" in scope:
@@ -156,15 +168,14 @@ class Lifespan:
                 if states[name] is None:
                     states[name] = _seeded(scope)["state"]
             scope["state"][STATES_KEY] = states
+            self._on_states()
         await send({"type": "lifespan.startup.complete"})
         await receive()
         failures = await self._stop(started)
         if failures:
             text = "; ".join(message for _, message in failures)
-            await send({"type": "lifespan.shutdown.failed", "message": text})
-            return _raised(*failures[0])
-        await send({"type": "lifespan.shutdown.complete"})
-        return None
+            return "lifespan.shutdown.failed", text, _raised(*failures[0])
+        return "lifespan.shutdown.complete", "", None
 
     async def _stop(self, started: list[_Child]) -> list[tuple[_Child, str]]:
         failures = []
