@@ -1,4 +1,4 @@
-"""Developer sessions: tests, tests_services, conformance, lint, typing, bench and demo
+"""Developer sessions: tests, tests_services, conformance, lint, typing, docs, bench and demo
 (`nox -s NAME`)."""
 
 from __future__ import annotations
@@ -91,3 +91,17 @@ def demo(session: nox.Session) -> None:
     """Run the demo on the embedded SQLite store."""
     _install(session, "test")
     session.run("cohortroute", "demo", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site, warnings as errors (site/); `nox -s docs -- serve` previews it."""
+    _install(session, "docs")
+    if session.posargs[:1] == ["serve"]:
+        session.run("mkdocs", "serve", *session.posargs[1:], env=_QUIET)
+    else:
+        session.run("mkdocs", "build", "--strict", *session.posargs, env=_QUIET)
+
+
+# Material prints a banner about its successor on every build; it is not a warning of ours.
+_QUIET = {"NO_MKDOCS_2_WARNING": "1"}
