@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from werkzeug.test import Client, TestResponse
@@ -245,3 +246,24 @@ def test_preview_lists_the_tenants_that_stay_and_why(store: Store) -> None:
     assert "<h3>Stay where they are</h3><ul><li>t0" in text
     assert "rolled back from v2; stays on v1 for this rollout" in text
     assert "&lt;ul&gt;" not in text and "&lt;li&gt;" not in text
+
+
+@pytest.mark.parametrize("scheme", ["memory", "sqlite"])
+def test_tenant_names_pages_by_prefix_in_name_order(scheme: str, tmp_path: Path) -> None:
+    url = "memory://" if scheme == "memory" else f"sqlite:///{tmp_path / 'names.db'}"
+    s = open_store(url)
+    s.register_tenants(["b2", "a1", "b1", "b10", "c1", "bz"])
+    assert s.tenant_names("b", limit=2) == ["b1", "b10"]
+    assert s.tenant_names("b", after="b10", limit=10) == ["b2", "bz"]
+    assert s.tenant_names("", after="bz") == ["c1"]
+    assert s.tenant_names("d") == []
+
+
+def test_host_allow_list_understands_ports_and_ipv6(store: Store) -> None:
+    admin = AdminApp(store, tokens={OPS_TOKEN: "olivia"}, hosts=["admin.ops.test", "[::1]"])
+    client = Client(admin)
+    assert client.get("/", headers={"Host": "admin.ops.test:8443"}).status_code == 401
+    assert client.get("/", headers={"Host": "[::1]:8700"}).status_code == 401
+    assert client.get("/", headers={"Host": "[::2]:8700"}).status_code == 404
+    assert client.get("/", headers={"Host": "admin.ops.test.evil:80"}).status_code == 404
+    assert client.get("/", headers={"Host": "bad host"}).status_code == 404

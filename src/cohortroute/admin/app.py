@@ -19,8 +19,10 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.wrappers import Request, Response
 
 from .._types import StartResponse, WSGIEnvironment
+from ..errors import InvalidHostError
 from ..rollout import RolloutController
 from ..store import Store, open_store
+from ..tenancy import parse_host
 from .auth import Authenticator, AuthHook, Principal, operators_from_env, tokens_from_env
 from .counts import TenantCounts
 from .html import Html, bare_page, button, field, form, page, tag
@@ -132,7 +134,7 @@ class AdminApp:
             secret=secret,
             clock=clock,
         )
-        self.hosts = None if hosts is None else frozenset(h.lower() for h in hosts)
+        self.hosts = None if hosts is None else frozenset(parse_host(h) for h in hosts)
         self._controller = controller
         self.signals = signals
         self.clock = clock
@@ -163,7 +165,7 @@ class AdminApp:
         return response(environ, start_response)
 
     def _dispatch(self, request: Request) -> Response:
-        if self.hosts is not None and request.host.lower().rsplit(":", 1)[0] not in self.hosts:
+        if self.hosts is not None and host_name(request.environ) not in self.hosts:
             # The Host check runs before anything else: a tenant's Host learns nothing here.
             raise NotFound()
         path = request.path.rstrip("/") or "/"
@@ -268,6 +270,14 @@ class AdminApp:
         return response
 
 
+def host_name(environ: WSGIEnvironment) -> str | None:
+    """The request's normalised Host (no port, IPv6 in brackets), None when it is malformed."""
+    try:
+        return parse_host(str(environ.get("HTTP_HOST") or environ.get("SERVER_NAME") or ""))
+    except InvalidHostError:
+        return None
+
+
 def host_dispatch(
     admin: AdminApp, app: Callable[..., Any], host: str
 ) -> Callable[[WSGIEnvironment, StartResponse], Iterable[bytes]]:
@@ -275,11 +285,10 @@ def host_dispatch(
 
     ``host`` should lie outside the tenant domains; a tenant's Host is always given to ``app``.
     """
-    wanted = host.lower()
+    wanted = parse_host(host)
 
     def dispatch(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        request_host = str(environ.get("HTTP_HOST", "")).lower().rsplit(":", 1)[0]
-        target = admin if request_host == wanted else app
+        target = admin if host_name(environ) == wanted else app
         result: Iterable[bytes] = target(environ, start_response)
         return result
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import getpass
+import heapq
 import logging
 import os
 import socket
@@ -129,6 +130,18 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def tenants(self) -> Iterator[TenantRecord]:
         """Every tenant with a stored record (pin, tags, ratchet or state), in name order."""
+
+    def tenant_names(self, prefix: str = "", *, after: str = "", limit: int = 50) -> list[str]:
+        """Up to ``limit`` stored tenant names starting with ``prefix`` and sorting after
+        ``after``, in name order: one page of a search (the admin console's tenants page).
+
+        This default reads every record once (keeping only ``limit`` names); backends with an
+        index on names override it to read just the page.
+        """
+        return heapq.nsmallest(
+            limit,
+            (r.name for r in self.tenants() if r.name > after and r.name.startswith(prefix)),
+        )
 
     @abc.abstractmethod
     def history(self, tenant: str | None = None, limit: int = 100) -> list[AuditEntry]:

@@ -346,6 +346,18 @@ class SQLiteStore(Store, scheme="sqlite"):
                 return
             after = rows[-1][0]
 
+    def tenant_names(self, prefix: str = "", *, after: str = "", limit: int = 50) -> list[str]:
+        # The primary key's index serves the range: one page read, however big the registry.
+        end = prefix + "\U0010ffff" if prefix else "\U0010ffff"
+        rows = self._run(
+            lambda db: db.execute(
+                "SELECT name FROM cohortroute_tenants WHERE name >= ? AND name > ? AND name < ? "
+                "ORDER BY name LIMIT ?",
+                (prefix, after, end, limit),
+            ).fetchall()
+        )
+        return [str(row[0]) for row in rows]
+
     def history(self, tenant: str | None = None, limit: int = 100) -> list[AuditEntry]:
         sql = "SELECT revision, at, actor, action, tenant, before, after FROM cohortroute_audit"
         args: tuple[Any, ...] = (max(limit, 0),)
