@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from werkzeug.test import Client, TestResponse
 
-from cohortroute import AdminApp, CohortRouter, RolloutController, open_store
+from cohortroute import AdminApp, CohortRouter, RolloutController, TenantRecord, open_store
 from cohortroute.admin import host_dispatch
 from cohortroute.cli.admin import build_app
 from cohortroute.errors import ConfigurationError
@@ -267,3 +268,26 @@ def test_host_allow_list_understands_ports_and_ipv6(store: Store) -> None:
     assert client.get("/", headers={"Host": "[::2]:8700"}).status_code == 404
     assert client.get("/", headers={"Host": "admin.ops.test.evil:80"}).status_code == 404
     assert client.get("/", headers={"Host": "bad host"}).status_code == 404
+
+
+def test_overview_counts_come_from_the_background_tally_not_a_scan(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.pin("acme", "v2")
+    admin = AdminApp(store, anonymous="read-only", count_every=0)
+    client = Client(admin)
+    assert "counting..." in client.get("/").text
+    tally = admin.counts.wait()
+    assert tally is not None and tally.versions == {"v1": 120, "v2": 1}
+    assert tally.pins == {"v2": 1}
+    scans: list[int] = []
+    real = store.tenants
+
+    def counted() -> Iterator[TenantRecord]:
+        scans.append(1)
+        return real()
+
+    monkeypatch.setattr(store, "tenants", counted)
+    text = client.get("/").text
+    assert "<td>v1</td><td>default</td>" in text and "<td>120</td>" in text
+    assert scans == []  # the page read no tenant record

@@ -178,5 +178,10 @@ def test_a_whole_rollout_in_chromium(tmp_path: Path) -> None:
         assert len(actions) >= 5
         assert page.evaluate(UNLABELLED) == []
         page.screenshot(path=shots / "5-audit.png", full_page=True)
+        # Signals: one chart per metric, reachable from the navigation, labelled.
+        page.get_by_role("link", name="Signals").click()
+        expect(page.locator("svg[role=img]")).to_have_count(4)
+        assert page.evaluate(UNLABELLED) == []
+        page.screenshot(path=shots / "6-signals.png", full_page=True)
         assert [e for e in errors if expected not in e] == []
         assert len(errors) <= 1
