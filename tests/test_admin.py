@@ -291,3 +291,12 @@ def test_overview_counts_come_from_the_background_tally_not_a_scan(
     text = client.get("/").text
     assert "<td>v1</td><td>default</td>" in text and "<td>120</td>" in text
     assert scans == []  # the page read no tenant record
+
+
+def test_signals_page_without_signals_says_so(store: Store) -> None:
+    store.start_rollout("v2", 10)
+    client = Client(app_for(store))
+    login(client, READ_TOKEN)
+    text = get(client, "/signals").text
+    assert "No signals in the last 60 minutes." in text
+    assert "None" not in text  # the gate without a request estimate shows no 'None'

@@ -83,7 +83,7 @@ def signals(ctx: Ctx) -> Response:
         return ctx.render("Signals", tag("p", str(exc), role="alert"))
     rows = sink.rows(minutes[0], last + 1)
     tickets = sink.tickets(minutes[0] * 60.0)
-    charts = Html("")
+    charts = Html("") if rows or tickets else tag("p", f"No signals in the last {window} minutes.")
     for metric, lines in series(rows, tickets, minutes).items():
         latest = [
             (v, _fmt(next((x for x in reversed(vals) if x is not None), None)))
@@ -120,6 +120,14 @@ def signals(ctx: Ctx) -> Response:
     return ctx.render("Signals", body, refresh=60)
 
 
+def _gate(gate: dict[str, Any]) -> str:
+    if gate["met"]:
+        return "met"
+    text = f"{gate['have_expected']} of {gate['needed_expected']} expected events"
+    more = gate.get("more_requests")
+    return f"{text} ({more} more requests)" if more is not None else text
+
+
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
@@ -138,12 +146,7 @@ def _guard(ctx: Ctx, sink: Any, now: float) -> Html:
         {
             "Verdict": report["verdict"],
             "State": report["state"],
-            "Promotion gate": "met"
-            if gate["met"]
-            else (
-                f"{gate['have_expected']} of {gate['needed_expected']} expected events "
-                f"({gate['more_requests']} more requests)"
-            ),
+            "Promotion gate": _gate(gate),
         }
     )
     worst = Html("")
