@@ -15,7 +15,7 @@ import pytest
 import cohortroute
 
 ROOT = Path(__file__).resolve().parent.parent
-MARKER = "<!-- run -->"
+MARKER = re.compile(r"^<!-- run -->$", re.MULTILINE)  # alone on its line; prose may quote it
 _BLOCK = re.compile(r"^<!-- run -->\n```python[^\n]*\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 
 
@@ -39,8 +39,9 @@ SNIPPETS = _snippets()
 def test_every_run_marker_precedes_a_python_block() -> None:
     for document in _documents():
         text = document.read_text(encoding="utf-8")
-        assert text.count(MARKER) == len(_BLOCK.findall(text)), (
-            f"{document.relative_to(ROOT)}: put {MARKER} on the line right before a ```python fence"
+        assert len(MARKER.findall(text)) == len(_BLOCK.findall(text)), (
+            f"{document.relative_to(ROOT)}: put <!-- run --> on the line right before a "
+            "```python fence"
         )
 
 
