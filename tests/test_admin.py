@@ -300,3 +300,13 @@ def test_signals_page_without_signals_says_so(store: Store) -> None:
     text = get(client, "/signals").text
     assert "No signals in the last 60 minutes." in text
     assert "None" not in text  # the gate without a request estimate shows no 'None'
+
+
+def test_console_without_login_answers_only_loopback_names(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COHORTROUTE_ADMIN_TOKENS", raising=False)
+    client = Client(build_app(store, "127.0.0.1"))
+    assert client.get("/", headers={"Host": "127.0.0.1:8700"}).status_code == 200
+    assert client.get("/", headers={"Host": "localhost:8700"}).status_code == 200
+    assert client.get("/", headers={"Host": "rebound.attacker.example:8700"}).status_code == 404

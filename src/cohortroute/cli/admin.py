@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigurationError, ListenError
 from .context import Context
 from .options import Subparsers, add_command, port
+
+if TYPE_CHECKING:
+    from ..admin import AdminApp
+    from ..store import Store
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +47,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def build_app(store: object, host: str) -> object:
+def build_app(store: Store, host: str) -> AdminApp:
     """The console for ``store``; anonymous operators only when bound to loopback."""
     from ..admin import OPERATOR, AdminApp
     from ..admin.auth import tokens_from_env
@@ -53,7 +58,12 @@ def build_app(store: object, host: str) -> object:
             f"refusing to serve the admin console on {host} without authentication: set "
             "$COHORTROUTE_ADMIN_TOKENS=actor:token (16+ characters) or use --host 127.0.0.1"
         )
-    return AdminApp(store, tokens=tokens, anonymous=None if tokens else OPERATOR)  # type: ignore[arg-type]
+    if tokens:
+        return AdminApp(store, tokens=tokens)
+    # Without a login, only loopback names are answered: a page elsewhere that rebinds its own
+    # DNS name to 127.0.0.1 would otherwise drive the console from the operator's browser.
+    loopback = ["127.0.0.1", "localhost", "[::1]"]
+    return AdminApp(store, anonymous=OPERATOR, hosts=loopback)
 
 
 def cmd_admin(args: argparse.Namespace, ctx: Context) -> int:
@@ -62,7 +72,7 @@ def cmd_admin(args: argparse.Namespace, ctx: Context) -> int:
 
     app = build_app(ctx.store, args.host)
     try:
-        server = make_server(args.host, args.port, app, threaded=True)  # type: ignore[arg-type]
+        server = make_server(args.host, args.port, app, threaded=True)
     except OSError as exc:
         raise ListenError(
             f"cannot listen on {args.host}:{args.port}: {exc.strerror}; try --port"
