@@ -15,6 +15,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Import paths that users write (docs, README, examples, entry points); never remove one.
 DOCUMENTED = [
     ("cohortroute", "CohortRouter"),
+    ("cohortroute", "Decision"),
+    ("cohortroute", "Reason"),
+    ("cohortroute", "RolloutController"),
+    ("cohortroute", "open_store"),
+    ("cohortroute.openfeature", "CohortRouteProvider"),
+    ("cohortroute.openfeature", "context_for"),
     ("cohortroute", "ASGICohortRouter"),
     ("cohortroute", "AdminApp"),
     ("cohortroute", "WSGICohortRouter"),
