@@ -12,13 +12,16 @@ import os
 import shlex
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
 from .._clock import SYSTEM, Clock
 from ..errors import CohortRouteError, ConfigurationError
 from ..store import Store, open_store
 from ..store._urls import redact
+
+if TYPE_CHECKING:
+    from ..signals.model import SignalSink
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,7 @@ class Context:
         self.clock = clock
         self.sleep = sleep
         self._store: Store | None = None
+        self._sink: SignalSink | None = None
 
     @property
     def store(self) -> Store:
@@ -72,12 +76,26 @@ class Context:
         return self._store
 
     @property
+    def sink(self) -> SignalSink:
+        """The signal sink next to the store; opened on first use, closed with the store."""
+        if self._sink is None:
+            from ..signals import open_sink
+
+            self._sink = open_sink(self.store)
+        return self._sink
+
+    @property
     def shown_store(self) -> str:
         """The store URL as output may show it: credentials masked."""
         return redact(self.store_url or "")
 
     def close(self) -> None:
-        """Release the store's connections, if it was opened."""
+        """Release the sink's and the store's connections, if they were opened."""
+        if self._sink is not None:
+            try:
+                self._sink.close()
+            finally:
+                self._sink = None
         if self._store is not None:
             try:
                 self._store.close()

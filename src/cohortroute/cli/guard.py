@@ -93,7 +93,6 @@ def add_guard_option(parser: argparse.ArgumentParser) -> None:
 
 def _guard(args: argparse.Namespace, ctx: Context, interval: float) -> Guard:
     from ..guard import Guard, GuardConfig
-    from ..signals import open_sink
 
     try:
         config = GuardConfig(actions=dict(getattr(args, "action", None) or []))
@@ -101,7 +100,7 @@ def _guard(args: argparse.Namespace, ctx: Context, interval: float) -> Guard:
         raise UsageError(str(exc)) from None
     return Guard(
         ctx.store,
-        open_sink(ctx.store),
+        ctx.sink,
         config=config,
         clock=ctx.clock,
         holder=getattr(args, "holder", None),

@@ -70,9 +70,8 @@ def cmd_report(args: argparse.Namespace, ctx: Context) -> int:
     """Print the report of the running (or last) rollout."""
     from ..guard import GuardConfig, assess
     from ..report import NO_ROLLOUT, build, render
-    from ..signals import open_sink
 
-    assessment = assess(ctx.store, open_sink(ctx.store), GuardConfig(), ctx.clock.time())
+    assessment = assess(ctx.store, ctx.sink, GuardConfig(), ctx.clock.time())
     if assessment is None:
         if args.json:
             ctx.emit_json({"verdict": NO_ROLLOUT, "state": None})

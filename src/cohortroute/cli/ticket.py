@@ -52,7 +52,6 @@ def register(commands: Subparsers) -> None:
 
 def cmd_ticket(args: argparse.Namespace, ctx: Context) -> int:
     """Record one ticket."""
-    from ..signals import open_sink
     from ..tickets import open_ticket
 
     ticket, new = open_ticket(
@@ -62,7 +61,7 @@ def cmd_ticket(args: argparse.Namespace, ctx: Context) -> int:
         severity=args.severity,
         external_id=args.external_id,
         source="cli",
-        sink=open_sink(ctx.store),
+        sink=ctx.sink,
         clock=ctx.clock,
     )
     if args.json:
