@@ -23,6 +23,7 @@ DOCUMENTED = [
     ("cohortroute.openfeature", "context_for"),
     ("cohortroute", "ASGICohortRouter"),
     ("cohortroute", "AdminApp"),
+    ("cohortroute.admin", "host_dispatch"),
     ("cohortroute", "WSGICohortRouter"),
     ("cohortroute.bucketing", "bucket"),
     ("cohortroute", "Assignment"),
