@@ -35,6 +35,17 @@ STATUS_COLUMN = {"1": 1, "2": 2, "3": 3, "4": 4, "5": 5}
 FIVE_XX = 5
 
 
+#: The first histogram bound: most requests end before it, and skip the bisection.
+FIRST_BOUND = HISTOGRAM_BOUNDS[0]
+
+
+def bucket_of(duration: float) -> int:
+    """The row column of the histogram bucket ``duration`` (seconds) falls in."""
+    if duration <= FIRST_BOUND:
+        return HISTOGRAM
+    return HISTOGRAM + bisect_left(HISTOGRAM_BOUNDS, duration)
+
+
 def status_column(code: int) -> int:
     """The status column for a numeric status (ASGI): out-of-range codes count as 5xx."""
     return code // 100 if 100 <= code < 600 else FIVE_XX
@@ -70,7 +81,7 @@ class VersionCounter:
         if end >= self._rollover:
             self._roll(end)
         duration = end - began
-        bucket = HISTOGRAM + bisect_left(HISTOGRAM_BOUNDS, duration)
+        bucket = bucket_of(duration)
         while True:
             # From here to the end of the increments nothing may call a function: see the module
             # docstring (a KeyError leaves the stretch, and the look-up starts again after).
