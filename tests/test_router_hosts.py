@@ -168,3 +168,28 @@ def test_a_custom_resolvers_upper_case_tenant_is_lowered() -> None:
     router = CohortRouter({"v1": wsgi_version("v1")}, tenant_resolver=lambda host: "ACME")
     router.store.pin("acme", "v1")
     assert ask(router, "a.corp.test") == (200, "v1 acme pin |/")
+
+
+@pytest.mark.parametrize("flavour", ["wsgi", "asgi"])
+def test_an_ip_address_host_warns_once_about_a_proxy_that_drops_the_host(
+    flavour: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # nginx `proxy_pass http://127.0.0.1:8000` without `proxy_set_header Host $host` sends the
+    # upstream's address as Host: every customer silently gets the default. Say so, once.
+    router = make(flavour)
+    with caplog.at_level("WARNING", logger="cohortroute"):
+        for host in ["acme.example.com", "127.0.0.1:8000", "127.0.0.1:8000", "[::1]:8000"]:
+            assert ask(router, host)[0] == 200
+    warnings = [r.getMessage() for r in caplog.records if "Host header" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "'127.0.0.1:8000'" in warnings[0]
+    assert "proxy_set_header Host $host" in warnings[0]
+    assert "ProxyPreserveHost On" in warnings[0]
+
+
+def test_tenant_and_name_hosts_never_warn_about_the_proxy(caplog: pytest.LogCaptureFixture) -> None:
+    router = make("wsgi", extra_hosts=["localhost"])
+    with caplog.at_level("WARNING", logger="cohortroute"):
+        for host in ["acme.example.com", "example.com", "www.example.com", "localhost:8000"]:
+            assert ask(router, host)[0] == 200
+    assert not [r for r in caplog.records if "Host header" in r.getMessage()]

@@ -39,7 +39,7 @@ from ..decision import Decision, served
 from ..errors import InvalidHostError, ValidationError
 from ..policy import Policy, TenantRecord, check_tenant_name
 from ..state_view import StateView
-from ..tenancy import MAX_HOST_LENGTH, SubdomainResolver, TenantResolver, parse_host
+from ..tenancy import MAX_HOST_LENGTH, SubdomainResolver, TenantResolver, is_ip, parse_host
 from .overrides import Overrides
 from .registration import Registrar
 
@@ -104,6 +104,7 @@ class Dispatcher:
         # Ours only answers labels parse_host validated; a custom one's answers are checked.
         self._check_tenants = not isinstance(resolver, SubdomainResolver)
         self._warned_resolver = False
+        self._warned_ip_host = False
         self._targets = dict(targets)
         self._default = default
         self._flavour = flavour
@@ -211,12 +212,32 @@ class Dispatcher:
         """The tenant for a raw Host value, or the 400 entry when the host is rejected."""
         raw = key if isinstance(key, str) else key.decode("latin-1")
         try:
-            tenant = self._resolver(parse_host(raw))
+            host = parse_host(raw)
+            tenant = self._resolver(host)
             if tenant is not None and self._check_tenants:
                 tenant = self._checked_tenant(tenant)
         except InvalidHostError as exc:
             return None, (None, None, self._bad_request(str(exc)))
+        if tenant is None and not self._warned_ip_host and is_ip(host):
+            self._warn_ip_host(raw)
         return tenant, None
+
+    def _warn_ip_host(self, raw: str) -> None:
+        """Say once what an IP-address Host most likely means: a proxy that drops the Host.
+
+        Behind ``proxy_pass http://127.0.0.1:8000`` without ``proxy_set_header Host $host``
+        every request arrives with the upstream's address as its Host, has no tenant, and is
+        served the default: every customer silently on the stable version.
+        """
+        self._warned_ip_host = True
+        log.warning(
+            "cohortroute: a request arrived with Host %r, an IP address: it has no tenant and is "
+            "served the default version. If most requests look like this, the proxy in front "
+            "does not forward the Host header: set `proxy_set_header Host $host;` (nginx) "
+            "or `ProxyPreserveHost On` (Apache); health probes by IP can use `extra_hosts=` with a "
+            "name instead.",
+            raw,
+        )
 
     def _checked_tenant(self, tenant: str) -> str:
         """A custom resolver's answer as a tenant name (lower case), or 400 when it is none."""
