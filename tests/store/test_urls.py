@@ -148,5 +148,5 @@ def test_mode_is_rw_or_rwc(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyP
     pytest.importorskip("redis")
     pytest.importorskip("psycopg")
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConfigurationError, match="mode=rwc .* or mode=rw"):
+    with pytest.raises(ConfigurationError, match=r"mode=rwc .* or mode=rw"):
         open_store(url)

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from .. import _forksafe, fail_closed, version_needs
 from .._clock import SYSTEM, Clock
+from ..assign import visitors as visitor_cookies
 from ..assign.backend import AssignmentBackend
 from ..assign.chain import Chain
-from ..assign import visitors as visitor_cookies
 from ..assign.tokens import OverrideKeys
 from ..decision import Decision
 from ..errors import ConfigurationError
