@@ -19,7 +19,7 @@ import asyncio
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
@@ -108,9 +108,24 @@ def wsgi_cases(loops: int, repeats: int) -> dict[str, float]:
     # Path-prefix mounts, the way DispatcherMiddleware is used for side-by-side versions.
     dispatcher = DispatcherMiddleware(wsgi_app, {"/v1": wsgi_app, "/v2": wsgi_app})
     router = steady_router(apps)
+    cases = {
+        "bare app": wsgi_app,
+        "hand-written": hand_written,
+        "DispatcherMiddleware": dispatcher,
+        "CohortRouter": router,
+    }
+    return bench_wsgi(cases, loops, repeats, warm=[router])
+
+
+def bench_wsgi(
+    apps: dict[str, Any], loops: int, repeats: int, *, warm: Sequence[Any] = ()
+) -> dict[str, float]:
+    """Time each WSGI app over requests for every host in HOSTS, plus the cost of building the
+    environ alone ("build environ", to net out); the ``warm`` apps see every host first."""
     environs = [_environ(h) for h in HOSTS]
-    for env in environs:  # warm the router's cache
-        router(dict(env), _start_response)
+    for app in warm:
+        for env in environs:
+            app(dict(env), _start_response)
     n = len(environs)
     counter = [0]
 
@@ -125,13 +140,7 @@ def wsgi_cases(loops: int, repeats: int) -> dict[str, float]:
         i = counter[0] = (counter[0] + 1) % n
         return environs[i].copy()
 
-    cases = {
-        "build environ": build_only,
-        "bare app": runner(wsgi_app),
-        "hand-written": runner(hand_written),
-        "DispatcherMiddleware": runner(dispatcher),
-        "CohortRouter": runner(router),
-    }
+    cases = {"build environ": build_only, **{name: runner(app) for name, app in apps.items()}}
     return bench(cases, loops, repeats)
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from hot_path import HOSTS, TENANTS, _environ, _start_response, bench
+from hot_path import TENANTS, bench_wsgi
 
 from cohortroute import CohortRouter, SignalsConfig
 from cohortroute._clock import SYSTEM
@@ -63,32 +63,13 @@ def request_cost(loops: int, repeats: int) -> dict[str, float]:
         return apps[assign[environ["HTTP_HOST"].split(".", 1)[0]]](environ, start_response)
 
     off, on = _router(apps, False), _router(apps, True)
-    environs = [_environ(h) for h in HOSTS]
-    for env in environs:
-        off(dict(env), _start_response)
-        on(dict(env), _start_response)
-    n = len(environs)
-    counter = [0]
-
-    def runner(app: Any) -> Any:
-        def call() -> Any:
-            i = counter[0] = (counter[0] + 1) % n
-            return app(environs[i].copy(), _start_response)
-
-        return call
-
-    def build_only() -> Any:
-        i = counter[0] = (counter[0] + 1) % n
-        return environs[i].copy()
-
     cases = {
-        "build environ": build_only,
-        "bare app": runner(wsgi_app),
-        "hand-written": runner(hand_written),
-        "signals off": runner(off),
-        "signals on": runner(on),
+        "bare app": wsgi_app,
+        "hand-written": hand_written,
+        "signals off": off,
+        "signals on": on,
     }
-    return bench(cases, loops, repeats)
+    return bench_wsgi(cases, loops, repeats, warm=[off, on])
 
 
 def _recorder(sink: SignalSink, tenants: int) -> tuple[Recorder, SignalsWSGI]:
