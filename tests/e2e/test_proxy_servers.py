@@ -162,13 +162,25 @@ def fetch(port: int, host: str) -> tuple[int, str]:
 
 
 def sweep(port: int, tenants: list[str]) -> dict[str, str]:
-    """The release each tenant is served through the proxy, on one kept-alive connection."""
+    """The release each tenant is served through the proxy, on one kept-alive connection.
+
+    A graceful reload (nginx's, on a map change) closes idle kept-alive connections; as every
+    HTTP client does for an idempotent request, a GET the server dropped unanswered is sent
+    again once on a fresh connection. A second drop, or any answer but 200, fails the sweep.
+    """
     served = {}
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
         for tenant in tenants:
-            connection.request("GET", "/ab", headers={"Host": f"{tenant}.{DOMAIN}"})
-            response = connection.getresponse()
+            for attempt in (1, 2):
+                try:
+                    connection.request("GET", "/ab", headers={"Host": f"{tenant}.{DOMAIN}"})
+                    response = connection.getresponse()
+                    break
+                except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                    connection.close()
+                    if attempt == 2:
+                        raise
             body = response.read().decode()
             assert response.status == 200, (tenant, response.status, body)
             served[tenant] = body.split()[0].removeprefix("release=")
@@ -191,6 +203,13 @@ def watching(arguments: list[str]) -> Iterator[subprocess.Popen[bytes]]:
         stderr=subprocess.PIPE,
     )
     try:
+        # Ready once it says so: its first step (and the proxy reload that follows) is done.
+        assert process.stderr is not None
+        said = ""
+        while not said.endswith("(Ctrl-C stops)\n"):
+            line = process.stderr.readline().decode()
+            assert line, f"the watch exited before it was ready:\n{said}"
+            said += line
         yield process
     finally:
         process.terminate()
