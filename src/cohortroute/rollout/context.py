@@ -138,11 +138,16 @@ class RolloutContext:
         *,
         force: bool = False,
         retry_failed: bool = False,
+        chain: Chain | None = None,
     ) -> RunResult:
-        """Move ``names`` with at most ``concurrency`` at a time; halt past ``max_failures``."""
+        """Move ``names`` with at most ``concurrency`` at a time; halt past ``max_failures``.
+
+        ``chain`` decides, in each lease transaction, whether a forward move is still pending
+        (the built-ins when None: ``finalize`` moves everybody).
+        """
 
         def move(name: str) -> TenantResult:
-            return self.runner.move(name, mode, force=force, retry_failed=retry_failed)
+            return self.runner.move(name, mode, force=force, retry_failed=retry_failed, chain=chain)
 
         return run_batch(
             action,

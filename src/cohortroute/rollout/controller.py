@@ -81,6 +81,9 @@ class RolloutController:
         ``sleep`` if it has one (a ``ManualClock`` advances instead of waiting), else
         :func:`time.sleep`.
     :param on_event: ``hook(event, tenant)`` at each point of a migration (see :data:`EventHook`).
+    :param assign: the routers' custom assignment backends (``router.chain``): ``preview``,
+        ``explain`` and who ``run`` migrates then decide as routers do. Without them, the
+        built-ins only.
     """
 
     def __init__(
@@ -421,16 +424,20 @@ class RolloutController:
         self._ctx.discover()
         if not rollout.gated:
             return RunResult("run", note=f"{rollout.candidate} needs no data migration")
-        wanted = None if tenants is None else {check_tenant_name(t) for t in tenants}
-        now = self._ctx.now()
-        names = [
-            record.name
-            for record in self.store.tenants()
-            if (wanted is None or record.name in wanted)
-            and jobs.is_pending(policy, record, now, retry_failed=retry_failed)
-        ]
+        wanted = None if tenants is None else frozenset(check_tenant_name(t) for t in tenants)
+        records = self.store.tenants()
+        names = jobs.pending(
+            policy, records, self._ctx.now(), retry_failed, self._ctx.chain, wanted
+        )
         result = self._ctx.batch(
-            "run", names, "forward", concurrency, max_failures, progress, retry_failed=retry_failed
+            "run",
+            names,
+            "forward",
+            concurrency,
+            max_failures,
+            progress,
+            retry_failed=retry_failed,
+            chain=self._ctx.chain,
         )
         if rollout.halted:
             result.note = "the rollout is halted: only interrupted migrations were resumed"
@@ -440,7 +447,7 @@ class RolloutController:
         """Migrate one tenant now if the rollout has reached it (the single-tenant ``run``)."""
         self._ctx.require_migrations(self.store.policy(), "rollout run")
         return self._ctx.runner.move(
-            check_tenant_name(tenant), "forward", retry_failed=retry_failed
+            check_tenant_name(tenant), "forward", retry_failed=retry_failed, chain=self._ctx.chain
         )
 
     # --- rollback and finalize --------------------------------------------------------------
@@ -484,9 +491,5 @@ class RolloutController:
     def pending(self, *, retry_failed: bool = False) -> list[str]:
         """The tenants ``run`` would migrate now (a dry run of its selection)."""
         policy = self.store.policy()
-        now = self._ctx.now()
-        return [
-            r.name
-            for r in self.store.tenants()
-            if jobs.is_pending(policy, r, now, retry_failed=retry_failed)
-        ]
+        records = self.store.tenants()
+        return jobs.pending(policy, records, self._ctx.now(), retry_failed, self._ctx.chain)

@@ -2,19 +2,69 @@
 
 Pure functions of the policy, the tenant's record and the app's
 :class:`~cohortroute.migrations.Migrations`; the runner calls :func:`plan_job` inside the lease
-transaction, so what it does is decided on the record as stored at that moment.
+transaction, so what it does is decided on the record as stored at that moment. Who the rollout
+has reached is decided by an :data:`Intends`: the routers' assignment chain for ``run`` (so the
+runner migrates exactly the tenants routers would put on the candidate), the built-ins for
+``finalize`` (which moves everybody).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from ..advice import Call, advise
-from ..decision import intended
+from ..decision import Decision, intended
 from ..errors import ConflictError
 from ..migrations import Migrations, MigrationStep
 from ..policy import BUSY_STATUSES, STATE_MODULES, MigrationState, Policy, TenantRecord
+
+if TYPE_CHECKING:
+    from ..assign.chain import Chain
+
+Intends = Callable[[Policy, TenantRecord, float], Decision]
+"""Where the precedence wants a tenant at a time, before migration gating (see
+:func:`cohortroute.decision.intended`)."""
+
+
+def intends_with(chain: Chain | None) -> Intends:
+    """:data:`Intends` deciding with ``chain`` (the routers' backends; the built-ins if None)."""
+
+    def intends(policy: Policy, record: TenantRecord, now: float) -> Decision:
+        return intended(policy, record, policy.default or "", now=now, chain=chain)
+
+    return intends
+
+
+BUILTINS_ONLY: Intends = intends_with(None)
+"""Pins, tag rules and the rollout only: what ``finalize`` uses, as it moves everybody."""
+
+
+def asked_before(chain: Chain, policy: Policy, record: TenantRecord, now: float) -> Intends:
+    """:data:`Intends` for one tenant's lease transaction, with ``chain`` asked once before it.
+
+    A custom backend may be slow or remote, and a store's write transaction must not wait on
+    it: its answer for the ``policy`` and ``record`` read before the transaction is reused
+    inside while they are unchanged (the rollout as it stands, the tenant's pin, tags, marks),
+    and the chain is asked again only when they changed in between.
+    """
+    intends = intends_with(chain)
+    answer = intends(policy, record, now)
+    seen = (_as_decided(policy, now), record)
+
+    def remembered(p: Policy, r: TenantRecord, at: float) -> Decision:
+        if (_as_decided(p, at), r) == seen:
+            return answer
+        return intends(p, r, at)
+
+    return remembered
+
+
+def _as_decided(policy: Policy, now: float) -> Policy:
+    """The policy as a decision at ``now`` reads it: timed plans moved on, no revision."""
+    rollout = None if policy.rollout is None else policy.rollout.at(now)
+    return replace(policy, rollout=rollout, revision=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +102,21 @@ def steps_between(
     return [] if migrations is None else migrations.steps_between(current, target)
 
 
-def is_pending(policy: Policy, record: TenantRecord, now: float, *, retry_failed: bool) -> bool:
-    """A cheap first look at whether the tenant's data needs moving; the lease transaction
-    decides for real."""
+def is_pending(
+    policy: Policy,
+    record: TenantRecord,
+    now: float,
+    *,
+    retry_failed: bool,
+    intends: Intends = BUILTINS_ONLY,
+) -> bool:
+    """Whether the tenant's data needs moving to the candidate: a first look over the registry,
+    and again inside the lease transaction, which decides for real.
+
+    ``intends`` decides who the rollout has reached; give it the routers' chain
+    (:func:`intends_with`), else custom backends are ignored and the runner migrates tenants
+    they hold back (migrated data is served the candidate) and never those they send early.
+    """
     rollout = policy.rollout
     if rollout is None or not rollout.gated:
         return False
@@ -69,7 +131,26 @@ def is_pending(policy: Policy, record: TenantRecord, now: float, *, retry_failed
         and migration.to_version == rollout.candidate
     ):
         return False
-    return intended(policy, record, policy.default or "", now=now).version == rollout.candidate
+    return intends(policy, record, now).version == rollout.candidate
+
+
+def pending(
+    policy: Policy,
+    records: Iterable[TenantRecord],
+    now: float,
+    retry_failed: bool,
+    chain: Chain | None,
+    only: Collection[str] | None = None,
+) -> list[str]:
+    """The tenants (of ``only``) whose data ``run`` moves: those the routers' assignment
+    ``chain`` puts on the candidate that are not migrated yet, and interrupted migrations."""
+    intends = intends_with(chain)
+    return [
+        r.name
+        for r in records
+        if (only is None or r.name in only)
+        and is_pending(policy, r, now, retry_failed=retry_failed, intends=intends)
+    ]
 
 
 def refuse_missing_downgrades(
@@ -104,11 +185,13 @@ def plan_job(
     force: bool,
     hold: bool,
     retry_failed: bool,
+    intends: Intends = BUILTINS_ONLY,
 ) -> Job | str | None:
     """What moving this tenant takes now: a job, a refusal message, or None (nothing).
 
     ``mode`` is ``forward`` (to the candidate) or ``back`` (to the default); ``hold`` keeps
-    the tenant on the default for the rest of the rollout once moved back.
+    the tenant on the default for the rest of the rollout once moved back; ``intends`` decides
+    whether a forward move is pending (:func:`is_pending`).
     """
     rollout = policy.rollout
     if rollout is None or not rollout.gated:
@@ -131,7 +214,7 @@ def plan_job(
         target = migration.to_version or rollout.candidate
         source = migration.from_version or source
     else:
-        if not is_pending(policy, record, now, retry_failed=retry_failed):
+        if not is_pending(policy, record, now, retry_failed=retry_failed, intends=intends):
             return None
         target = rollout.candidate
     current = modules_of(migrations, policy, record)

@@ -25,7 +25,7 @@ import socket
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._clock import SYSTEM, Clock
 from ..migrations import Migrations, MigrationStep, StepContext, run_step
@@ -45,6 +45,9 @@ from . import jobs
 from .fencing import LeaseLost, breach_update, lost
 from .jobs import Job
 from .results import Outcome, TenantResult
+
+if TYPE_CHECKING:
+    from ..assign.chain import Chain
 
 log = logging.getLogger(__name__)
 
@@ -95,16 +98,23 @@ class MigrationRunner:
         force: bool = False,
         hold: bool = False,
         retry_failed: bool = False,
+        chain: Chain | None = None,
     ) -> TenantResult:
         """Move one tenant's data (``forward`` to the candidate, ``back`` to the default).
 
         Lease + *migrating* mark in one write; drain; steps, each recorded; flip. Exactly one
         runner works on a tenant at a time, and pending work is recomputed inside the lease
-        transaction, so a second runner finds nothing left to do.
+        transaction, so a second runner finds nothing left to do. A forward move happens only
+        when ``chain`` (the routers' assignment backends; the built-ins when None) puts the
+        tenant on the candidate.
         """
         token = f"{self._owner}:{secrets.token_hex(4)}"
         started = self.clock.time()
         found: dict[str, Any] = {}
+        intends = jobs.intends_with(chain)
+        if chain is not None and chain.custom and mode == "forward":
+            record, policy = self.store.tenant(name), self.store.policy()
+            intends = jobs.asked_before(chain, policy, record, started)
 
         def take(record: TenantRecord, policy: Policy) -> TenantRecord:
             found.clear()
@@ -114,7 +124,7 @@ class MigrationRunner:
                 found["busy"] = lease.owner
                 return record
             job = jobs.plan_job(
-                self.migrations, policy, record, mode, now, force, hold, retry_failed
+                self.migrations, policy, record, mode, now, force, hold, retry_failed, intends
             )
             if not isinstance(job, Job):
                 found["refused" if isinstance(job, str) else "noop"] = job
