@@ -1,7 +1,7 @@
 """The ``rollout`` group: start, set, advance, preview, halt, resume, run, roll back, finalize.
 
 The verbs of :class:`cohortroute.rollout.RolloutController` (see docs/rollouts.md); each action
-builds the controller from its options (:func:`~cohortroute.cli.loader.controller_for`).
+builds the controller from its options (:func:`controller_for`: ``--app``, ``--assign``...).
 """
 
 from __future__ import annotations
@@ -10,26 +10,30 @@ import argparse
 import logging
 from typing import TYPE_CHECKING
 
+from ..bucketing import BUCKETERS
 from ..errors import ConflictError, ValidationError
 from ..policy import check_tenant_name, format_percent, parse_percent
 from ..version_needs import app_option
 from . import render, shapes
 from .context import EXIT_ERROR, EXIT_OK, Context, UsageError
 from .guard import add_guard_option, guard_step
-from .loader import add_app_option, controller_for
+from .loader import add_app_option, load_migrations
 from .options import (
     Subparsers,
+    add_assign_option,
     add_command,
     add_group,
     add_json,
+    bucketer,
     count,
+    load_assign,
     percent,
     seconds,
     whole_number,
 )
 
 if TYPE_CHECKING:
-    from ..rollout import RunResult
+    from ..rollout import RolloutController, RunResult
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +71,23 @@ def duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def controller_for(args: argparse.Namespace, ctx: Context) -> RolloutController:
+    """The controller a command runs with: ``--app``, ``--assign``, ``--drain``, ``--settle``,
+    ``--lease`` (:func:`cohortroute.cli.loader.controller_for`, plus the backends)."""
+    from ..rollout import RolloutController
+
+    lease = getattr(args, "lease", None)
+    return RolloutController(
+        ctx.store,
+        migrations=load_migrations(getattr(args, "app", None)),
+        actor=ctx.actor,
+        drain=getattr(args, "drain", None),
+        settle=getattr(args, "settle", None),
+        assign=load_assign(getattr(args, "assign", None)),
+        **({} if lease is None else {"lease_ttl": lease}),
+    )
+
+
 def _add_settle(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--settle",
@@ -80,6 +101,7 @@ def _add_settle(parser: argparse.ArgumentParser) -> None:
 
 def _add_runner_options(parser: argparse.ArgumentParser) -> None:
     add_app_option(parser)
+    add_assign_option(parser)
     parser.add_argument(
         "--concurrency", type=concurrency, default=4, metavar="N", help="tenants at a time (1-256)"
     )
@@ -149,18 +171,30 @@ def _register_plan_verbs(actions: Subparsers) -> None:
         help="timed plan: move to the next step by itself every --every (no scheduler needed)",
     )
     add_app_option(p)
+    add_assign_option(p)
     p.add_argument(
         "--salt",
         default=None,
-        help="bucketing salt (default: a fresh random one, so each rollout picks new tenants)",
+        help="bucketing salt (default: a fresh random one, so each rollout picks new tenants); "
+        "with --bucketer unleash, the toggle's Unleash groupId (by default its name)",
+    )
+    p.add_argument(
+        "--bucketer",
+        type=bucketer,
+        default="sha256",
+        metavar="NAME",
+        help=f"the bucket function: {' or '.join(BUCKETERS)} (default sha256); unleash puts "
+        "every tenant in the cohort Unleash's gradual rollout gives it (needs --salt GROUP_ID)",
     )
 
     p = add_command(actions, "set", cmd_rollout_set, "set the running rollout's percentage")
     p.add_argument("percent", metavar="PERCENT", type=percent, help="5, 0.5 or 5%%")
     _add_settle(p)
+    add_assign_option(p)
 
     p = add_command(actions, "advance", cmd_rollout_advance, "move to the plan's next step")
     p.add_argument("--force", action="store_true", help="advance before the minimum dwell")
+    add_assign_option(p)
 
     p = add_command(
         actions,
@@ -171,6 +205,7 @@ def _register_plan_verbs(actions: Subparsers) -> None:
     p.add_argument(
         "--percent", type=percent, default=None, metavar="P", help="preview this percentage"
     )
+    add_assign_option(p)
     add_json(p, shapes.PREVIEW)
 
     p = add_command(
@@ -249,6 +284,12 @@ def cmd_rollout_start(args: argparse.Namespace, ctx: Context) -> int:
             "--auto moves through a plan on a timer: give it --plan P,P,... and --every "
             "DURATION too, like --plan 1,5,25,100 --every 2h --auto"
         )
+    if args.bucketer == "unleash" and args.salt is None:
+        raise UsageError(
+            "--bucketer unleash buckets tenants as Unleash does within a groupId: give the "
+            "toggle's groupId with --salt (Unleash's default groupId is the toggle's name), "
+            "like --bucketer unleash --salt my-toggle"
+        )
     before = ctx.store.revision()
     rollout = controller_for(args, ctx).start(
         args.version,
@@ -257,6 +298,7 @@ def cmd_rollout_start(args: argparse.Namespace, ctx: Context) -> int:
         every=args.every,
         auto=args.auto,
         salt=args.salt,
+        bucketer=args.bucketer,
     )
     after = ctx.store.revision()
     if rollout.gated:
