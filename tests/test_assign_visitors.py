@@ -127,11 +127,14 @@ def test_the_cli_sets_shows_and_stops_the_sample_audited(tmp_path: object) -> No
     assert router.status()["visitors"] == {"version": "v2", "percent": 500, "salt": "s1"}
 
 
-def test_unknown_versions_short_keys_and_asgi_are_refused() -> None:
+def test_unknown_versions_and_short_keys_are_refused_under_wsgi_and_asgi() -> None:
     router = make()
     with pytest.raises(ValidationError):
         router.store.write(set_visitor_sample("v2", "150"))
     with pytest.raises(ConfigurationError, match="shorter than 16 bytes"):
         make(key="short")
-    with pytest.raises(ConfigurationError, match="visitor_key works with WSGI routers"):
-        CohortRouter({"v1": asgi_version("v1")}, domains=["example.com"], visitor_key=KEY)
+    with pytest.raises(ConfigurationError, match="shorter than 16 bytes"):
+        CohortRouter({"v1": asgi_version("v1")}, domains=["example.com"], visitor_key="short")
+    # ASGI routers sample visitors too (tests/test_assign_asgi.py): the key is accepted.
+    asgi = CohortRouter({"v1": asgi_version("v1")}, domains=["example.com"], visitor_key=KEY)
+    assert asgi.status()["visitors"] == {}

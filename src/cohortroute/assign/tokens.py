@@ -19,9 +19,11 @@ import hmac
 import json
 import logging
 import threading
+import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
+from ..decision import Decision, Reason
 from ..errors import ConfigurationError
 from .visitors import cookie_value
 
@@ -134,3 +136,35 @@ class OverrideKeys:
 def token_from_cookie(cookie: str) -> str | None:
     """The override token in a ``Cookie`` header value, if any."""
     return cookie_value(cookie, COOKIE)
+
+
+def request_token(header: str | None, cookie: str | None) -> str | None:
+    """The token a request carries: its ``X-Cohortroute-Override`` header when it has one,
+    else the ``cohortroute_override`` cookie in its ``Cookie`` header (both values or None)."""
+    if header is not None:
+        return header
+    return None if cookie is None else token_from_cookie(cookie)
+
+
+def overridden(
+    keys: OverrideKeys, token: str, decision: Decision, now: float, only: str | None = None
+) -> Decision | None:
+    """The decision a request carrying ``token`` gets instead of ``decision`` (reason
+    ``override``), or None when the token does not apply (counted by ``keys``).
+
+    ``only`` is the version a gated rollout keeps the tenant on: a token naming another is
+    ignored, so a token never moves a tenant off the version its data is on. Both the WSGI
+    and the ASGI wrappers call this, so they accept, refuse and count tokens alike.
+    """
+    grant = keys.check(token, decision.tenant, now)
+    if grant is None or (only is not None and grant.version != only):
+        return None
+    expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(grant.expires))
+    return Decision(
+        decision.tenant,
+        grant.version,
+        Reason.OVERRIDE,
+        bucket=decision.bucket,
+        detail=f"signed QA override (key {grant.key_id}) until {expires}",
+        backend="override",
+    )

@@ -11,7 +11,9 @@ same visitor keeps its version while the sample stays as it is, raising the shar
 visitors, and a new salt draws a new sample. Responses on those hosts carry ``Vary: Cookie``.
 
 Only the no-tenant hosts' cached entries are wrapped, and only while a sample is set, so
-tenant traffic pays nothing; a visitor arriving on a tenant host follows the tenant.
+tenant traffic pays nothing; a visitor arriving on a tenant host follows the tenant. Who is
+sampled is decided in :func:`visit`, shared by :class:`VisitorSamplingWSGI` and the ASGI
+wrapper (:mod:`.asgi`).
 """
 
 from __future__ import annotations
@@ -104,6 +106,36 @@ def sampled(sample: VisitorSample, visitor: str) -> int | None:
     return b if b < sample.percent else None
 
 
+def visit(
+    sample: VisitorSample, cookies: VisitorCookies, cookie_header: str | None
+) -> tuple[Decision | None, str | None]:
+    """One anonymous request: the decision serving it the sampled version (None: it is not in
+    the sample and keeps its host's), and the ``Set-Cookie`` value giving a new visitor its
+    signed id (None when the request carried a valid one).
+
+    A missing, forged or damaged cookie makes a new visitor. Both the WSGI and the ASGI
+    wrappers call this, so a visitor gets the same version under either.
+    """
+    value = None if cookie_header is None else cookie_value(cookie_header)
+    visitor = None if value is None else cookies.visitor(value)
+    set_cookie = None
+    if visitor is None:
+        visitor, value = cookies.new()
+        set_cookie = cookies.header(value)
+    b = sampled(sample, visitor)
+    if b is None:
+        return None, set_cookie
+    decision = Decision(
+        None,
+        sample.version,
+        Reason.BACKEND,
+        bucket=b,
+        detail=f"visitor bucket {b} < {sample.percent} of 10000",
+        backend="visitors",
+    )
+    return decision, set_cookie
+
+
 class VisitorSamplingWSGI:
     """``app`` for a no-tenant host, or the sampled version for the visitors in the sample."""
 
@@ -122,27 +154,14 @@ class VisitorSamplingWSGI:
         self.targets = targets
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        cookies = self.cookies
-        raw = environ.get("HTTP_COOKIE")
-        value = None if raw is None else cookie_value(raw)
-        visitor = None if value is None else cookies.visitor(value)
+        decision, set_cookie = visit(self.sample, self.cookies, environ.get("HTTP_COOKIE"))
         extra = [("Vary", "Cookie")]
-        if visitor is None:
-            visitor, value = cookies.new()
-            extra.append(("Set-Cookie", cookies.header(value)))
-        b = sampled(self.sample, visitor)
+        if set_cookie is not None:
+            extra.append(("Set-Cookie", set_cookie))
         app = self.app
-        if b is not None:
-            version = self.sample.version
-            environ[DECISION_KEY] = Decision(
-                None,
-                version,
-                Reason.BACKEND,
-                bucket=b,
-                detail=f"visitor bucket {b} < {self.sample.percent} of 10000",
-                backend="visitors",
-            )
-            app = self.targets[version]
+        if decision is not None:
+            environ[DECISION_KEY] = decision
+            app = self.targets[decision.version]
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             return start_response(status, headers + extra, exc_info)

@@ -2,18 +2,18 @@
 
 The router wraps a tenant's cached target in :class:`SignedOverrideWSGI` only when signed
 overrides are on, so a router without ``override_keys`` pays nothing per request, and one with
-them pays a header look-up.
+them pays a header look-up. Which tokens count is decided in :func:`.tokens.overridden`, which
+the ASGI wrapper (:mod:`.asgi`) shares.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .._types import StartResponse, WSGIApp, WSGIEnvironment
-from ..decision import Decision, Reason
-from .tokens import OverrideKeys, token_from_cookie
+from ..decision import Decision
+from .tokens import OverrideKeys, overridden, request_token
 
 DECISION_KEY = "cohortroute.decision"
 
@@ -39,24 +39,14 @@ class SignedOverrideWSGI:
         self.only = only  # in a gated rollout a token may not move the tenant off its data
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        token = environ.get("HTTP_X_COHORTROUTE_OVERRIDE")
-        if token is None:
-            cookie = environ.get("HTTP_COOKIE")
-            token = None if cookie is None else token_from_cookie(cookie)
-        if token is None:
-            return self.app(environ, start_response)
-        decision = self.decision
-        grant = self.keys.check(token, decision.tenant, self.clock())
-        if grant is None or (self.only is not None and grant.version != self.only):
-            return self.app(environ, start_response)
-        expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(grant.expires))
-        environ[DECISION_KEY] = Decision(
-            decision.tenant,
-            grant.version,
-            Reason.OVERRIDE,
-            bucket=decision.bucket,
-            detail=f"signed QA override (key {grant.key_id}) until {expires}",
-            backend="override",
+        token = request_token(
+            environ.get("HTTP_X_COHORTROUTE_OVERRIDE"), environ.get("HTTP_COOKIE")
         )
-        target: WSGIApp = self.targets[grant.version]
+        if token is None:
+            return self.app(environ, start_response)
+        decision = overridden(self.keys, token, self.decision, self.clock(), self.only)
+        if decision is None:
+            return self.app(environ, start_response)
+        environ[DECISION_KEY] = decision
+        target: WSGIApp = self.targets[decision.version]
         return target(environ, start_response)

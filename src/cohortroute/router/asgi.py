@@ -5,6 +5,12 @@ whole), ASGI 2 apps through :func:`~.interfaces.as_asgi3`. A request carries a s
 its version's lifespan state (:mod:`.lifespan`). The Host is the one ``host`` header: several
 are a 400 (RFC 9112), and an HTTP/1.0 request with none (or an empty one, as granian sends)
 is routed by the server's own name, as the WSGI router does with ``SERVER_NAME``.
+
+Signed QA overrides and visitor sampling (:mod:`cohortroute.assign.asgi`) may hand a request to
+another version than its cached entry names, after the router has looked at the entry; so a
+router with either picks each request's lifespan state in the version's target (a small
+wrapper per version) instead of in :meth:`ASGICohortRouter.__call__`, and a router with
+neither keeps its warm path as it is.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._types import ASGIApp, Receive, Scope, Send
+from ..assign.asgi import SignedOverrideASGI, VisitorSamplingASGI
 from ._dispatch import Flavour
 from .base import DECISION_KEY, CohortRouter
 from .interfaces import as_asgi3, kind_of, unwrapped
@@ -27,7 +34,13 @@ _several_hosts = bad_request_asgi("several Host headers in one request (RFC 9112
 class ASGICohortRouter(CohortRouter, interface="asgi"):
     """The ASGI flavour of :class:`CohortRouter`; also owns lifespan for every ASGI version."""
 
-    _flavour = Flavour(bad_request=bad_request_asgi, maintenance=maintenance_asgi, watch=watch_asgi)
+    _flavour = Flavour(
+        bad_request=bad_request_asgi,
+        maintenance=maintenance_asgi,
+        watch=watch_asgi,
+        signed_override=SignedOverrideASGI,
+        visitor_sampling=VisitorSamplingASGI,
+    )
 
     def _mount(self) -> dict[str, Any]:
         targets: dict[str, Any] = {}
@@ -41,12 +54,19 @@ class ASGICohortRouter(CohortRouter, interface="asgi"):
                 by_app[key] = ([], as_asgi3(app))
             names, targets[name] = by_app[key]
             names.append(name)
+        # A request may change version after the router read its entry: then each version's
+        # target picks its own state, and the router never does.
+        self._targets_pick_state = (
+            self._override_keys is not None or self._visitor_cookies is not None
+        )
+        if self._targets_pick_state:
+            targets = {name: _with_version_state(target, name) for name, target in targets.items()}
         self._states_given = False  # until a lifespan gives each version its state
         self._lifespan = Lifespan(list(by_app.values()), list(self.apps), self._give_states)
         return targets
 
     def _give_states(self) -> None:
-        self._states_given = True
+        self._states_given = not self._targets_pick_state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -96,3 +116,19 @@ def _version_state(scope: Scope) -> None:
         mine = states.get(decision.version)
         if mine is not None:
             scope["state"] = mine.copy()
+
+
+def _with_version_state(app: ASGIApp, version: str) -> ASGIApp:
+    """``app``, giving each request a copy of ``version``'s lifespan state (once a lifespan
+    gave the versions theirs) whichever version the router's cached entry named."""
+
+    async def with_state(scope: Scope, receive: Receive, send: Send) -> None:
+        state = scope.get("state")
+        states = None if state is None else state.get(STATES_KEY)
+        if states is not None:
+            mine = states.get(version)
+            if mine is not None:
+                scope["state"] = mine.copy()
+        await app(scope, receive, send)
+
+    return with_state

@@ -110,10 +110,12 @@ class CohortRouter:
         A request carrying a valid token (``cohortroute override mint``) in the
         ``X-Cohortroute-Override`` header or the ``cohortroute_override`` cookie is served the
         token's version (reason ``override``); bad, expired or foreign tokens are ignored and
-        counted (``status()["override_tokens"]``). Off when None. WSGI routers only for now.
+        counted (``status()["override_tokens"]``). Off when None. WSGI and ASGI routers alike
+        (a websocket's token rides in its handshake's header or cookie).
     :param visitor_key: turn on sampling of anonymous visitors (no tenant: apex, ``www``): the
         secret (16 bytes or more) signing the visitor cookie. The share and version are set
-        with ``cohortroute visitors set``; see :mod:`cohortroute.assign.visitors`. WSGI only.
+        with ``cohortroute visitors set``; see :mod:`cohortroute.assign.visitors`. WSGI and
+        ASGI routers alike.
     :param visitor_cookie_max_age: the visitor cookie's lifetime in seconds (about 6 months).
     """
 
@@ -211,19 +213,11 @@ class CohortRouter:
         self._override_keys = (
             None if override_keys is None else OverrideKeys(override_keys, list(self.apps))
         )
-        if self._override_keys is not None and self._flavour.signed_override is None:
-            raise ConfigurationError(
-                "override_keys works with WSGI routers for now; leave it out on an ASGI router"
-            )
         self._visitor_cookies = (
             None
             if visitor_key is None
             else visitor_cookies.VisitorCookies(visitor_key, visitor_cookie_max_age)
         )
-        if self._visitor_cookies is not None and self._flavour.visitor_sampling is None:
-            raise ConfigurationError(
-                "visitor_key works with WSGI routers for now; leave it out on an ASGI router"
-            )
         declared = migrations if migrations is not None else Migrations()
         from ..signals.wrappers import wrap_versions  # here: signals imports this module
 
