@@ -30,6 +30,8 @@ DOCUMENTED = [
     ("cohortroute", "AssignmentBackend"),
     ("cohortroute", "Chain"),
     ("cohortroute", "Query"),
+    ("cohortroute", "RequestView"),
+    ("cohortroute.assign", "RequestView"),
     ("cohortroute", "PIN"),
     ("cohortroute", "TAG"),
     ("cohortroute", "ROLLOUT"),

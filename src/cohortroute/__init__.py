@@ -5,7 +5,16 @@ served the version decided for it by pins, tag rules and the rollout held in a s
 """
 
 from .admin import AdminApp
-from .assign import PIN, ROLLOUT, TAG, Assignment, AssignmentBackend, Chain, Query
+from .assign import (
+    PIN,
+    ROLLOUT,
+    TAG,
+    Assignment,
+    AssignmentBackend,
+    Chain,
+    Query,
+    RequestView,
+)
 from .bucketing import bucket
 from .decision import Decision, Reason, decide
 from .errors import (
@@ -51,6 +60,7 @@ __all__ = [
     "Preview",
     "Query",
     "Reason",
+    "RequestView",
     "Rollout",
     "RolloutController",
     "RunResult",

@@ -3,7 +3,8 @@
 A backend answers a version or "no opinion" for one tenant (:class:`AssignmentBackend`,
 :class:`Assignment`); the built-ins (:data:`PIN`, :data:`TAG`, :data:`ROLLOUT`) are backends in
 the same :class:`Chain` as the team's own, which the router, ``explain``, ``preview`` and the
-rollout controller share. See docs/assignment.md.
+rollout controller share. A request-aware backend (``request_aware = True``) is also asked per
+request, with a read-only :class:`RequestView` of it. See docs/assignment.md.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from .backend import Assignment, AssignmentBackend, Query
 from .builtin import PIN, ROLLOUT, TAG
 from .chain import ERROR_TTL, Chain, Outcome
+from .request_view import RequestView
 
 __all__ = [
     "ERROR_TTL",
@@ -22,4 +24,5 @@ __all__ = [
     "Chain",
     "Outcome",
     "Query",
+    "RequestView",
 ]

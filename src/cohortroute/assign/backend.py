@@ -10,6 +10,15 @@ them): the same query gives the same answer until its ``ttl`` runs out or the ro
 to :meth:`~cohortroute.CohortRouter.invalidate`; it never needs to catch its own errors (the
 chain catches them, logs the first, counts them and goes on); it returns quickly or declares a
 ``timeout``.
+
+**Request-aware backends.** A backend with ``request_aware = True`` is asked per request, with
+a read-only view of it in ``query.request`` (a :class:`~.request_view.RequestView`: method,
+path, query string, headers, cookies, client address; never None for such a backend). It is
+never asked without a request (a cache miss, ``explain``, previews): the router caches the
+decision the other backends make and, only when a request-aware backend ranks above the one
+that decided, asks the request-aware ones on each request of that host, in precedence order,
+before falling back to the cached decision. Its ``ttl`` is not used (its answers are never
+cached); its ``timeout`` bounds each call as for any backend.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from ..policy import Policy, Rollout, TenantRecord
+from .request_view import RequestView
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +50,8 @@ class Query:
     """What a backend is asked about: one tenant, its stored record, and the policy.
 
     ``rollout`` is the running rollout as it stands at ``now`` (a timed plan moved on), and
-    ``default`` the version served when no backend has an opinion.
+    ``default`` the version served when no backend has an opinion. ``request`` is the request
+    being routed, for request-aware backends only (None for every other backend).
 
     .. versionadded:: 0.2
     """
@@ -51,6 +62,7 @@ class Query:
     rollout: Rollout | None
     default: str
     now: float
+    request: RequestView | None = None
 
 
 @runtime_checkable
@@ -63,7 +75,12 @@ class AssignmentBackend(Protocol):
     ``plan-tier``). ``ttl`` is how many seconds the router may cache its answer with the host's
     decision (None: until the store's revision moves or :meth:`CohortRouter.invalidate`; 0:
     never cached). ``timeout`` is the longest the router waits for it (None: it is called
-    inline, so it must be fast); past it the chain goes on without its opinion.
+    inline, so it must be fast); past it the chain goes on without its opinion. Under an
+    ASGI router a cache miss that may ask a backend with a ``timeout`` is decided on a worker
+    thread, so the event loop keeps serving meanwhile.
+
+    An optional ``request_aware = True`` attribute makes it a request-aware backend (see the
+    module docstring): asked on each request, with ``query.request`` set.
 
     .. versionadded:: 0.2
     """

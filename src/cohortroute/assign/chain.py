@@ -12,6 +12,13 @@ skipped: the chain goes on, the first error per backend is logged, every one is 
 (:attr:`Chain.errors`, ``router.status()["assign_errors"]``) and the decision lists it in
 ``errors`` (``explain`` prints it). A decision made without a failed backend's opinion is
 cached at most :data:`ERROR_TTL` seconds, so the backend is asked again soon.
+
+A request-aware backend (``request_aware = True``) is skipped when the chain decides: it is
+only ever asked with a request. The outcome lists those ranked above the backend that decided
+(:attr:`Outcome.per_request`, in precedence order) and the decision's ``detail`` says they may
+override it per request; the router asks them on each request of that host
+(:mod:`cohortroute.assign.request`). In a gated rollout none is listed: the version follows
+the tenant's data, as with signed overrides.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import logging
 import threading
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .. import _forksafe
 from ..decision import Decision, Reason, gated
@@ -44,12 +51,26 @@ class BackendBusyError(RuntimeError):
     """Too many earlier calls to backends with a timeout are still running."""
 
 
+class UnmountedVersionError(ValueError):
+    """A request-aware backend named a version the router does not mount (its answer is
+    ignored and counted like an error)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """A decision and how long it may be cached (seconds; None: until the revision moves)."""
+    """A decision and how long it may be cached (seconds; None: until the revision moves).
+
+    ``per_request`` are the request-aware backends ranked above the one that decided, in
+    precedence order (to ask on each request), and ``query`` what the chain was asked (None
+    for an override or a request with no tenant).
+
+    .. versionadded:: 0.2 ``per_request`` and ``query``.
+    """
 
     decision: Decision
     ttl: float | None
+    per_request: tuple[AssignmentBackend, ...] = ()
+    query: Query | None = None
 
 
 class Chain:
@@ -67,6 +88,14 @@ class Chain:
         self._pool: ThreadPoolExecutor | None = None
         self._running = 0
         self.custom = any(b not in BUILTINS for b in self.backends)
+        self._steps = tuple((b, is_request_aware(b)) for b in self.backends)
+        #: The request-aware backends, in precedence order (asked per request only).
+        self.request_aware: tuple[AssignmentBackend, ...] = tuple(
+            b for b, aware in self._steps if aware
+        )
+        #: Whether deciding without a request may wait on a backend (one has a ``timeout``):
+        #: an ASGI router then decides its cache misses on a worker thread.
+        self.may_block = any(b.timeout is not None for b, aware in self._steps if not aware)
         _forksafe.register(self, after_in_child=Chain._after_fork)
 
     def __repr__(self) -> str:
@@ -100,6 +129,9 @@ class Chain:
         outcome = self.intended(policy, record, fallback, now=now)
         rollout = policy.rollout
         if rollout is None or not rollout.gated:
+            if outcome.per_request:
+                noted = _noted(outcome.decision, outcome.per_request)
+                return replace(outcome, decision=noted)
             return outcome
         rollout = rollout.at(now)
         return Outcome(gated(rollout, record, fallback, outcome.decision), outcome.ttl)
@@ -107,7 +139,9 @@ class Chain:
     def intended(
         self, policy: Policy, record: TenantRecord, default: str, *, now: float
     ) -> Outcome:
-        """The decision before migration gating: the first backend with an opinion."""
+        """The decision before migration gating: the first backend with an opinion
+        (request-aware backends skipped: they are listed in ``per_request`` when they rank
+        above the one that decided)."""
         fallback = policy.default or default
         rollout = policy.rollout
         if rollout is not None and rollout.auto:
@@ -116,8 +150,12 @@ class Chain:
         ttl: float | None = None
         errors: list[str] = []
         declined: Assignment | None = None
-        for backend in self.backends:
-            answer = self._ask(backend, query, errors)
+        above: list[AssignmentBackend] = []
+        for backend, aware in self._steps:
+            if aware:
+                above.append(backend)
+                continue
+            answer = self.ask(backend, query, errors)
             if errors and (ttl is None or ttl > ERROR_TTL):
                 ttl = ERROR_TTL
             if backend.ttl is not None and (ttl is None or backend.ttl < ttl):
@@ -125,7 +163,8 @@ class Chain:
             if answer is None:
                 continue
             if answer.version is not None:
-                return Outcome(_decision(backend, query, answer, tuple(errors)), ttl)
+                decision = backend_decision(backend, query, answer, tuple(errors))
+                return Outcome(decision, ttl, tuple(above), query)
             if backend is ROLLOUT:
                 declined = answer
         detail = "no rollout running" if declined is None else declined.detail
@@ -139,20 +178,30 @@ class Chain:
             backend="default",
             errors=tuple(errors),
         )
-        return Outcome(decision, ttl)
+        return Outcome(decision, ttl, tuple(above), query)
 
-    def _ask(
-        self, backend: AssignmentBackend, query: Query, errors: list[str]
+    def ask(
+        self, backend: AssignmentBackend, query: Query, errors: list[str] | None = None
     ) -> Assignment | None:
+        """``backend``'s answer to ``query``; None when it has no opinion or failed (then the
+        failure is counted, logged the first time, and described in ``errors``)."""
         try:
             answer = self._call(backend, query)
             if answer is not None and not isinstance(answer, Assignment):
                 raise TypeError(f"returned {answer!r}, not an Assignment or None")
             return answer
         except Exception as exc:  # a backend never fails a request
-            errors.append(f"{backend.name}: {_describe(exc, backend)}")
+            if errors is not None:
+                errors.append(f"{backend.name}: {_describe(exc, backend)}")
             self._count(backend, exc)
             return None
+
+    def count_unmounted(self, backend: AssignmentBackend, version: str) -> None:
+        """Count a request-aware answer naming a version not mounted here (it is ignored)."""
+        self._count(
+            backend,
+            UnmountedVersionError(f"named version {version!r}, which is not mounted here"),
+        )
 
     def _call(self, backend: AssignmentBackend, query: Query) -> Assignment | None:
         timeout = backend.timeout
@@ -187,7 +236,9 @@ class Chain:
                 "(router.status()['assign_errors']).",
                 backend.name,
                 _describe(exc, backend),
-                exc_info=not isinstance(exc, TimeoutError | BackendBusyError),
+                exc_info=not isinstance(
+                    exc, TimeoutError | BackendBusyError | UnmountedVersionError
+                ),
             )
 
     def close(self) -> None:
@@ -204,15 +255,30 @@ class Chain:
         self._running = 0
 
 
+def is_request_aware(backend: object) -> bool:
+    """Whether ``backend`` asks to be asked per request (``request_aware = True``)."""
+    return getattr(backend, "request_aware", False) is True
+
+
+def _noted(decision: Decision, backends: tuple[AssignmentBackend, ...]) -> Decision:
+    """``decision`` saying which request-aware backends may override it per request."""
+    names = ", ".join(b.name for b in backends)
+    plural = "s" if len(backends) > 1 else ""
+    note = f"request-aware backend{plural} {names} may override it per request"
+    detail = f"{decision.detail}; {note}" if decision.detail else note
+    return replace(decision, detail=detail)
+
+
 def _describe(exc: Exception, backend: AssignmentBackend) -> str:
     if isinstance(exc, TimeoutError):
         return f"no answer within its timeout of {backend.timeout}s"
     return f"{type(exc).__name__}: {exc}"
 
 
-def _decision(
+def backend_decision(
     backend: AssignmentBackend, query: Query, answer: Assignment, errors: tuple[str, ...]
 ) -> Decision:
+    """The decision ``answer`` from ``backend`` makes (reason, detail and the backend named)."""
     version = answer.version
     assert version is not None
     reason = _REASONS.get(backend.name, Reason.BACKEND) if backend in BUILTINS else Reason.BACKEND
@@ -277,6 +343,11 @@ def _check(backend: object) -> None:
                 f"assignment backend {name!r}: `{attr}` must be None or a number of seconds "
                 f">= 0, not {value!r}"
             )
+    aware = getattr(backend, "request_aware", False)
+    if not isinstance(aware, bool):
+        raise ConfigurationError(
+            f"assignment backend {name!r}: `request_aware` must be True or False, not {aware!r}"
+        )
     if getattr(backend, "timeout", None) == 0:
         raise ConfigurationError(f"assignment backend {name!r}: `timeout` must be > 0 or None")
 

@@ -13,6 +13,12 @@ kept apart (:meth:`Dispatcher.expire`, run with the router's periodic refresh, w
 check is brought forward to the earliest deadline), so a warm request still does one
 ``dict.get`` and nothing more. A decision with ``ttl=0`` is never cached.
 
+When a request-aware assignment backend ranks above the backend that decided, the entry's
+target is a per-request wrapper (:mod:`cohortroute.assign.request`) asking those backends on
+each request: :meth:`Dispatcher.miss` builds the WSGI one, :meth:`Dispatcher.miss_async` the
+ASGI one. Under ASGI a miss whose chain may wait on a backend with a ``timeout`` is decided on
+a worker thread (anyio's, so asyncio and trio alike), never on the event loop.
+
 The cache is a plain dict, bounded by starting over when full (``O(1)``, no per-hit
 bookkeeping), and dropped whenever decisions may be stale. Entries computed while a drop raced
 with them are not inserted (a generation counter), so a stale decision cannot outlive a drop.
@@ -31,8 +37,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import anyio.to_thread
+
 from .._clock import Clock
-from ..assign.chain import Chain
+from ..assign.chain import Chain, Outcome
+from ..assign.request import PerRequest, RequestAwareASGI, RequestAwareWSGI
 from ..assign.tokens import OverrideKeys
 from ..assign.visitors import VisitorCookies, VisitorSample
 from ..decision import Decision, served
@@ -174,14 +183,15 @@ class Dispatcher:
 
     def _decide(
         self, policy: Policy, tenant: str | None, record: TenantRecord | None
-    ) -> tuple[Decision, float | None]:
-        """:meth:`decide`, and how long the decision may be cached (None: until a drop)."""
+    ) -> tuple[Decision, Outcome]:
+        """:meth:`decide`, and the chain's outcome (its ttl: how long the decision may be
+        cached, None: until a drop; the request-aware backends to ask per request)."""
         override = self._overrides.get(tenant)
         outcome = self._chain.decide(
             policy, record, self._default, override=override, now=self._clock.time()
         )
         decided = self._view.guard(outcome.decision, record)
-        return self._mounted(policy, decided), outcome.ttl
+        return self._mounted(policy, decided), outcome
 
     def miss(self, key: str | bytes) -> Entry:
         """Decide for a host not in the cache (reading the store, bounded by its timeout).
@@ -195,10 +205,11 @@ class Dispatcher:
         if rejected is not None:
             return self._remember_rejected(key, generation, rejected)
         record = None if tenant is None else self._view.tenant(tenant)
-        return self._settle(key, generation, tenant, record)
+        return self._settle(key, generation, tenant, record, RequestAwareWSGI)
 
     async def miss_async(self, key: str | bytes) -> Entry:
-        """:meth:`miss` for an event loop: a slow store never blocks the loop."""
+        """:meth:`miss` for an event loop: a slow store or a backend with a ``timeout`` never
+        blocks the loop (the decision is then made on a worker thread)."""
         if len(key) > MAX_HOST_LENGTH:
             return self._too_long
         generation = self._generation
@@ -206,7 +217,11 @@ class Dispatcher:
         if rejected is not None:
             return self._remember_rejected(key, generation, rejected)
         record = None if tenant is None else await self._view.tenant_async(tenant)
-        return self._settle(key, generation, tenant, record)
+        if tenant is not None and self._chain.may_block:
+            return await anyio.to_thread.run_sync(
+                self._settle, key, generation, tenant, record, RequestAwareASGI
+            )
+        return self._settle(key, generation, tenant, record, RequestAwareASGI)
 
     def _resolve(self, key: str | bytes) -> tuple[str | None, Entry | None]:
         """The tenant for a raw Host value, or the 400 entry when the host is rejected."""
@@ -275,18 +290,35 @@ class Dispatcher:
         return result
 
     def _settle(
-        self, key: Any, generation: int, tenant: str | None, record: TenantRecord | None
+        self,
+        key: Any,
+        generation: int,
+        tenant: str | None,
+        record: TenantRecord | None,
+        per_request: type[RequestAwareWSGI] | type[RequestAwareASGI],
     ) -> Entry:
-        """Decide from the record read on a miss, and cache the entry unless it is a guess."""
+        """Decide from the record read on a miss, and cache the entry unless it is a guess;
+        ``per_request`` wraps the target when request-aware backends are to be asked."""
         stale = False
         if tenant is not None and record is None:
             # The store failed and nothing is known: the default now, and ask again next time.
             record, stale = TenantRecord(tenant), True
-        decision, ttl = self._decide(self._view.policy, tenant, record)
+        decision, outcome = self._decide(self._view.policy, tenant, record)
+        ttl = outcome.ttl
         if decision.maintenance:
             entry: Entry = (decision, tenant, self._maintenance)
         else:
             target = self._targets[decision.version]
+            if outcome.per_request and outcome.query is not None:
+                asker = PerRequest(
+                    self._chain,
+                    outcome.per_request,
+                    outcome.query,
+                    decision,
+                    self._targets,
+                    self._clock.time,
+                )
+                target = per_request(target, asker)  # inside a signed override: it ranks first
             keys, signed = self._override_keys, self._flavour.signed_override
             if keys is not None and signed is not None and tenant is not None:
                 rollout = self._view.policy.rollout

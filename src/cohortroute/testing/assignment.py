@@ -12,6 +12,11 @@ an :class:`~cohortroute.assign.Assignment` or None, naming one of ``versions``; 
 deterministic (the same state gives the same answer); that a router using it serves every
 tenant even when the backend raises; and that :meth:`CohortRouter.invalidate` makes the router
 ask it again. A broken rule raises :class:`AssertionError` saying which rule and how to fix it.
+
+A request-aware backend (``request_aware = True``) is asked with each of ``requests``
+(:class:`~cohortroute.RequestView` objects; one plain ``GET /`` when omitted): the same tenant
+and request must give the same answer, and requests through a router using it are served even
+when it raises.
 """
 
 from __future__ import annotations
@@ -19,11 +24,17 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..assign.backend import Assignment, AssignmentBackend, Query
-from ..assign.chain import Chain
+from ..assign.chain import Chain, is_request_aware
+from ..assign.request_view import RequestView
+from ..decision import Decision
 from ..errors import ConfigurationError
 from ..policy import Policy, TenantRecord
+
+if TYPE_CHECKING:
+    from ..router import CohortRouter
 
 
 def check_assignment_backend(
@@ -32,11 +43,13 @@ def check_assignment_backend(
     tenants: Iterable[str],
     versions: Sequence[str],
     policy: Policy | None = None,
+    requests: Iterable[RequestView] | None = None,
 ) -> None:
     """Raise AssertionError when ``backend`` breaks a rule (see the module docstring).
 
     ``tenants`` are names to ask about (include ones it has an opinion on and ones it has
-    none on); ``versions`` the versions it may name.
+    none on); ``versions`` the versions it may name. ``requests`` are the requests a
+    request-aware backend is asked about (include ones it has an opinion on).
     """
     try:
         Chain([backend])
@@ -46,8 +59,15 @@ def check_assignment_backend(
     if not names:
         raise AssertionError("give at least one tenant to ask about")
     state = policy or Policy(default=versions[0], versions=frozenset(versions))
-    for tenant in names:
-        query = Query(tenant, TenantRecord(tenant), state, state.rollout, versions[0], time.time())
+    aware = is_request_aware(backend)
+    views: list[RequestView | None] = [None]
+    if aware:
+        views = list(requests) if requests is not None else [RequestView()]
+        if not views:
+            raise AssertionError("give at least one request to ask a request-aware backend about")
+    for tenant, view in ((t, v) for t in names for v in views):
+        now = time.time()
+        query = Query(tenant, TenantRecord(tenant), state, state.rollout, versions[0], now, view)
         first = backend.assign(query)
         if first is not None and not isinstance(first, Assignment):
             raise AssertionError(
@@ -63,7 +83,10 @@ def check_assignment_backend(
                 f"assign() for {tenant!r} answered {first!r}, then {again!r} for the same state: "
                 "a backend must be deterministic until its ttl runs out"
             )
-    _check_in_a_router(backend, names, versions)
+    if aware:
+        _check_requests_in_a_router(backend, names, versions, views)
+    else:
+        _check_in_a_router(backend, names, versions)
 
 
 @dataclass
@@ -77,8 +100,11 @@ class _Counting:
     ttl: float | None = field(init=False)
     timeout: float | None = field(init=False)
 
+    request_aware: bool = field(init=False)
+
     def __post_init__(self) -> None:
         self.name, self.ttl, self.timeout = self.inner.name, self.inner.ttl, self.inner.timeout
+        self.request_aware = is_request_aware(self.inner)
 
     def assign(self, query: Query, /) -> Assignment | None:
         self.calls += 1
@@ -87,9 +113,7 @@ class _Counting:
         return self.inner.assign(query)
 
 
-def _check_in_a_router(
-    backend: AssignmentBackend, names: list[str], versions: Sequence[str]
-) -> None:
+def _router(counting: _Counting, versions: Sequence[str]) -> CohortRouter:
     from .._clock import ManualClock
     from ..router import CohortRouter
 
@@ -97,14 +121,20 @@ def _check_in_a_router(
         start_response("200 OK", [])  # type: ignore[operator]
         return [b""]
 
-    counting = _Counting(backend)
-    router = CohortRouter(
+    return CohortRouter(
         dict.fromkeys(versions, app),
         domains=["example.test"],
         assign=[counting],
         register_tenants=False,
         clock=ManualClock(),
     )
+
+
+def _check_in_a_router(
+    backend: AssignmentBackend, names: list[str], versions: Sequence[str]
+) -> None:
+    counting = _Counting(backend)
+    router = _router(counting, versions)
     try:
         tenant = names[0]
         router.explain(tenant)
@@ -123,3 +153,49 @@ def _check_in_a_router(
                 raise AssertionError(f"a failing backend left {name!r} without a version")
     finally:
         router.close()
+
+
+def _check_requests_in_a_router(
+    backend: AssignmentBackend,
+    names: list[str],
+    versions: Sequence[str],
+    views: list[RequestView | None],
+) -> None:
+    counting = _Counting(backend)
+    router = _router(counting, versions)
+    try:
+        for fail in (False, True):
+            counting.fail = fail
+            for name, view in ((n, v) for n in names for v in views):
+                assert view is not None
+                environ = _environ(f"{name}.example.test", view)
+                body = router(environ, lambda status, headers, exc_info=None: None)
+                getattr(body, "close", lambda: None)()
+                decision = environ.get("cohortroute.decision")
+                if not isinstance(decision, Decision) or decision.version not in versions:
+                    failing = "a failing " if fail else "the "
+                    raise AssertionError(
+                        f"{failing}backend left a request for {name!r} without a version"
+                    )
+    finally:
+        router.close()
+
+
+def _environ(host: str, view: RequestView) -> dict[str, object]:
+    """A WSGI environ for ``view`` sent to ``host``."""
+    environ: dict[str, object] = {
+        "REQUEST_METHOD": view.method,
+        "SCRIPT_NAME": "",
+        "PATH_INFO": view.path.encode("utf-8").decode("latin-1"),
+        "QUERY_STRING": view.query_string,
+        "SERVER_NAME": "example.test",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.url_scheme": "http",
+    }
+    for name, value in view.headers.items():
+        environ["HTTP_" + name.upper().replace("-", "_")] = value
+    environ["HTTP_HOST"] = host
+    if view.client is not None:
+        environ["REMOTE_ADDR"] = view.client
+    return environ
