@@ -1,12 +1,19 @@
-"""Assignment backends under real gunicorn, and cookie sampling in headless Chromium."""
+"""Assignment backends under real gunicorn, cookie sampling in headless Chromium, signed
+overrides and cookie sampling under real uvicorn."""
 
 from __future__ import annotations
 
+import http.client
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from cohortroute.assign.tokens import mint
+from cohortroute.assign.visitors import COOKIE
+
+from .assignapp import OVERRIDE_KEY
 from .browser import chromium_page, require_chromium
 from .servers import bin_path, free_port, get, serve
 
@@ -60,3 +67,54 @@ def test_a_visitor_keeps_its_sampled_version_across_visits_in_chromium() -> None
         assert page.context.cookies()[0]["value"] == cookie["value"]
         page.goto(f"http://acme.localhost:{port}/")  # a tenant host: the tenant decides
         assert page.inner_text("body").startswith("v1 acme pin")
+
+
+def fetch(
+    port: int, host: str, headers: dict[str, str] | None = None
+) -> tuple[http.client.HTTPResponse, str]:
+    """GET / from 127.0.0.1:port with ``host`` and ``headers``: the response and its body."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", "/", headers={"Host": host, **(headers or {})})
+        response = connection.getresponse()
+        return response, response.read().decode()
+    finally:
+        connection.close()
+
+
+def body(port: int, host: str, headers: dict[str, str] | None = None) -> str:
+    """The body of a 200 answer to GET / (see :func:`fetch`)."""
+    response, text = fetch(port, host, headers)
+    assert response.status == 200, text
+    return text
+
+
+@pytest.mark.e2e
+def test_under_uvicorn_a_token_serves_its_version_and_a_visitor_keeps_its_version() -> None:
+    port = free_port()
+    command = [bin_path("uvicorn"), "--host", "127.0.0.1", "--port", str(port),
+               "tests.e2e.assignapp:asgi_assign"]  # fmt: skip
+    token = mint("e2e", OVERRIDE_KEY, "acme", "v2", time.time() + 3600)
+    with serve(command, port):
+        assert body(port, "acme.localhost") == "v1 sees v1 default"
+        signed = {"X-Cohortroute-Override": token}
+        assert body(port, "acme.localhost", signed) == "v2 sees v2 override"
+        in_cookie = {"Cookie": f"cohortroute_override={token}"}
+        assert body(port, "acme.localhost", in_cookie) == "v2 sees v2 override"
+        assert body(port, "globex.localhost", signed) == "v1 sees v1 default"  # another tenant
+
+        seen = set()
+        for _ in range(20):  # each a new visitor: about half are sampled into v2
+            first, _ = fetch(port, "localhost")
+            assert first.status == 200 and first.getheader("Vary") == "Cookie"
+            set_cookie = first.getheader("Set-Cookie")
+            assert set_cookie is not None and set_cookie.startswith(f"{COOKIE}=")
+            value = set_cookie.split(";", 1)[0].split("=", 1)[1]
+            visitor = {"Cookie": f"{COOKIE}={value}"}
+            answers = {body(port, "localhost", visitor) for _ in range(3)}
+            assert len(answers) == 1  # the visitor keeps its version
+            (answer,) = answers
+            assert answer in ("v1 sees v1 no-tenant", "v2 sees v2 backend")
+            assert fetch(port, "localhost", visitor)[0].getheader("Set-Cookie") is None
+            seen.add(answer.split()[0])
+        assert seen == {"v1", "v2"}  # all 20 in one version: 1 chance in 500,000
