@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import pytest
 from werkzeug.test import Client
 
-from cohortroute import AssignmentBackend, CohortRouter, Reason, RolloutController
+from cohortroute import AssignmentBackend, CohortRouter, Reason, RequestView, RolloutController
 from cohortroute._clock import ManualClock
 from cohortroute.testing import check_assignment_backend
 
@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "assig
 from flag_service import FlagService
 from plan_tier import PlanTier
 from region import RegionLast
+from staff import InternalStaff
 
 
 def router_with(*backends: AssignmentBackend, clock: ManualClock | None = None) -> CohortRouter:
@@ -140,3 +141,31 @@ def test_flag_service_answers_and_a_slow_or_dead_service_never_fails_a_request(
     assert served(dead, "acme") == "v1 acme default |/"
     assert dead.status()["assign_errors"] == {"flags": 1}
     assert router.explain("acme").reason is Reason.BACKEND
+
+
+def test_internal_staff_get_the_preview_on_any_tenant_only_through_the_proxy() -> None:
+    backend = InternalStaff("v2", proxies=["10.0.0.0/8"])
+    check_assignment_backend(
+        backend,
+        tenants=["acme", "globex"],
+        versions=["v1", "v2"],
+        requests=[
+            RequestView(headers={"X-Staff": "1"}, client="10.1.2.3"),
+            RequestView(headers={"X-Staff": "1"}, client="203.0.113.9"),
+            RequestView(client="10.1.2.3"),
+        ],
+    )
+    router = router_with(backend)
+    client = Client(router)
+
+    def get(tenant: str, headers: dict[str, str], address: str) -> str:
+        headers = {"Host": f"{tenant}.example.com", **headers}
+        response = client.get("/", headers=headers, environ_base={"REMOTE_ADDR": address})
+        return response.get_data(as_text=True)
+
+    assert get("acme", {"X-Staff": "1"}, "10.1.2.3") == "v2 acme backend |/"
+    assert get("acme", {"x-staff": "1"}, "203.0.113.9") == "v1 acme default |/"  # not via proxy
+    assert get("acme", {}, "10.1.2.3") == "v1 acme default |/"
+    router.store.pin("globex", "v1")  # a pin ranks above it: the customer's commitment holds
+    assert get("globex", {"X-Staff": "1"}, "10.1.2.3") == "v1 globex pin |/"
+    assert "request-aware backend staff may override it" in router.explain("acme").detail
