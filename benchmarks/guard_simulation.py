@@ -3,7 +3,7 @@
 Runs :func:`cohortroute.guard.simulation.simulate` over ``--runs`` seeds per scenario (1,000 by
 default) on every core, and prints the figures docs/guard.md quotes::
 
-    python benchmarks/guard_simulation.py [--runs 1000] [--processes 2]
+    python benchmarks/guard_simulation.py [--runs 1000] [--processes 2] [--scenario NAME]
 
 Scenarios: no regression (every halt, rollback or tenant sent back is a false alarm), a 10x and a
 3x error regression of every candidate tenant (detection rate and median minute of detection),
@@ -41,11 +41,17 @@ def main() -> None:
     parser.add_argument(
         "--runs-broken", type=int, default=None, help="runs of the incompatible-tenant scenario"
     )
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        choices=list(SCENARIOS),
+        help="run only this scenario (repeat for several; default: all)",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     results: dict[str, list[Outcome]] = {name: [] for name in SCENARIOS}
     with ProcessPoolExecutor(args.processes) as pool:
-        for name in SCENARIOS:
+        for name in args.scenario or SCENARIOS:
             runs = args.runs
             if name == "one incompatible tenant" and args.runs_broken is not None:
                 runs = args.runs_broken
