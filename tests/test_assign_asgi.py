@@ -2,8 +2,8 @@
 
 The same behaviour as tests/test_assign_tokens.py and tests/test_assign_visitors.py show under
 WSGI, plus what only ASGI has: byte headers (several ``Cookie`` headers, as HTTP/2 sends),
-websockets, per-version lifespan state, and a router without these options keeping its warm
-path as it was.
+websockets, per-version lifespan state (for request-aware backends too, which move requests
+the same way), and a router without these options keeping its warm path as it was.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from cohortroute import CohortRouter, ConfigurationError, RolloutController
+from cohortroute import Assignment, CohortRouter, ConfigurationError, Query, RolloutController
 from cohortroute._clock import ManualClock
 from cohortroute.assign.asgi import SignedOverrideASGI, VisitorSamplingASGI
 from cohortroute.assign.tokens import mint
@@ -394,6 +394,34 @@ def test_a_sampled_visitor_sees_the_lifespan_state_of_its_version() -> None:
         first = client.get("/")
         assert first.text == "v2 sees v2" and first.headers["vary"] == "Cookie"
         assert client.get("https://acme.example.com/").text == "v1 sees v1"
+
+
+@dataclass(frozen=True)
+class Staff:
+    """A request-aware backend: ``X-Staff: 1`` gets v2."""
+
+    name: str = "staff"
+    request_aware: bool = True
+    ttl: float | None = None
+    timeout: float | None = None
+
+    def assign(self, query: Query, /) -> Assignment | None:
+        if query.request is not None and query.request.headers.get("X-Staff") == "1":
+            return Assignment("v2", "staff")
+        return None
+
+
+def test_a_request_a_request_aware_backend_moves_sees_the_state_of_its_version() -> None:
+    # The same state picking serves request-aware backends (cohortroute.assign.request).
+    router = CohortRouter(
+        {"v1": stateful("v1"), "v2": stateful("v2")},
+        domains=["example.com"],
+        assign=[Staff()],
+        register_tenants=False,
+    )
+    with TestClient(router, base_url="http://acme.example.com") as client:
+        assert client.get("/").text == "v1 sees v1"
+        assert client.get("/", headers={"X-Staff": "1"}).text == "v2 sees v2"
 
 
 # --- what it costs ---------------------------------------------------------------------------

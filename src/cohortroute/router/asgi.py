@@ -6,11 +6,11 @@ its version's lifespan state (:mod:`.lifespan`). The Host is the one ``host`` he
 are a 400 (RFC 9112), and an HTTP/1.0 request with none (or an empty one, as granian sends)
 is routed by the server's own name, as the WSGI router does with ``SERVER_NAME``.
 
-Signed QA overrides and visitor sampling (:mod:`cohortroute.assign.asgi`) may hand a request to
-another version than its cached entry names, after the router has looked at the entry; so a
-router with either picks each request's lifespan state in the version's target (a small
-wrapper per version) instead of in :meth:`ASGICohortRouter.__call__`, and a router with
-neither keeps its warm path as it is.
+Signed QA overrides, visitor sampling (:mod:`cohortroute.assign.asgi`) and request-aware
+assignment backends may hand a request to another version than its cached entry names, after
+the router has looked at the entry; so a router with any of them picks each request's lifespan
+state in the version's target (a small wrapper per version) instead of in
+:meth:`ASGICohortRouter.__call__`, and a router with none keeps its warm path as it is.
 """
 
 from __future__ import annotations
@@ -54,10 +54,13 @@ class ASGICohortRouter(CohortRouter, interface="asgi"):
                 by_app[key] = ([], as_asgi3(app))
             names, targets[name] = by_app[key]
             names.append(name)
-        # A request may change version after the router read its entry: then each version's
-        # target picks its own state, and the router never does.
+        # A request may change version after the router read its entry (a signed override, a
+        # sampled visitor, a request-aware backend): then each version's target picks its own
+        # state, and the router never does.
         self._targets_pick_state = (
-            self._override_keys is not None or self._visitor_cookies is not None
+            self._override_keys is not None
+            or self._visitor_cookies is not None
+            or bool(self.chain.request_aware)
         )
         if self._targets_pick_state:
             targets = {name: _with_version_state(target, name) for name, target in targets.items()}
