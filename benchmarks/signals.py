@@ -8,6 +8,10 @@ do not:
 * WSGI warm request: a bare app call, the hand-written dispatcher, CohortRouter with signals
   off and on. Targets: signals on <= 0.5 us more than off, and <= 4x the hand-written
   dispatcher (both net of building the environ, as in hot_path.py).
+* The floor: what any per-request counting in Python must pay on this machine, measured in the
+  same run as three bare wrappers around the app (a pass-through call, the two clock reads that
+  time the request, the ``start_response`` interception that learns the status) and the
+  counting of one request into a row.
 * Memory held per counted (tenant, version) row, measured with tracemalloc.
 * One flush of 100k active tenants (one row each) to SQLite (and Redis, PostgreSQL).
 """
@@ -30,6 +34,7 @@ from hot_path import TENANTS, bench_wsgi
 from cohortroute import CohortRouter, SignalsConfig
 from cohortroute._clock import SYSTEM
 from cohortroute.signals import Recorder, open_sink
+from cohortroute.signals.context import THREAD, thread_slot
 from cohortroute.signals.model import SignalSink
 from cohortroute.signals.sinks.memory import MemorySink
 from cohortroute.signals.tenants import Tenants
@@ -70,6 +75,58 @@ def request_cost(loops: int, repeats: int) -> dict[str, float]:
         "signals on": on,
     }
     return bench_wsgi(cases, loops, repeats, warm=[off, on])
+
+
+def floor_cost(loops: int, repeats: int) -> dict[str, float]:
+    """ns per request of the unavoidable parts of counting, each as a bare wrapper of the app.
+
+    The differences against "bare app" are the floor: a wrapper's call, two clock reads, the
+    ``start_response`` interception through the thread's slot, and counting one request into
+    its row (a dict look-up and four list increments).
+    """
+    from time import monotonic
+
+    row: list[Any] = [0] * 30
+    rows = {"tenant1": row}
+
+    def passthrough(environ: dict[str, Any], start_response: Any) -> Any:
+        return wsgi_app(environ, start_response)
+
+    def clocks(environ: dict[str, Any], start_response: Any) -> Any:
+        began = monotonic()
+        body = wsgi_app(environ, start_response)
+        monotonic() - began
+        return body
+
+    def interception(environ: dict[str, Any], start_response: Any) -> Any:
+        try:
+            slot = THREAD.slot
+        except AttributeError:
+            slot = thread_slot()
+        slot.busy = True
+        slot.start_response = start_response
+        body = wsgi_app(environ, slot.start)
+        slot.busy = False
+        return body
+
+    def counting(environ: dict[str, Any], start_response: Any) -> Any:
+        body = wsgi_app(environ, start_response)
+        counts = rows["tenant1"]
+        counts[2] += 1
+        counts[8] += 0.001
+        counts[10] += 1
+        if counts[8] > 1e300:
+            counts[7] += 1
+        return body
+
+    cases = {
+        "bare app": wsgi_app,
+        "+ a wrapper's call": passthrough,
+        "+ two clock reads": clocks,
+        "+ status interception": interception,
+        "+ counting a row": counting,
+    }
+    return bench_wsgi(cases, loops, repeats)
 
 
 def _recorder(sink: SignalSink, tenants: int) -> tuple[Recorder, SignalsWSGI]:
@@ -154,6 +211,19 @@ def main(argv: list[str] | None = None) -> int:
     ratio = net["signals on"] / net["hand-written"]
     print(f"  signals on - off               = {extra:6.0f} ns  (target <= 500 ns)")
     print(f"  signals on / hand-written      = {ratio:6.2f}x  (target <= 4x)")
+
+    parts = floor_cost(loops, repeats)
+    bare = parts.pop("bare app")
+    del parts["build environ"]
+    print("The floor: each part alone, as a wrapper around the bare app (ns/request over it)")
+    floor = 0.0
+    for name, value in parts.items():
+        extra_part = value - bare
+        if name != "+ a wrapper's call":
+            extra_part -= parts["+ a wrapper's call"] - bare  # each includes a wrapper's call
+        floor += extra_part
+        print(f"  {name:22s} {extra_part:8.0f}")
+    print(f"  sum (any Python counter) = {floor:6.0f} ns; signals on - off = {extra:.0f} ns")
 
     print(f"Memory per counted row: {row_bytes(50_000):.0f} bytes (tenant name excluded)")
 
