@@ -9,6 +9,8 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -437,23 +439,44 @@ def test_a_slow_request_aware_backend_under_asgi_falls_back_past_its_timeout() -
         stuck.release.set()
 
 
-def test_an_asgi_miss_waiting_on_a_backend_does_not_block_the_event_loop() -> None:
+async def call(router: Any, host: str) -> str:
+    """One request through an ASGI ``router`` on the running event loop (asyncio or trio)."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await router(scope_for(host), receive, send)
+    assert sent[0]["status"] == 200
+    return str(sent[1]["body"].decode())
+
+
+@pytest.mark.parametrize("event_loop", ["asyncio", "trio"])
+def test_an_asgi_miss_waiting_on_a_backend_does_not_block_the_event_loop(event_loop: str) -> None:
     stuck = Stuck()  # timeout 5 s: past it a blocked loop would let acme finish first
     router = asgi_router(stuck)
+    served: dict[str, str] = {}
+
+    async def acme() -> None:
+        served["acme"] = await call(router, "acme.example.com")
 
     async def run() -> None:
-        assert await aget(router, "globex.example.com") == "v1 v1 default default"  # warm
-        acme = asyncio.ensure_future(aget(router, "acme.example.com"))
-        assert await asyncio.to_thread(stuck.entered.wait, 5)  # its miss is in the backend
-        assert await aget(router, "globex.example.com") == "v1 v1 default default"
-        assert await aget(router, "initech.example.com") == "v1 v1 default default"  # a miss
-        assert await aget(router, "example.com") == "v1 v1 no-tenant "
-        assert not acme.done()
-        stuck.release.set()
-        assert await acme == "v2 v2 backend slow"
+        assert await call(router, "globex.example.com") == "v1 v1 default default"  # warm
+        async with anyio.create_task_group() as group:
+            group.start_soon(acme)
+            assert await anyio.to_thread.run_sync(stuck.entered.wait, 5)  # acme's miss waits
+            assert await call(router, "globex.example.com") == "v1 v1 default default"
+            assert await call(router, "initech.example.com") == "v1 v1 default default"  # miss
+            assert await call(router, "example.com") == "v1 v1 no-tenant "
+            assert "acme" not in served  # still waiting on the backend, off the loop
+            stuck.release.set()
+        assert served["acme"] == "v2 v2 backend slow"
 
     try:
-        asyncio.run(run())
+        anyio.run(run, backend=event_loop)
     finally:
         stuck.release.set()
     assert router.status()["assign_errors"] == {}

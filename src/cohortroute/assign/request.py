@@ -16,11 +16,12 @@ worker thread, so the event loop keeps serving while it thinks.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import anyio.to_thread
 
+from .._clock import Clock
 from .._types import Receive, Scope, Send, StartResponse, WSGIEnvironment
 from ..decision import Decision
 from .backend import Assignment, AssignmentBackend, Query
@@ -31,19 +32,25 @@ DECISION_KEY = "cohortroute.decision"
 
 
 class PerRequest:
-    """Asks the request-aware backends ranked above a cached decision, for one request."""
+    """Asks the request-aware backends ranked above a cached decision, for one request.
 
-    __slots__ = ("_backends", "_chain", "_clock", "_query", "_targets", "decision")
+    The wrappers are one object per cached host (``app`` is the cached decision's target), so
+    a wrapped host costs a few hundred bytes more than a plain one.
+    """
+
+    __slots__ = ("_backends", "_chain", "_clock", "_query", "_targets", "app", "decision")
 
     def __init__(
         self,
+        app: Any,
         chain: Chain,
         backends: tuple[AssignmentBackend, ...],
         query: Query,
         decision: Decision,
         targets: Mapping[str, Any],
-        clock: Callable[[], float],
+        clock: Clock,
     ) -> None:
+        self.app = app
         self._chain = chain
         self._backends = backends
         self._query = query
@@ -58,7 +65,7 @@ class PerRequest:
 
     def _asked(self, view: RequestView) -> Query:
         q = self._query
-        return Query(q.tenant, q.record, q.policy, q.rollout, q.default, self._clock(), view)
+        return Query(q.tenant, q.record, q.policy, q.rollout, q.default, self._clock.time(), view)
 
     def decide(self, view: RequestView) -> tuple[Decision, Any] | None:
         """The decision and app for this request, or None to serve the cached decision."""
@@ -102,38 +109,30 @@ class PerRequest:
         return decision, target
 
 
-class RequestAwareWSGI:
+class RequestAwareWSGI(PerRequest):
     """``app`` (the cached decision's) unless a request-aware backend names another version."""
 
-    __slots__ = ("app", "asker")
-
-    def __init__(self, app: Any, asker: PerRequest) -> None:
-        self.app = app
-        self.asker = asker
+    __slots__ = ()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        found = self.asker.decide(RequestView.from_environ(environ))
+        found = self.decide(RequestView.from_environ(environ))
         if found is None:
             return self.app(environ, start_response)  # type: ignore[no-any-return]
         environ[DECISION_KEY], app = found
         return app(environ, start_response)  # type: ignore[no-any-return]
 
 
-class RequestAwareASGI:
+class RequestAwareASGI(PerRequest):
     """The ASGI form of :class:`RequestAwareWSGI`.
 
     A request it hands to another version gets that version's lifespan state when the router's
     targets pick their own state (as they do with signed overrides or visitor sampling).
     """
 
-    __slots__ = ("app", "asker")
-
-    def __init__(self, app: Any, asker: PerRequest) -> None:
-        self.app = app
-        self.asker = asker
+    __slots__ = ()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        found = await self.asker.decide_async(RequestView.from_scope(scope))
+        found = await self.decide_async(RequestView.from_scope(scope))
         if found is None:
             await self.app(scope, receive, send)
             return

@@ -41,7 +41,7 @@ import anyio.to_thread
 
 from .._clock import Clock
 from ..assign.chain import Chain, Outcome
-from ..assign.request import PerRequest, RequestAwareASGI, RequestAwareWSGI
+from ..assign.request import RequestAwareASGI, RequestAwareWSGI
 from ..assign.tokens import OverrideKeys
 from ..assign.visitors import VisitorCookies, VisitorSample
 from ..decision import Decision, served
@@ -63,7 +63,9 @@ MAX_REJECTED = 1_000
 _MAX_BAD_REQUEST_APPS = 64
 #: Measured upper bound of one cached host's memory: a 260-character key, the entry, its decision
 #: and tenant, the dict slot, and the wrapper that notices a tenant to register
-#: (tests/test_router_memory.py holds it to this).
+#: (tests/test_router_memory.py holds it to this). A host whose entry asks request-aware
+#: assignment backends per request costs about 300 bytes more (the wrapper, the query it asks
+#: with, the decision's longer detail); only routers with such backends have them.
 ENTRY_BYTES = 1_100
 
 
@@ -310,15 +312,16 @@ class Dispatcher:
         else:
             target = self._targets[decision.version]
             if outcome.per_request and outcome.query is not None:
-                asker = PerRequest(
+                # Inside a signed override's wrapper: the override ranks first.
+                target = per_request(
+                    target,
                     self._chain,
                     outcome.per_request,
                     outcome.query,
                     decision,
                     self._targets,
-                    self._clock.time,
+                    self._clock,
                 )
-                target = per_request(target, asker)  # inside a signed override: it ranks first
             keys, signed = self._override_keys, self._flavour.signed_override
             if keys is not None and signed is not None and tenant is not None:
                 rollout = self._view.policy.rollout
