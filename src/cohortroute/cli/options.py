@@ -9,22 +9,16 @@ error (exit 2) before any store is opened.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
-import os
 import re
-import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..bucketing import BUCKETERS
 from ..errors import ValidationError
 from ..policy import parse_percent
-from .context import ENV_STORE, Context, UsageError
+from .context import ENV_STORE, Context
 from .shapes import JsonShape
-
-if TYPE_CHECKING:
-    from ..assign.chain import Chain
 
 log = logging.getLogger(__name__)
 
@@ -219,45 +213,14 @@ def bucketer(text: str) -> str:
 
 
 def add_assign_option(parser: argparse.ArgumentParser) -> None:
-    """``--assign``: the routers' custom assignment backends, so the command decides as they do."""
+    """``--assign``: the routers' custom assignment backends, so the command decides as they do.
+
+    :func:`cohortroute.cli.loader.load_assign` loads what it names.
+    """
     parser.add_argument(
         "--assign",
         metavar="MODULE:ATTR",
         help="your routers' custom assignment backends (a list, a Chain, or a callable "
         "returning one), e.g. myapp.routing:backends; without it only pins, tag rules and the "
-        "rollout decide who moves and whom `rollout run` migrates",
+        "rollout decide (who moves, whom `rollout run` migrates, what `explain` says)",
     )
-
-
-def load_assign(spec: str | None) -> Chain | None:
-    """``--assign MODULE:ATTR`` -> the assignment chain it names (None without ``--assign``)."""
-    if spec is None:
-        return None
-    from ..assign.chain import Chain
-
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise UsageError(f"--assign wants MODULE:ATTR, like myapp.routing:backends; got {spec!r}")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # as --app: the project's root is importable
-    try:
-        target: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UsageError(f"--assign {spec}: cannot import {module_name!r} ({exc})") from None
-    for part in attr.split("."):
-        if not hasattr(target, part):
-            raise UsageError(f"--assign {spec}: {module_name} has no attribute {attr!r}")
-        target = getattr(target, part)
-    target = getattr(target, "chain", target)
-    if callable(target) and not isinstance(target, Chain) and not hasattr(target, "assign"):
-        target = target()
-        target = getattr(target, "chain", target)
-    if isinstance(target, Chain):
-        return target
-    if hasattr(target, "assign"):
-        target = [target]
-    if not isinstance(target, list | tuple):
-        raise UsageError(
-            f"--assign {spec} is a {type(target).__name__}, not assignment backends or a Chain"
-        )
-    return Chain(target)  # a malformed backend: ConfigurationError, saying what is wrong

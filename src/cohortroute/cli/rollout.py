@@ -1,7 +1,8 @@
 """The ``rollout`` group: start, set, advance, preview, halt, resume, run, roll back, finalize.
 
 The verbs of :class:`cohortroute.rollout.RolloutController` (see docs/rollouts.md); each action
-builds the controller from its options (:func:`controller_for`: ``--app``, ``--assign``...).
+builds the controller from its options (:func:`~cohortroute.cli.loader.controller_for`:
+``--app``, ``--assign``...).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ..version_needs import app_option
 from . import render, shapes
 from .context import EXIT_ERROR, EXIT_OK, Context, UsageError
 from .guard import add_guard_option, guard_step
-from .loader import add_app_option, load_migrations
+from .loader import add_app_option, controller_for
 from .options import (
     Subparsers,
     add_assign_option,
@@ -26,14 +27,13 @@ from .options import (
     add_json,
     bucketer,
     count,
-    load_assign,
     percent,
     seconds,
     whole_number,
 )
 
 if TYPE_CHECKING:
-    from ..rollout import RolloutController, RunResult
+    from ..rollout import RunResult
 
 log = logging.getLogger(__name__)
 
@@ -69,23 +69,6 @@ def duration(text: str) -> float:
         return parse_duration(text)
     except ValidationError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def controller_for(args: argparse.Namespace, ctx: Context) -> RolloutController:
-    """The controller a command runs with: ``--app``, ``--assign``, ``--drain``, ``--settle``,
-    ``--lease`` (:func:`cohortroute.cli.loader.controller_for`, plus the backends)."""
-    from ..rollout import RolloutController
-
-    lease = getattr(args, "lease", None)
-    return RolloutController(
-        ctx.store,
-        migrations=load_migrations(getattr(args, "app", None)),
-        actor=ctx.actor,
-        drain=getattr(args, "drain", None),
-        settle=getattr(args, "settle", None),
-        assign=load_assign(getattr(args, "assign", None)),
-        **({} if lease is None else {"lease_ttl": lease}),
-    )
 
 
 def _add_settle(parser: argparse.ArgumentParser) -> None:
