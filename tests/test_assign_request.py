@@ -176,6 +176,12 @@ def test_the_view_has_the_same_shape_under_wsgi_and_asgi() -> None:
         assert view.headers["x-staff"] == view.headers["X-STAFF"] == "yes"
         assert "X-Staff" in view.headers and "x-nothing" not in view.headers
         assert view.headers.get("x-nothing") is None
+        gathered = dict(view.headers)  # iterated: every header, lower-case names
+        assert {k: gathered[k] for k in ("x-staff", "accept")} == {
+            "x-staff": "yes",
+            "accept": "*/*",
+        }
+        assert len(view.headers) == len(gathered) and "x-staff" in list(view.headers)
         assert dict(view.cookies) == {"a": "1", "b": "two"}
         assert view.client == "10.0.0.7"
 
@@ -199,6 +205,7 @@ def test_a_header_sent_twice_reads_joined_and_a_missing_client_is_none() -> None
     del scope["client"]
     view = RequestView.from_scope(scope)
     assert view.headers["x-group"] == "a, b"
+    assert dict(view.headers)["x-group"] == "a, b" and dict(view.headers)["cookie"] == "c=1; d=2"
     assert dict(view.cookies) == {"c": "1", "d": "2"}
     assert view.client is None
     assert RequestView().cookies == {} and RequestView().path == "/"

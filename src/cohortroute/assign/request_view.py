@@ -22,28 +22,95 @@ class Headers(Mapping[str, str]):
     """Request headers by case-insensitive name (iterated lower-case); read-only.
 
     A header sent several times reads as its values joined with ``", "`` (``"; "`` for
-    ``Cookie``), as a WSGI server joins them.
+    ``Cookie``), as a WSGI server joins them. Looking up one header reads only that header (a
+    dict look-up in the WSGI environ, a scan of the ASGI header list); the whole set is
+    gathered only when iterated.
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("_all", "_environ", "_raw")
 
     def __init__(self, items: Mapping[str, str]) -> None:
-        self._items = {name.lower(): value for name, value in items.items()}
+        self._environ: Mapping[str, Any] | None = None
+        self._raw: Iterable[tuple[bytes, bytes]] = ()
+        self._all: dict[str, str] | None = {name.lower(): value for name, value in items.items()}
+
+    @classmethod
+    def _of_environ(cls, environ: Mapping[str, Any]) -> Headers:
+        headers = cls.__new__(cls)
+        headers._environ, headers._raw, headers._all = environ, (), None
+        return headers
+
+    @classmethod
+    def _of_scope(cls, raw: Iterable[tuple[bytes, bytes]]) -> Headers:
+        headers = cls.__new__(cls)
+        headers._environ, headers._raw, headers._all = None, raw, None
+        return headers
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The header's value, or ``default`` when the request has none."""
+        value = self._lookup(name)
+        return default if value is None else value
 
     def __getitem__(self, name: str) -> str:
-        return self._items[name.lower()]
+        value = self._lookup(name)
+        if value is None:
+            raise KeyError(name)
+        return value
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._items
+        return isinstance(name, str) and self._lookup(name) is not None
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
+        return iter(self._gathered())
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._gathered())
 
     def __repr__(self) -> str:
-        return f"Headers({self._items!r})"
+        return f"Headers({self._gathered()!r})"
+
+    def _lookup(self, name: str) -> str | None:
+        if self._all is not None:
+            return self._all.get(name.lower())
+        environ = self._environ
+        if environ is not None:
+            key = name.upper().replace("-", "_")
+            if key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
+                return environ.get(key) or None
+            value = environ.get("HTTP_" + key)
+            return None if value is None else str(value)
+        wanted = name.lower().encode("latin-1")
+        found: str | None = None
+        for raw_name, raw_value in self._raw:
+            if raw_name.lower() == wanted:
+                value = bytes(raw_value).decode("latin-1")
+                found = value if found is None else found + _joiner(wanted) + value
+        return found
+
+    def _gathered(self) -> dict[str, str]:
+        if self._all is None:
+            found: dict[str, str] = {}
+            environ = self._environ
+            if environ is not None:
+                for key, value in environ.items():
+                    if key.startswith("HTTP_"):
+                        found[key[5:].replace("_", "-").lower()] = value
+                for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                    if environ.get(key):
+                        found[key.replace("_", "-").lower()] = environ[key]
+            else:
+                for raw_name, raw_value in self._raw:
+                    name = bytes(raw_name).decode("latin-1").lower()
+                    value = bytes(raw_value).decode("latin-1")
+                    if name in found:
+                        value = found[name] + _joiner(name.encode("latin-1")) + value
+                    found[name] = value
+            self._all = found
+        return self._all
+
+
+def _joiner(name: bytes) -> str:
+    return "; " if name == b"cookie" else ", "
 
 
 class RequestView:
@@ -124,7 +191,11 @@ class RequestView:
     def headers(self) -> Headers:
         """The headers, by case-insensitive name."""
         if self._headers is None:
-            self._headers = Headers(self._read_headers())
+            if self._environ is not None:
+                self._headers = Headers._of_environ(self._environ)
+            else:
+                assert self._scope is not None
+                self._headers = Headers._of_scope(self._scope.get("headers", ()))
         return self._headers
 
     @property
@@ -147,29 +218,6 @@ class RequestView:
 
     def __repr__(self) -> str:
         return f"<RequestView {self.method} {self.path}>"
-
-    def _read_headers(self) -> dict[str, str]:
-        found: dict[str, str] = {}
-        environ = self._environ
-        if environ is not None:
-            for key, value in environ.items():
-                if key.startswith("HTTP_"):
-                    found[key[5:].replace("_", "-").lower()] = value
-            for key, name in (
-                ("CONTENT_TYPE", "content-type"),
-                ("CONTENT_LENGTH", "content-length"),
-            ):
-                if environ.get(key):
-                    found[name] = environ[key]
-            return found
-        assert self._scope is not None
-        for raw_name, raw_value in self._scope.get("headers", ()):
-            name = bytes(raw_name).decode("latin-1").lower()
-            value = bytes(raw_value).decode("latin-1")
-            if name in found:
-                value = found[name] + ("; " if name == "cookie" else ", ") + value
-            found[name] = value
-        return found
 
 
 def _parse_cookies(header: str) -> dict[str, str]:
