@@ -17,22 +17,45 @@ with no tenant under ``__none__``. No ``prometheus_client`` is involved anywhere
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Callable, Iterable
 
 from .._clock import SYSTEM, Clock
 from .._types import StartResponse, WSGIEnvironment
 from ..store.base import Store
-from ._rows import WIDTH, add_into, values
-from .model import HISTOGRAM_BOUNDS, OVERFLOW_TENANT, SignalRow, SignalSink
-from .sinks import open_sink
+from ._series import (
+    BUCKET_FAMILY,
+    COUNT_FAMILY,
+    CPU_FAMILY,
+    EXCEPTIONS_FAMILY,
+    NO_TENANT,
+    REQUESTS_FAMILY,
+    SLOW_FAMILY,
+    SUM_FAMILY,
+    Family,
+    by_series,
+    labelled_tenants,
+    open_source,
+    points,
+)
+from .model import SignalRow, SignalSink
 
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-NO_TENANT = "__none__"
-_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
-_BOUNDS = tuple(repr(float(bound)) for bound in HISTOGRAM_BOUNDS)
+_DURATION = "cohortroute_request_duration_seconds"
+# Each family's metric name, and the family (name, type) whose HELP and TYPE lines head it.
+_NAMES: dict[Family, tuple[str, str, str]] = {
+    REQUESTS_FAMILY: ("cohortroute_requests", "cohortroute_requests", "gauge"),
+    EXCEPTIONS_FAMILY: ("cohortroute_exceptions", "cohortroute_exceptions", "gauge"),
+    SLOW_FAMILY: ("cohortroute_slow_requests", "cohortroute_slow_requests", "gauge"),
+    CPU_FAMILY: ("cohortroute_cpu_seconds", "cohortroute_cpu_seconds", "gauge"),
+    BUCKET_FAMILY: (f"{_DURATION}_bucket", _DURATION, "histogram"),
+    SUM_FAMILY: (f"{_DURATION}_sum", _DURATION, "histogram"),
+    COUNT_FAMILY: (f"{_DURATION}_count", _DURATION, "histogram"),
+}
+_HELP = {_DURATION: SUM_FAMILY.help}
+
+__all__ = ["CONTENT_TYPE", "NO_TENANT", "labelled_tenants", "prometheus_app", "render"]
 
 
 def _escape(value: str) -> str:
@@ -43,74 +66,21 @@ def _number(value: float) -> str:
     return repr(float(value)) if isinstance(value, float) else str(value)
 
 
-def labelled_tenants(
-    rows: Iterable[SignalRow], candidate: str | None, top: int, max_candidates: int
-) -> set[str]:
-    """The tenants that keep a label of their own: the candidate's, then the top by requests."""
-    rows = list(rows)
-    requests: Counter[str] = Counter()
-    candidates: Counter[str] = Counter()
-    for row in rows:
-        if row.tenant and row.tenant != OVERFLOW_TENANT:
-            requests[row.tenant] += row.requests
-            if row.version == candidate:
-                candidates[row.tenant] += row.requests
-    kept = {tenant for tenant, _ in candidates.most_common(max_candidates)}
-    kept.update(tenant for tenant, _ in requests.most_common(top))
-    return kept
-
-
-def _sample(name: str, version: str, tenant: str, value: object, extra: str = "") -> str:
-    labels = f'version="{_escape(version)}",tenant="{_escape(tenant)}"{extra}'
-    return f"{name}{{{labels}}} {value}"
-
-
 def render(rows: Iterable[SignalRow], labelled: set[str], window: int) -> str:
     """The exposition text for ``rows`` (see the module docstring)."""
-    series: dict[tuple[str, str], list[float]] = {}
-    for row in rows:
-        tenant = row.tenant if row.tenant in labelled else OVERFLOW_TENANT
-        total = series.setdefault((row.version, tenant if row.tenant else NO_TENANT), [0] * WIDTH)
-        add_into(total, values(row))
-    ordered = sorted(series.items())
+    groups: dict[str, list[str]] = {group: [] for _, group, _ in _NAMES.values()}
+    for point in points(by_series(rows, labelled)):
+        name, group, _ = _NAMES[point.family]
+        labels = ",".join(f'{key}="{_escape(value)}"' for key, value in point.labels().items())
+        groups[group].append(f"{name}{{{labels}}} {_number(point.value)}")
     out: list[str] = []
-
-    def family(name: str, kind: str, help_text: str) -> None:
-        out.append(f"# HELP {name} {help_text} (last {window} minutes, every process)")
-        out.append(f"# TYPE {name} {kind}")
-
-    family("cohortroute_requests", "gauge", "Requests by version, status class and tenant")
-    for (version, tenant), v in ordered:
-        for i, status_class in enumerate(_CLASSES):
-            if v[1 + i]:
-                extra = f',status="{status_class}"'
-                out.append(_sample("cohortroute_requests", version, tenant, v[1 + i], extra))
-    for name, column, help_text in (
-        ("cohortroute_exceptions", 6, "Unhandled exceptions (also counted as 5xx)"),
-        ("cohortroute_slow_requests", 7, "Requests slower than the SLO"),
-        ("cohortroute_cpu_seconds", 9, "Sampled CPU seconds, scaled to all requests"),
-    ):
-        family(name, "gauge", help_text)
-        for (version, tenant), v in ordered:
-            out.append(_sample(name, version, tenant, _number(v[column])))
-    name = "cohortroute_request_duration_seconds"
-    family(name, "histogram", "Request duration until the response was complete")
-    for (version, tenant), v in ordered:
-        cumulative = 0
-        for bound, count in zip((*_BOUNDS, "+Inf"), v[10:], strict=True):
-            cumulative += int(count)
-            out.append(_sample(f"{name}_bucket", version, tenant, cumulative, f',le="{bound}"'))
-        out.append(_sample(f"{name}_sum", version, tenant, _number(v[8])))
-        out.append(_sample(f"{name}_count", version, tenant, int(v[0])))
+    for family, (_, group, kind) in _NAMES.items():
+        if group in groups:
+            help_text = _HELP.get(group, family.help)
+            out.append(f"# HELP {group} {help_text} (last {window} minutes, every process)")
+            out.append(f"# TYPE {group} {kind}")
+            out.extend(groups.pop(group))
     return "\n".join(out) + "\n"
-
-
-def _rollout_candidate(store: Store | None) -> Callable[[], str | None]:
-    def candidate() -> str | None:
-        rollout = None if store is None else store.policy().rollout
-        return None if rollout is None else rollout.candidate
-
-    return candidate
 
 
 def prometheus_app(
@@ -130,13 +100,7 @@ def prometheus_app(
     :param max_candidates: the most candidate tenants labelled.
     :param candidate: returns the candidate version; by default the store's rollout's.
     """
-    opened: Store | None = None
-    if isinstance(store, str | Store):
-        opened = store if isinstance(store, Store) else None
-        sink: SignalSink = open_sink(store)
-    else:
-        sink = store
-    wanted_version = candidate if candidate is not None else _rollout_candidate(opened)
+    sink, wanted_version = open_source(store, candidate)
 
     def metrics(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
         now = int(clock.time() // 60)
