@@ -222,5 +222,5 @@ def add_assign_option(parser: argparse.ArgumentParser) -> None:
         metavar="MODULE:ATTR",
         help="your routers' custom assignment backends (a list, a Chain, or a callable "
         "returning one), e.g. myapp.routing:backends; without it only pins, tag rules and the "
-        "rollout decide (who moves, whom `rollout run` migrates, what `explain` says)",
+        "rollout decide (who moves, whom `rollout run` migrates, what `explain` and `status` say)",
     )

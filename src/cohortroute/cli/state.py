@@ -1,19 +1,27 @@
 """The read commands: ``status``, ``explain TENANT`` and ``history [TENANT]``.
 
 They change nothing. ``status`` and ``explain`` decide as every router does
-(:mod:`cohortroute.explain`), over the store's policy read fresh.
+(:mod:`cohortroute.explain`), over the store's policy read fresh; with ``--assign`` they ask the
+routers' custom assignment backends too, so their answer is the routers' own.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+from collections import Counter
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from .. import explain as explaining
-from ..policy import check_tenant_name
+from ..policy import Policy, TenantRecord, check_tenant_name
 from . import render, shapes, visitors
 from .context import EXIT_OK, Context
-from .options import Subparsers, add_command, add_json, positive_int
+from .loader import load_assign
+from .options import Subparsers, add_assign_option, add_command, add_json, positive_int
+
+if TYPE_CHECKING:
+    from ..assign.chain import Chain
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +31,7 @@ def register(commands: Subparsers) -> None:
     p = add_command(
         commands, "status", cmd_status, "versions, default, rules, rollout and tenant counts"
     )
+    add_assign_option(p)
     add_json(p, shapes.STATUS)
 
     p = add_command(
@@ -32,6 +41,7 @@ def register(commands: Subparsers) -> None:
         "which version a tenant gets, why, and what would change it",
     )
     p.add_argument("tenant", metavar="TENANT", help="the tenant, e.g. acme for acme.example.com")
+    add_assign_option(p)
     add_json(p, shapes.EXPLAIN)
 
     p = add_command(commands, "history", cmd_history, "the audit log, newest first")
@@ -44,10 +54,11 @@ def register(commands: Subparsers) -> None:
 
 def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
     """Versions, default, tag rules, the rollout, and how many stored tenants are on what."""
+    chain = load_assign(args.assign)  # a bad --assign is a usage error before the store opens
     store = ctx.store
     policy = store.policy()
     now = ctx.clock.time()
-    tally = explaining.tally(policy, store.tenants(), now)
+    tally = _tally(policy, store.tenants(), now, chain)
     if args.json:
         ctx.emit_json(render.status_json(ctx.shown_store, policy, tally, now))
     else:
@@ -58,12 +69,35 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK
 
 
+def _tally(
+    policy: Policy, records: Iterable[TenantRecord], now: float, chain: Chain | None
+) -> explaining.Tally:
+    """:func:`cohortroute.explain.tally`, deciding with ``chain`` (``--assign``) when given.
+
+    ``explain.tally`` asks the built-ins only, so with custom backends the tenants are decided
+    here through :func:`cohortroute.explain.decide_for`, as ``explain`` decides each one.
+    """
+    if chain is None or policy.default is None:
+        return explaining.tally(policy, records, now)
+    decided: Counter[tuple[str, str]] = Counter()
+    stored = 0
+    for record in records:
+        stored += 1
+        decision = explaining.decide_for(policy, record, now, chain)
+        decided[decision.version, decision.reason.value] += 1
+    counts: dict[str, dict[str, int]] = {version: {} for version in sorted(policy.versions)}
+    for (version, reason), n in decided.items():
+        counts.setdefault(version, {})[reason] = n
+    return explaining.Tally(stored=stored, counts=counts)
+
+
 def cmd_explain(args: argparse.Namespace, ctx: Context) -> int:
     """Which version a tenant gets, why, and what would change it -- what a router decides."""
     name = check_tenant_name(args.tenant)
     store = ctx.store
+    chain = load_assign(args.assign)
     explained = explaining.explain(
-        store.policy(), store.tenant(name), now=ctx.clock.time(), command=ctx.command()
+        store.policy(), store.tenant(name), now=ctx.clock.time(), command=ctx.command(), chain=chain
     )
     if args.json:
         ctx.emit_json(render.explain_json(explained))
