@@ -72,6 +72,7 @@ DOCUMENTED = [
     ("cohortroute.signals", "TenantLogFilter"),
     ("cohortroute.signals", "open_sink"),
     ("cohortroute.signals", "prometheus_app"),
+    ("cohortroute.signals", "register_otel_metrics"),
     ("cohortroute.signals", "SignalRow"),
     ("cohortroute.signals", "Ticket"),
     ("cohortroute.signals", "SignalSink"),

@@ -86,3 +86,18 @@ def test_a_sink_that_fails_answers_503() -> None:
 
     status, _, text = scrape(prometheus_app(Down(), clock=ManualClock()))
     assert status == 503 and "down" in text
+
+
+def test_a_store_url_gives_the_rollouts_candidate(tmp_path: Any) -> None:
+    def ok(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [])
+        return [b""]
+
+    url = f"sqlite:///{tmp_path}/state.db"
+    router = CohortRouter({"v1": ok, "v2": ok}, domains=["example.com"], store=url)
+    router.store.start_rollout("v2", "1%")
+    open_sink(router.store).add(
+        [row(f"t{i}", "v1", 50 + i) for i in range(5)] + [row("tiny", "v2", 1)]
+    )
+    text = scrape(prometheus_app(url, top=1, clock=ManualClock()))[2]
+    assert 'tenant="tiny"' in text and 'tenant="t4"' in text and 'tenant="t0"' not in text

@@ -9,7 +9,8 @@ concept a module: :mod:`.model` (rows, tickets, the sink protocol), :mod:`.confi
 :mod:`.counters` (the lock-free counts), :mod:`.wsgi` and :mod:`.asgi` (the wrappers),
 :mod:`.context` (the request a thread handles), :mod:`.tenants`, :mod:`.wrappers` (in a router,
 and :func:`Signals` standalone), :mod:`.recorder` (flushing), :mod:`.sinks` (one per store backend),
-:mod:`.prometheus` and :mod:`.logfilter`.
+:mod:`.prometheus` and :mod:`.otel` (the exports, whose series :mod:`._series` makes) and
+:mod:`.logfilter`.
 """
 
 from .asgi import SignalsASGI
@@ -23,6 +24,7 @@ from .model import (
     SignalSink,
     Ticket,
 )
+from .otel import register_otel_metrics
 from .prometheus import prometheus_app
 from .recorder import Recorder
 from .sinks import open_sink
@@ -46,4 +48,5 @@ __all__ = [
     "Ticket",
     "open_sink",
     "prometheus_app",
+    "register_otel_metrics",
 ]
