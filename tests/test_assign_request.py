@@ -111,13 +111,14 @@ def wsgi_router(*backends: AssignmentBackend, **kwargs: Any) -> CohortRouter:
     )
 
 
-def asgi_router(*backends: AssignmentBackend) -> CohortRouter:
+def asgi_router(*backends: AssignmentBackend, **kwargs: Any) -> CohortRouter:
     return CohortRouter(
         {v: asgi_app(v) for v in ("v1", "v2", "v3")},
         domains=["example.com"],
         assign=list(backends),
         register_tenants=False,
         clock=ManualClock(wall=NOW),
+        **kwargs,
     )
 
 
@@ -436,6 +437,21 @@ def test_a_request_aware_backend_decides_per_request_under_asgi() -> None:
     assert staff.seen[1].client == "10.0.0.7" and staff.seen[1].method == "GET"
 
 
+def test_a_signed_override_ranks_above_a_request_aware_backend_under_asgi() -> None:
+    key = "k1-secret-0123456789abcdef"
+    router = asgi_router(Group("staff", "v2"), override_keys={"k1": key})
+    token = mint("k1", key, "acme", "v3", NOW + 100)
+
+    async def run() -> None:
+        staff = {"X-Group": "staff"}
+        assert await aget(router, "acme.example.com", staff) == "v2 v2 backend staff"
+        with_token = {**staff, "X-Cohortroute-Override": token}
+        assert await aget(router, "acme.example.com", with_token) == "v3 v3 override override"
+        assert await aget(router, "acme.example.com") == "v1 v1 default default"
+
+    asyncio.run(run())
+
+
 def test_a_slow_request_aware_backend_under_asgi_falls_back_past_its_timeout() -> None:
     stuck = Stuck(name="directory", timeout=0.05, request_aware=True)
     router = asgi_router(stuck)
@@ -515,7 +531,7 @@ class Fickle:
 
 
 def test_the_checker_rejects_a_request_aware_backend_that_is_not_deterministic() -> None:
-    with pytest.raises(AssertionError, match="deterministic"):
+    with pytest.raises(AssertionError, match="same request the same answer"):
         check_assignment_backend(Fickle(), tenants=["acme"], versions=["v1", "v2"])
 
 

@@ -68,20 +68,26 @@ def check_assignment_backend(
     for tenant, view in ((t, v) for t in names for v in views):
         now = time.time()
         query = Query(tenant, TenantRecord(tenant), state, state.rollout, versions[0], now, view)
+        asked = f"{tenant!r}" if view is None else f"{tenant!r} and {view!r}"
         first = backend.assign(query)
         if first is not None and not isinstance(first, Assignment):
             raise AssertionError(
-                f"assign() for {tenant!r} returned {first!r}: return an Assignment or None"
+                f"assign() for {asked} returned {first!r}: return an Assignment or None"
             )
         if first is not None and first.version is not None and first.version not in versions:
             raise AssertionError(
-                f"assign() for {tenant!r} named {first.version!r}, not one of {list(versions)}"
+                f"assign() for {asked} named {first.version!r}, not one of {list(versions)}"
             )
         again = backend.assign(query)
         if again != first:
-            raise AssertionError(
-                f"assign() for {tenant!r} answered {first!r}, then {again!r} for the same state: "
+            rule = (
                 "a backend must be deterministic until its ttl runs out"
+                if view is None
+                else "a request-aware backend must give the same request the same answer"
+            )
+            raise AssertionError(
+                f"assign() for {asked} answered {first!r}, then {again!r} for the same state: "
+                + rule
             )
     if aware:
         _check_requests_in_a_router(backend, names, versions, views)
