@@ -137,3 +137,24 @@ def test_an_unknown_bucketer_or_a_missing_group_id_is_refused(
     assert "groupId" in err and "--salt" in err
     assert store.policy().rollout is None
     store.close()
+
+
+def test_the_text_status_names_the_bucketer_unless_it_is_sha256(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--json`` always carries it; the text shows it when it changes who is in (not sha256)."""
+    isolate(monkeypatch)
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    store = open_store(url)
+    store.register_versions([OLD, NEW], OLD, actor="router")
+    assert cli("rollout", "start", NEW, "--percent", "10", "--salt", "plain", store=url).code == 0
+    for command in (("rollout", "status"), ("status",)):
+        out = cli(*command, store=url).out
+        assert f"{NEW} at 10% (salt plain; started" in out and "bucketer" not in out, out
+    assert cli("rollout", "rollback", "--settle", "0", store=url).code == 0
+    start = ("rollout", "start", NEW, "--percent", "10", "--bucketer", "unleash")
+    assert cli(*start, "--salt", "my-toggle", store=url).code == 0
+    for command in (("rollout", "status"), ("status",)):
+        out = cli(*command, store=url).out
+        assert f"{NEW} at 10% (salt my-toggle; bucketer unleash; started" in out, out
+    store.close()

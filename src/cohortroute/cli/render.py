@@ -56,12 +56,16 @@ def when(at: float) -> str:
 def describe_rollout(rollout: Rollout | None) -> str:
     """One line about the rollout: ``2026.12 at 5% (salt ..., started ... UTC)`` or ``none``.
 
+    A bucketer other than the default ``sha256`` is named after the salt (``bucketer
+    unleash``): with it the salt is the Unleash groupId, and buckets differ from sha256's.
     Give it the rollout as routers apply it now (:func:`cohortroute.explain.current_rollout`).
     """
     if rollout is None:
         return "none"
     text = f"{rollout.candidate} at {format_percent(rollout.percent)}"
     notes = [f"salt {rollout.salt}", f"started {when(rollout.started_at)} UTC"]
+    if rollout.bucketer != "sha256":  # the default goes unsaid, as in the stored rollout
+        notes.insert(1, f"bucketer {rollout.bucketer}")
     if rollout.plan:
         plan = " -> ".join(format_percent(p) for p in rollout.plan)
         notes.append(f"plan {plan}, step {rollout.step + 1} of {len(rollout.plan)}")

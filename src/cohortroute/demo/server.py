@@ -21,7 +21,7 @@ from urllib.parse import quote, unquote
 
 from werkzeug.serving import get_sockaddr, make_server, select_address_family
 
-from ..bucketing import BUCKETS, bucket
+from ..bucketing import BUCKETS, rollout_bucket
 from ..errors import ListenError
 from ..policy import format_percent
 from ..router import WSGICohortRouter
@@ -128,11 +128,8 @@ def _try_lines(command: str, store: Store) -> list[str]:
     if rollout is None:
         lines.append(f"  {command} rollout start {NEW} --percent 10")
     else:
-        waiting = sorted(
-            (bucket(rollout.salt, t), t)
-            for t in rollout_candidates()
-            if bucket(rollout.salt, t) >= rollout.percent
-        )
+        buckets = ((rollout_bucket(rollout, t), t) for t in rollout_candidates())
+        waiting = sorted((b, t) for b, t in buckets if b >= rollout.percent)  # its own bucketer
         if waiting:
             b, tenant = waiting[0]
             points = min(math.ceil((b + 1) / 100) * 100, BUCKETS)
