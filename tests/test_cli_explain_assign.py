@@ -1,5 +1,5 @@
 """``explain --assign`` and ``status --assign``: the read commands decide as routers with custom
-backends do.
+backends do (the backends of tests/test_cli_rollout_assign.py).
 
 Without ``--assign`` the command line knows only pins, tag rules and the rollout, so for a tenant
 a custom backend decides, ``cohortroute explain`` disagrees with the routers. With it, the CLI
@@ -20,36 +20,22 @@ from werkzeug.test import Client
 
 from cohortroute import CohortRouter, open_store
 from cohortroute._clock import ManualClock
-from cohortroute.bucketing import bucket
 from cohortroute.store import Store
 
 from .apps import wsgi_version
-from .cli_inproc import Result, cli, isolate
-
-OLD, NEW = "2026.11", "2026.12"
-TENANTS = [f"shop{i:02d}" for i in range(30)]
-SALT = "fixed"
-INSIDE = [t for t in TENANTS if bucket(SALT, t) < 5000]
-OUTSIDE = [t for t in TENANTS if t not in INSIDE]
-EARLY, LATE = OUTSIDE[:3], INSIDE[:3]
-
-ROUTING = f"""
-from cohortroute import Assignment
-
-class Listed:
-    name, ttl, timeout = "listed", None, None
-
-    def assign(self, query):
-        if query.rollout is None:
-            return None
-        if query.tenant in {EARLY!r}:
-            return Assignment(query.rollout.candidate, "beta", "beta customers first")
-        if query.tenant in {LATE!r}:
-            return Assignment(query.default, "region", "this region goes last")
-        return None
-
-backends = [Listed()]
-"""
+from .cli_inproc import isolate
+from .test_cli_rollout_assign import (
+    EARLY,
+    INSIDE,
+    LATE,
+    NEW,
+    OLD,
+    OUTSIDE,
+    ROUTING,
+    SALT,
+    TENANTS,
+    run,
+)
 
 
 @pytest.fixture
@@ -81,13 +67,6 @@ def store(url: str) -> Iterator[Store]:
     handle.start_rollout(NEW, "50", salt=SALT, actor="tester")
     yield handle
     handle.close()
-
-
-def run(*args: str, url: str, code: int = 0) -> Result:
-    result = cli(*args, store=url)
-    assert result.code == code, result.out + result.err
-    assert "Traceback" not in result.err
-    return result
 
 
 def served(router: CohortRouter, tenant: str) -> tuple[str, str]:

@@ -17,6 +17,7 @@ import pytest
 from cohortroute import RolloutController, open_store
 from cohortroute.errors import ValidationError
 from cohortroute.policy import check_tenant_name
+from cohortroute.store import Store
 
 from .cli_inproc import cli, fails, isolate
 
@@ -68,6 +69,15 @@ def test_the_specification_gives_tenants_on_both_sides() -> None:
     assert expected.count(True) >= 5 and expected.count(False) >= 4
 
 
+def recorded_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Store]:
+    """A SQLite store (its URL and a handle) where a router recorded OLD, the default, and NEW."""
+    isolate(monkeypatch)
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    store = open_store(url)
+    store.register_versions([OLD, NEW], OLD, actor="router")
+    return url, store
+
+
 @pytest.mark.parametrize(("group", "percentage"), sorted(CASES), ids=lambda v: str(v))
 def test_an_unleash_rollout_from_the_cli_keeps_every_tenant_s_unleash_cohort(
     group: str, percentage: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -105,10 +115,7 @@ def test_an_unleash_rollout_from_the_cli_keeps_every_tenant_s_unleash_cohort(
 def test_the_bucketer_changes_cohorts_so_the_default_stays_sha256(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    isolate(monkeypatch)
-    url = f"sqlite:///{tmp_path / 'state.db'}"
-    store = open_store(url)
-    store.register_versions([OLD, NEW], OLD, actor="router")
+    url, store = recorded_store(tmp_path, monkeypatch)
     tenants = [f"t{i}" for i in range(40)]
     store.register_tenants(tenants)
     salt = "Feature.flexibleRollout.10"
@@ -127,10 +134,7 @@ def test_the_bucketer_changes_cohorts_so_the_default_stays_sha256(
 def test_an_unknown_bucketer_or_a_missing_group_id_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    isolate(monkeypatch)
-    url = f"sqlite:///{tmp_path / 'state.db'}"
-    store = open_store(url)
-    store.register_versions([OLD, NEW], OLD, actor="router")
+    url, store = recorded_store(tmp_path, monkeypatch)
     err = fails(2, "rollout", "start", NEW, "--bucketer", "fnv", store=url)
     assert "unknown bucketer 'fnv'; choose one of sha256, unleash" in err
     err = fails(2, "rollout", "start", NEW, "--bucketer", "unleash", store=url)
@@ -143,10 +147,7 @@ def test_the_text_status_names_the_bucketer_unless_it_is_sha256(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``--json`` always carries it; the text shows it when it changes who is in (not sha256)."""
-    isolate(monkeypatch)
-    url = f"sqlite:///{tmp_path / 'state.db'}"
-    store = open_store(url)
-    store.register_versions([OLD, NEW], OLD, actor="router")
+    url, store = recorded_store(tmp_path, monkeypatch)
     assert cli("rollout", "start", NEW, "--percent", "10", "--salt", "plain", store=url).code == 0
     for command in (("rollout", "status"), ("status",)):
         out = cli(*command, store=url).out
