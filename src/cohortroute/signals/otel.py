@@ -117,8 +117,12 @@ class _Totals:
         for row in rows:
             new = values(row)
             old = self._seen.get(row.key)
+            if new == old:
+                continue  # most rows: minutes nobody flushed to since the last read
             self._seen[row.key] = new
-            grown = new if old is None else [max(0, n - o) for n, o in zip(new, old, strict=True)]
+            grown = new
+            if old is not None:
+                grown = [n - o if n > o else 0 for n, o in zip(new, old, strict=True)]
             if any(grown):
                 key = (row.version, tenant_label(row.tenant, labelled))
                 total = self._totals.get(key)
