@@ -39,7 +39,7 @@ class Otel:
         data = self.reader.get_metrics_data()
         for resource in data.resource_metrics if data is not None else ():
             for scope in resource.scope_metrics:
-                assert scope.scope.name == "cohortroute"
+                assert scope.scope.name in ("cohortroute", "the-app")
                 for metric in scope.metrics:
                     for point in metric.data.data_points:
                         attributes = frozenset((point.attributes or {}).items())
@@ -229,6 +229,18 @@ def test_a_sink_that_fails_skips_a_collection_and_the_counts_go_on(
     sink.down = False
     clock.advance(1.0)
     assert otel.collect()[acme] == 5
+
+
+def test_a_meter_of_the_apps_own_is_used_as_it_is(otel: Otel) -> None:
+    sink = MemorySink()
+    sink.add([row("acme", "v1", 3)])
+    counters = register_otel_metrics(otel.provider.get_meter("the-app"), sink, clock=ManualClock())
+    assert len(counters) == 7
+    data = otel.reader.get_metrics_data()
+    assert data is not None
+    [scope] = data.resource_metrics[0].scope_metrics
+    assert scope.scope.name == "the-app"
+    assert otel.collect()[at("cohortroute.requests", "v1", "acme", status="2xx")] == 3
 
 
 def test_without_opentelemetry_the_error_says_what_to_install(
