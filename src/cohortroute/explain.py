@@ -159,14 +159,17 @@ def explain(
     )
 
 
-def tally(policy: Policy, records: Iterable[TenantRecord], now: float) -> Tally:
-    """Decide every stored record as a router would, and count by version and reason."""
+def tally(
+    policy: Policy, records: Iterable[TenantRecord], now: float, chain: Chain | None = None
+) -> Tally:
+    """Decide every stored record as a router would (with ``chain``'s custom backends when
+    given), and count by version and reason."""
     counts: dict[str, dict[str, int]] = {version: {} for version in sorted(policy.versions)}
     stored = 0
     for record in records:
         stored += 1
         if policy.default is not None:
-            decision = decide(policy, record, policy.default, now=now)
+            decision = decide(policy, record, policy.default, now=now, chain=chain)
             reasons = counts.setdefault(decision.version, {})
             reasons[decision.reason.value] = reasons.get(decision.reason.value, 0) + 1
     return Tally(stored=stored, counts=counts)

@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections import Counter
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .. import explain as explaining
-from ..policy import Policy, TenantRecord, check_tenant_name
+from ..policy import check_tenant_name
 from . import render, shapes, visitors
 from .context import EXIT_OK, Context
 from .loader import load_assign
 from .options import Subparsers, add_assign_option, add_command, add_json, positive_int
 
 if TYPE_CHECKING:
-    from ..assign.chain import Chain
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +56,7 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
     store = ctx.store
     policy = store.policy()
     now = ctx.clock.time()
-    tally = _tally(policy, store.tenants(), now, chain)
+    tally = explaining.tally(policy, store.tenants(), now, chain)
     if args.json:
         ctx.emit_json(render.status_json(ctx.shown_store, policy, tally, now))
     else:
@@ -67,28 +65,6 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
         if policy.visitors:
             ctx.print(visitors.describe(policy.visitors))
     return EXIT_OK
-
-
-def _tally(
-    policy: Policy, records: Iterable[TenantRecord], now: float, chain: Chain | None
-) -> explaining.Tally:
-    """:func:`cohortroute.explain.tally`, deciding with ``chain`` (``--assign``) when given.
-
-    ``explain.tally`` asks the built-ins only, so with custom backends the tenants are decided
-    here through :func:`cohortroute.explain.decide_for`, as ``explain`` decides each one.
-    """
-    if chain is None or policy.default is None:
-        return explaining.tally(policy, records, now)
-    decided: Counter[tuple[str, str]] = Counter()
-    stored = 0
-    for record in records:
-        stored += 1
-        decision = explaining.decide_for(policy, record, now, chain)
-        decided[decision.version, decision.reason.value] += 1
-    counts: dict[str, dict[str, int]] = {version: {} for version in sorted(policy.versions)}
-    for (version, reason), n in decided.items():
-        counts.setdefault(version, {})[reason] = n
-    return explaining.Tally(stored=stored, counts=counts)
 
 
 def cmd_explain(args: argparse.Namespace, ctx: Context) -> int:
