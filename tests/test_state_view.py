@@ -262,3 +262,59 @@ def test_a_record_guessed_while_the_store_was_slow_is_not_kept_as_fresh(store: F
         pause.wait(0.02)
     assert upper() == "v2", "a decision made from a guess outlived the real record"
     router.close()
+
+
+def test_a_remote_store_lookup_under_trio(store: FlakyStore) -> None:
+    """Under trio (no asyncio loop) a miss on a remote store waits on a worker thread: the
+    record when the store answers, the default after the look-up timeout when it is held, and
+    the loop keeps turning meanwhile."""
+    import trio
+
+    router = CohortRouter(
+        {"v1": asgi_version("v1"), "v2": asgi_version("v2")},
+        domains=["example.com"],
+        store=store,
+        lookup_timeout=0.2,
+    )
+    store.pin("acme", "v2")
+
+    async def body(host: bytes) -> str:
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "GET", "path": "/", "headers": [(b"host", host)]}
+        await router(scope, receive, send)
+        assert sent[0]["status"] == 200
+        return bytes(sent[1]["body"]).decode().split()[0]
+
+    async def scenario() -> tuple[str, str, int]:
+        served = await body(b"acme.example.com")  # the store answers: the pin
+        store.gate.clear()  # every store call now waits for the test
+        ticks = 0
+        done = False
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not done:
+                await trio.lowlevel.checkpoint()
+                ticks += 1
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ticker)
+            held = await body(b"newcomer.example.com")
+            done = True
+        return served, held, ticks
+
+    try:
+        served, held, ticks = trio.run(scenario)
+    finally:
+        store.gate.set()
+        router.close()
+    assert served == "v2"
+    assert held == "v1"  # the default, after the 0.2 s look-up timeout
+    assert ticks >= 100  # the loop kept turning while the request waited

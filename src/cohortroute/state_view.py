@@ -31,6 +31,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 
+import anyio.to_thread
 from cachetools import TTLCache
 
 from . import _forksafe
@@ -206,11 +207,26 @@ class StateView:
         record, future = self._lookup(name)
         if future is None:
             return record
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # another event loop (trio): wait on one of anyio's threads
+            return await self._tenant_off_loop(name, future)
         wrapped = asyncio.wrap_future(future)
         wrapped.add_done_callback(_retrieve)  # a late failure is expected, not "never retrieved"
         try:
             return await asyncio.wait_for(asyncio.shield(wrapped), self.lookup_timeout)
         except asyncio.TimeoutError:
+            return self._slow(name)
+        except StoreError:
+            return self._fallback(name)
+
+    async def _tenant_off_loop(
+        self, name: str, future: Future[TenantRecord]
+    ) -> TenantRecord | None:
+        """Wait for ``future`` on a worker thread, at most ``lookup_timeout`` (any anyio loop)."""
+        try:
+            return await anyio.to_thread.run_sync(future.result, self.lookup_timeout)
+        except FutureTimeout:
             return self._slow(name)
         except StoreError:
             return self._fallback(name)
