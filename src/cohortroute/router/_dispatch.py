@@ -79,12 +79,12 @@ class Flavour:
     """The 503 app for a migrating tenant, given ``Retry-After`` seconds and the body."""
     watch: Callable[[Any, str, Callable[[str], None]], Any]
     """``watch(app, tenant, served)``: ``app``, calling ``served(tenant)`` on a success."""
-    signed_override: type | None = None
+    signed_override: type
     """``signed_override(app, decision, keys, targets, clock, only=)``: ``app``, or the version
-    a valid signed QA token names (None: this flavour has no signed overrides yet)."""
-    visitor_sampling: type | None = None
+    a valid signed QA token names."""
+    visitor_sampling: type
     """``visitor_sampling(app, decision, sample, cookies, targets)``: a no-tenant host's app
-    sampling anonymous visitors by cookie (None: not in this flavour yet)."""
+    sampling anonymous visitors by cookie."""
 
 
 class Dispatcher:
@@ -323,7 +323,7 @@ class Dispatcher:
                     self._clock,
                 )
             keys, signed = self._override_keys, self._flavour.signed_override
-            if keys is not None and signed is not None and tenant is not None:
+            if keys is not None and tenant is not None:
                 rollout = self._view.policy.rollout
                 only = decision.version if rollout is not None and rollout.gated else None
                 target = signed(target, decision, keys, self._targets, self._clock.time, only=only)
@@ -352,7 +352,7 @@ class Dispatcher:
         """``target`` for a no-tenant host, sampling visitors while a sample is set."""
         sample = VisitorSample.from_policy(self._view.policy.visitors)
         wrap = self._flavour.visitor_sampling
-        if sample is None or wrap is None or sample.version not in self._targets:
+        if sample is None or sample.version not in self._targets:
             return target
         return wrap(target, decision, sample, self._visitor_cookies, self._targets)
 
