@@ -19,13 +19,9 @@ handshake's cookie says who the visitor is, and a new visitor's cookie rides on
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
-
 from .._types import ASGIApp, Message, Receive, Scope, Send
-from ..decision import Decision
-from .tokens import OverrideKeys, overridden, request_token
-from .visitors import VisitorCookies, VisitorSample, visit
+from .tokens import OverrideWrapper, overridden, request_token
+from .visitors import SamplingWrapper, visit
 
 DECISION_KEY = "cohortroute.decision"
 
@@ -56,27 +52,10 @@ def _token_headers(scope: Scope) -> tuple[str | None, str | None]:
     )
 
 
-class SignedOverrideASGI:
+class SignedOverrideASGI(OverrideWrapper):
     """``app`` for ``decision``, unless the request carries a valid signed override token."""
 
-    __slots__ = ("app", "clock", "decision", "keys", "only", "targets")
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        decision: Decision,
-        keys: OverrideKeys,
-        targets: Mapping[str, Any],
-        clock: Callable[[], float],
-        *,
-        only: str | None = None,
-    ) -> None:
-        self.app = app
-        self.decision = decision
-        self.keys = keys
-        self.targets = targets
-        self.clock = clock
-        self.only = only  # in a gated rollout a token may not move the tenant off its data
+    __slots__ = ()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         token = request_token(*_token_headers(scope))
@@ -93,25 +72,11 @@ class SignedOverrideASGI:
         await target(scope, receive, send)
 
 
-class VisitorSamplingASGI:
+class VisitorSamplingASGI(SamplingWrapper):
     """``app`` for a no-tenant host, or the sampled version for the visitors in the sample;
     responses carry ``Vary: Cookie`` and, for a new visitor, its signed cookie."""
 
-    __slots__ = ("app", "cookies", "decision", "sample", "targets")
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        decision: Decision,
-        sample: VisitorSample,
-        cookies: VisitorCookies,
-        targets: Mapping[str, Any],
-    ) -> None:
-        self.app = app
-        self.decision = decision
-        self.sample = sample
-        self.cookies = cookies
-        self.targets = targets
+    __slots__ = ()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         decision, set_cookie = visit(self.sample, self.cookies, _cookie_header(scope))

@@ -20,8 +20,9 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ..decision import Decision, Reason
 from ..errors import ConfigurationError
@@ -168,3 +169,28 @@ def overridden(
         detail=f"signed QA override (key {grant.key_id}) until {expires}",
         backend="override",
     )
+
+
+class OverrideWrapper:
+    """What the WSGI and ASGI signed-override wrappers hold: the cached ``app`` and
+    ``decision``, the keys, every version's target, the clock, and ``only`` (in a gated
+    rollout a token may not move the tenant off its data)."""
+
+    __slots__ = ("app", "clock", "decision", "keys", "only", "targets")
+
+    def __init__(
+        self,
+        app: Any,
+        decision: Decision,
+        keys: OverrideKeys,
+        targets: Mapping[str, Any],
+        clock: Callable[[], float],
+        *,
+        only: str | None = None,
+    ) -> None:
+        self.app = app
+        self.decision = decision
+        self.keys = keys
+        self.targets = targets
+        self.clock = clock
+        self.only = only

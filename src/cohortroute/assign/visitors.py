@@ -136,12 +136,15 @@ def visit(
     return decision, set_cookie
 
 
-class VisitorSamplingWSGI:
-    """``app`` for a no-tenant host, or the sampled version for the visitors in the sample."""
+class SamplingWrapper:
+    """What the WSGI and ASGI visitor-sampling wrappers hold: the no-tenant host's ``app`` and
+    ``decision``, the sample, the cookie signer and every version's target."""
+
+    __slots__ = ("app", "cookies", "decision", "sample", "targets")
 
     def __init__(
         self,
-        app: WSGIApp,
+        app: Any,
         decision: Decision,
         sample: VisitorSample,
         cookies: VisitorCookies,
@@ -152,6 +155,13 @@ class VisitorSamplingWSGI:
         self.sample = sample
         self.cookies = cookies
         self.targets = targets
+
+
+class VisitorSamplingWSGI(SamplingWrapper):
+    """``app`` for a no-tenant host, or the sampled version for the visitors in the sample."""
+
+    __slots__ = ()
+    app: WSGIApp
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         decision, set_cookie = visit(self.sample, self.cookies, environ.get("HTTP_COOKIE"))

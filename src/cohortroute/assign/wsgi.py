@@ -8,35 +8,19 @@ the ASGI wrapper (:mod:`.asgi`) shares.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 from .._types import StartResponse, WSGIApp, WSGIEnvironment
-from ..decision import Decision
-from .tokens import OverrideKeys, overridden, request_token
+from .tokens import OverrideWrapper, overridden, request_token
 
 DECISION_KEY = "cohortroute.decision"
 
 
-class SignedOverrideWSGI:
+class SignedOverrideWSGI(OverrideWrapper):
     """``app`` for ``decision``, unless the request carries a valid signed override token."""
 
-    def __init__(
-        self,
-        app: WSGIApp,
-        decision: Decision,
-        keys: OverrideKeys,
-        targets: Mapping[str, Any],
-        clock: Callable[[], float],
-        *,
-        only: str | None = None,
-    ) -> None:
-        self.app = app
-        self.decision = decision
-        self.keys = keys
-        self.targets = targets
-        self.clock = clock
-        self.only = only  # in a gated rollout a token may not move the tenant off its data
+    __slots__ = ()
+    app: WSGIApp
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         token = request_token(
