@@ -164,6 +164,19 @@ def asgi_cases(loops: int, repeats: int) -> dict[str, float]:
                 return
 
     router = steady_router(apps)
+    cases = {"bare app": asgi_app, "hand-written": hand_written, "CohortRouter": router}
+    return bench_asgi(cases, loops, repeats, warm=[router])
+
+
+async def _sent(message: Any) -> None:
+    """The server's ``send``: takes each message and does nothing with it."""
+
+
+def bench_asgi(
+    apps: dict[str, Any], loops: int, repeats: int, *, warm: Sequence[Any] = ()
+) -> dict[str, float]:
+    """Time each ASGI app over requests for every host in HOSTS on one event loop; the
+    ``warm`` apps see every host first. The cases take turns within every round."""
     scopes = [
         {
             "type": "http",
@@ -175,25 +188,20 @@ def asgi_cases(loops: int, repeats: int) -> dict[str, float]:
     ]
     n = len(scopes)
 
-    cases = {"bare app": asgi_app, "hand-written": hand_written, "CohortRouter": router}
-
     async def rounds() -> dict[str, float]:
-        samples: dict[str, list[float]] = {name: [] for name in cases}
+        for app in warm:
+            for scope in scopes:
+                await app(dict(scope), None, _sent)
+        samples: dict[str, list[float]] = {name: [] for name in apps}
         for _ in range(repeats):
-            for name, app in cases.items():
+            for name, app in apps.items():
                 start = CPU_CLOCK()
                 for j in range(loops):
-                    await app(scopes[j % n], None, None)
+                    await app(scopes[j % n], None, _sent)
                 samples[name].append((CPU_CLOCK() - start) / loops)
         return {name: statistics.median(values) for name, values in samples.items()}
 
-    asyncio.run(_warm(router, scopes))
     return asyncio.run(rounds())
-
-
-async def _warm(router: Any, scopes: list[dict[str, Any]]) -> None:
-    for scope in scopes:
-        await router(scope, None, None)
 
 
 def main(argv: list[str] | None = None) -> int:

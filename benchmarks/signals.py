@@ -8,6 +8,7 @@ do not:
 * WSGI warm request: a bare app call, the hand-written dispatcher, CohortRouter with signals
   off and on. Targets: signals on <= 0.5 us more than off, and <= 4x the hand-written
   dispatcher (both net of building the environ, as in hot_path.py).
+* ASGI warm request: the same four cases on one event loop (no target is stated for ASGI).
 * The floor: what any per-request counting in Python must pay on this machine, measured in the
   same run as three bare wrappers around the app (a pass-through call, the two clock reads that
   time the request, the ``start_response`` interception that learns the status) and the
@@ -29,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from hot_path import TENANTS, bench_wsgi
+from hot_path import TENANTS, bench_asgi, bench_wsgi
 
 from cohortroute import CohortRouter, SignalsConfig
 from cohortroute._clock import SYSTEM
@@ -75,6 +76,40 @@ def request_cost(loops: int, repeats: int) -> dict[str, float]:
         "signals on": on,
     }
     return bench_wsgi(cases, loops, repeats, warm=[off, on])
+
+
+_START = {
+    "type": "http.response.start",
+    "status": 200,
+    "headers": [(b"content-type", b"text/plain")],
+}
+_END = {"type": "http.response.body", "body": b"ok"}
+
+
+async def asgi_app(scope: Any, receive: Any, send: Any) -> None:
+    """What every ASGI app does: send the response start, then the whole body."""
+    await send(_START)
+    await send(_END)
+
+
+def asgi_request_cost(loops: int, repeats: int) -> dict[str, float]:
+    apps = {"v1": asgi_app, "v2": asgi_app}
+    assign = {t.encode(): ("v2" if i % 2 else "v1") for i, t in enumerate(TENANTS)}
+
+    async def hand_written(scope: Any, receive: Any, send: Any) -> None:
+        for name, value in scope["headers"]:
+            if name == b"host":
+                await apps[assign[value.split(b".", 1)[0]]](scope, receive, send)
+                return
+
+    off, on = _router(apps, False), _router(apps, True)
+    cases = {
+        "bare app": asgi_app,
+        "hand-written": hand_written,
+        "signals off": off,
+        "signals on": on,
+    }
+    return bench_asgi(cases, loops, repeats, warm=[off, on])
 
 
 def floor_cost(loops: int, repeats: int) -> dict[str, float]:
@@ -211,6 +246,13 @@ def main(argv: list[str] | None = None) -> int:
     ratio = net["signals on"] / net["hand-written"]
     print(f"  signals on - off               = {extra:6.0f} ns  (target <= 500 ns)")
     print(f"  signals on / hand-written      = {ratio:6.2f}x  (target <= 4x)")
+
+    asgi = asgi_request_cost(loops, repeats)
+    print(f"ASGI (ns/request, median of {repeats} x {loops})")
+    for name, value in asgi.items():
+        print(f"  {name:22s} {value:8.0f}")
+    print(f"  signals on - off               = {asgi['signals on'] - asgi['signals off']:6.0f} ns")
+    print(f"  signals on / hand-written      = {asgi['signals on'] / asgi['hand-written']:6.2f}x")
 
     parts = floor_cost(loops, repeats)
     bare = parts.pop("bare app")

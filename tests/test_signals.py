@@ -377,6 +377,31 @@ def test_an_asgi_exception_counts_as_5xx(clock: ManualClock, sink: RecordingSink
     assert (row.status, row.exceptions) == ((0, 0, 0, 0, 1), 1)
 
 
+def test_a_client_gone_during_the_last_asgi_body_is_counted_once_with_its_status(
+    clock: ManualClock, sink: RecordingSink
+) -> None:
+    """The response was complete when the server failed to deliver its last body (the client
+    went away): counted once, as the app's status, not as a 5xx of the version."""
+    r = router({"v1": asgi_app(clock, status=404)}, sink, clock)
+
+    async def call() -> None:
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                raise OSError("client disconnected")
+
+        scope = {"type": "http", "headers": [(b"host", b"acme.example.com")], "path": "/"}
+        await r(scope, receive, send)
+
+    with pytest.raises(OSError):
+        asyncio.run(call())
+    r.signals.flush()
+    [row] = sink.rows(0)
+    assert (row.requests, row.status, row.exceptions) == (1, (0, 0, 0, 1, 0), 0)
+
+
 def test_standalone_asgi_signals_read_the_proxy_header(
     clock: ManualClock, sink: RecordingSink
 ) -> None:

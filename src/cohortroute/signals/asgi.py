@@ -1,16 +1,17 @@
 """The ASGI signal wrapper: counts each HTTP request of one version until its final body message.
 
-``send`` is wrapped to note the status of ``http.response.start`` and to count the request once
-the ``http.response.body`` message with ``more_body`` false has been sent; bodies pass through
-untouched. An exception before that counts as 5xx (and is raised); a response never finished
-counts as 5xx. Websocket and lifespan scopes pass through uncounted. CPU time is not sampled:
-an event loop's thread time belongs to every task on it.
+``send`` is wrapped to note the status of ``http.response.start`` and to count the request when
+the ``http.response.body`` message with ``more_body`` false is handed to the server; bodies pass
+through untouched. An exception before that counts as 5xx (and is raised); a response never
+finished counts as 5xx; a client gone while the last body is sent does not make it a 5xx.
+Websocket and lifespan scopes pass through uncounted. CPU time is not sampled: an event loop's
+thread time belongs to every task on it.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Awaitable
 
 from .._clock import Clock
 from .._types import ASGIApp, Message, Receive, Scope, Send
@@ -39,32 +40,37 @@ class SignalsASGI(VersionCounter):
             await self.app(scope, receive, send)
             return
         read_clock = self._read_clock
+        record = self._record
         began = read_clock()
         tenant = scope.get(TENANT_KEY) or self._tenants.of_scope(scope)
         token = CURRENT.set((tenant, self.version)) if self._log_context else None
-        state: list[Any] = [FIVE_XX, False]  # [status column, counted]
+        column = FIVE_XX
+        counted = False
 
-        async def observe(message: Message) -> None:
+        # A plain function returning the server's send(message) awaitable: a message costs one
+        # call, not a coroutine of its own (measured: a coroutine or an object per request
+        # costs several times more on this path).
+        def observe(message: Message) -> Awaitable[None]:
+            nonlocal column, counted
             kind = message["type"]
             if kind == "http.response.start":
-                state[0] = status_column(int(message["status"]))
-            elif kind == "http.response.body" and not message.get("more_body", False):
-                await send(message)
-                if not state[1]:
-                    state[1] = True
-                    self._record(tenant, state[0], began, read_clock(), False, 0.0)
-                return
-            await send(message)
+                column = status_column(int(message["status"]))
+            elif (
+                kind == "http.response.body" and not counted and not message.get("more_body", False)
+            ):
+                counted = True
+                record(tenant, column, began, read_clock(), False, 0.0)
+            return send(message)
 
         try:
             await self.app(scope, receive, observe)
         except BaseException:
-            if not state[1]:
-                state[1] = True
-                self._record(tenant, FIVE_XX, began, read_clock(), True, 0.0)
+            if not counted:
+                counted = True
+                record(tenant, FIVE_XX, began, read_clock(), True, 0.0)
             raise
         finally:
             if token is not None:
                 CURRENT.reset(token)
-        if not state[1]:  # the app returned without finishing its response
-            self._record(tenant, FIVE_XX, began, read_clock(), False, 0.0)
+        if not counted:  # the app returned without finishing its response
+            record(tenant, FIVE_XX, began, read_clock(), False, 0.0)
