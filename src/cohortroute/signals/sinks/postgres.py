@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
@@ -26,8 +27,22 @@ from ._sql import Dialect, columns, decode, decode_tickets, ticket_parameters
 log = logging.getLogger(__name__)
 
 
+class _Held:
+    """The sink's open connection, apart from the sink so a finalizer can close it."""
+
+    conn: Any = None
+
+    def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.close()
+
+
 class PostgresSink:
-    """Signals and tickets in PostgreSQL; ``connect()`` opens an autocommit connection."""
+    """Signals and tickets in PostgreSQL; ``connect()`` opens an autocommit connection.
+
+    A sink dropped without :meth:`close` still closes its connection (when it is collected).
+    """
 
     def __init__(
         self,
@@ -51,33 +66,38 @@ class PostgresSink:
         ).digest()
         self._ddl_lock = int.from_bytes(digest[:8], "big", signed=True)
         self._lock = threading.Lock()
-        self._conn: Any = None
+        self._held = _Held()
         self._pid = _forksafe.pid()
         _forksafe.register(self, after_in_child=PostgresSink._after_fork)
+        weakref.finalize(self, _Held.close, self._held)
 
     def __repr__(self) -> str:
         return f"<PostgresSink {self._where}>"
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
-        if self._conn is not None:
-            kept_in_child().append(self._conn)  # closing it would end the parent's session
-        self._conn = None
+        conn, self._held.conn = self._held.conn, None
+        if conn is not None:
+            kept_in_child().append(conn)  # closing it would end the parent's session
         self._pid = _forksafe.pid()
 
     def _connection(self) -> Any:
         if self._pid != _forksafe.pid():
             self._after_fork()
-        conn = self._conn
+        conn = self._held.conn
         if conn is None or conn.closed:
             conn = self._connect()
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._ddl_lock,))
-                if self.schema:
-                    conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-                for statement in self._dialect.ddl():
-                    conn.execute(statement)
-            self._conn = conn
+            try:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._ddl_lock,))
+                    if self.schema:
+                        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                    for statement in self._dialect.ddl():
+                        conn.execute(statement)
+            except BaseException:
+                conn.close()  # not kept yet, so nobody else would ever close it
+                raise
+            self._held.conn = conn
         return conn
 
     def _use(self, doing: str, work: Callable[[Any], Any]) -> Any:
@@ -86,9 +106,7 @@ class PostgresSink:
                 conn = self._connection()
                 return work(conn)
             except self._driver_error as exc:
-                conn, self._conn = self._conn, None
-                if conn is not None:
-                    conn.close()  # a failed session may be in any state: start afresh
+                self._held.close()  # a failed session may be in any state: start afresh
                 raise StoreUnavailableError(
                     f"cannot {doing} in PostgreSQL at {self._where}: {exc}"
                 ) from exc
@@ -142,8 +160,6 @@ class PostgresSink:
 
     def close(self) -> None:
         with self._lock:
-            conn, self._conn = self._conn, None
-            if conn is not None and self._pid == _forksafe.pid():
-                conn.close()
-            elif conn is not None:
-                kept_in_child().append(conn)
+            if self._pid != _forksafe.pid():
+                self._after_fork()  # the connection is the parent's: parked, not closed
+            self._held.close()
