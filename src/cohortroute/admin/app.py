@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -107,7 +108,12 @@ class AdminApp:
     :param secret: the key of session cookies and CSRF tokens (random by default).
     :param controller: builds the :class:`RolloutController` for an actor (to pass the app's
         migrations, a clock...); by default ``RolloutController(store, actor=actor)``.
-    :param signals: a signals sink for the signals page (optional).
+    :param signals: a signals sink for the signals page (optional; the caller closes it).
+        Without one the console opens the sink next to ``store`` on the first signals page,
+        keeps it for the next ones and closes it in :meth:`close`.
+
+    :meth:`close` releases what the console opened itself: that sink, and the store when
+    ``store`` was given as a URL (a :class:`Store` object is the caller's to close).
     """
 
     def __init__(
@@ -125,6 +131,7 @@ class AdminApp:
         clock: Callable[[], float] = time.time,
         count_every: float = 30.0,
     ) -> None:
+        self._owns_store = not isinstance(store, Store)
         self.store = open_store(store)
         self.auth = Authenticator(
             tokens=tokens_from_env() if tokens is None else tokens,
@@ -137,11 +144,37 @@ class AdminApp:
         self.hosts = None if hosts is None else frozenset(parse_host(h) for h in hosts)
         self._controller = controller
         self.signals = signals
+        self._sink_lock = threading.Lock()
+        self._own_sink: Any = None
         self.clock = clock
         self.counts = TenantCounts(self.store, clock=clock, every=count_every)
         from .routes import ROUTES
 
         self._routes: dict[tuple[str, str], Handler] = ROUTES
+
+    def signals_sink(self) -> Any:
+        """The sink the signals page reads: ``signals``, else the store's own, opened once."""
+        if self.signals is not None:
+            return self.signals
+        with self._sink_lock:
+            if self._own_sink is None:
+                from ..signals import open_sink
+
+                self._own_sink = open_sink(self.store)
+            return self._own_sink
+
+    def close(self) -> None:
+        """Close the signals sink and the store this console opened (idempotent; a later
+        request opens them again)."""
+        with self._sink_lock:
+            sink, self._own_sink = self._own_sink, None
+        try:
+            if sink is not None:
+                sink.close()
+        finally:
+            self.counts.wait()  # a recount still running would use the store being closed
+            if self._owns_store:
+                self.store.close()
 
     def controller_for(self, actor: str) -> RolloutController:
         """The controller acting as ``actor``."""

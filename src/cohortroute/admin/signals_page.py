@@ -60,14 +60,6 @@ def series(
     }
 
 
-def _sink(ctx: Ctx) -> Any:
-    if ctx.admin.signals is not None:
-        return ctx.admin.signals
-    from ..signals import open_sink
-
-    return open_sink(ctx.store)
-
-
 def signals(ctx: Ctx) -> Response:
     """``GET /signals?minutes=N``."""
     try:
@@ -78,7 +70,7 @@ def signals(ctx: Ctx) -> Response:
     last = int(now // 60)
     minutes = list(range(last - window + 1, last + 1))
     try:
-        sink = _sink(ctx)
+        sink = ctx.admin.signals_sink()
     except CohortRouteError as exc:
         return ctx.render("Signals", tag("p", str(exc), role="alert"))
     rows = sink.rows(minutes[0], last + 1)
