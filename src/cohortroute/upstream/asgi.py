@@ -9,6 +9,7 @@ The ASGI app answers its own lifespan conversation: shutdown closes the pool.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ import httpx
 
 from .._types import Receive, Scope, Send
 from ..decision import Decision
+from ._lease import Lender, Lent
 from .errors import failure
 from .headers import has_body, request_headers, response_headers
 
@@ -26,6 +28,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _DECISION_KEY = "cohortroute.decision"  # router.base.DECISION_KEY; not imported: base imports us
+
+#: Closings scheduled on other loops, kept until done (a loop holds its tasks only weakly).
+_closing: set[asyncio.Future[None]] = set()
 
 
 class ClientGone(Exception):
@@ -79,35 +84,58 @@ class UpstreamASGI:
 
     def __init__(self, upstream: Upstream) -> None:
         self.upstream = upstream
-        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+        self._clients: Lender[asyncio.AbstractEventLoop, httpx.AsyncClient] = Lender()
+
+    def _new_client(self) -> httpx.AsyncClient:
+        upstream = self.upstream
+        transport = httpx.AsyncHTTPTransport(
+            uds=upstream.address.socket_path, limits=upstream.limits(), retries=0
+        )
+        client = httpx.AsyncClient(
+            transport=transport, timeout=upstream.timeout(), follow_redirects=False
+        )
+        client.headers.clear()  # no User-Agent, Accept... of httpx's own
+        return client
+
+    def _borrow(self) -> Lent[httpx.AsyncClient]:
+        """The running loop's pooled client (made on first use), counted as in use."""
+        loop = asyncio.get_running_loop()
+        if self._clients.peek(loop) is None:
+            # Loops that are gone (tests run many) cannot close their clients any more.
+            self._clients.retire(lambda old: old.is_closed())
+        return self._clients.borrow(loop, self._new_client)
+
+    async def _give_back(self, lent: Lent[httpx.AsyncClient]) -> None:
+        retired = self._clients.give_back(lent)
+        if retired is not None:  # closed while this request ran: it was the last one
+            await retired.aclose()
 
     def client(self) -> httpx.AsyncClient:
         """The pooled client of the running event loop (made on first use)."""
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            for other in [old for old in self._clients if old.is_closed()]:
-                del self._clients[other]
-            upstream = self.upstream
-            transport = httpx.AsyncHTTPTransport(
-                uds=upstream.address.socket_path, limits=upstream.limits(), retries=0
-            )
-            client = httpx.AsyncClient(
-                transport=transport, timeout=upstream.timeout(), follow_redirects=False
-            )
-            client.headers.clear()  # no User-Agent, Accept... of httpx's own
-            self._clients[loop] = client
-        return client
+        lent = self._borrow()
+        self._clients.give_back(lent)
+        return lent.client
 
     def forget_clients(self) -> None:
         """Drop every client without closing it (after a fork: the sockets are the parent's)."""
-        self._clients = {}
+        self._clients.forget()
 
     async def aclose(self) -> None:
-        """Close the running loop's pooled connections."""
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
+        """Close the running loop's pooled connections (once its requests in flight end)."""
+        loop = asyncio.get_running_loop()
+        for _loop, client in self._clients.retire(lambda key: key is loop):
             await client.aclose()
+
+    def close(self) -> None:
+        """Close the upstream's pools (see :meth:`Upstream.close`); from any thread."""
+        self.upstream.close()
+
+    def close_clients(self) -> None:
+        """Close every loop's pooled connections, each on its own loop (from any thread)."""
+        for loop, client in self._clients.retire():
+            # A loop that is closed already took its connections with it.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_start_closing, client)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -135,7 +163,23 @@ class UpstreamASGI:
         decision: Decision | None = scope.get(_DECISION_KEY)
         headers = forwarded_headers(upstream, scope)
         content = _body(receive) if has_body(scope["headers"]) else None
-        client = self.client()
+        lent = self._borrow()
+        try:
+            await self._forward(lent.client, scope, receive, send, decision, headers, content)
+        finally:
+            await self._give_back(lent)
+
+    async def _forward(
+        self,
+        client: httpx.AsyncClient,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        decision: Decision | None,
+        headers: list[tuple[bytes, bytes]],
+        content: AsyncIterator[bytes] | None,
+    ) -> None:
+        upstream = self.upstream
         try:
             request = client.build_request(
                 scope["method"],
@@ -175,3 +219,10 @@ class UpstreamASGI:
             await send({"type": "http.response.body", "body": b""})
         finally:
             await response.aclose()
+
+
+def _start_closing(client: httpx.AsyncClient) -> None:
+    """On the client's own loop: close it in a task kept until it is done."""
+    task = asyncio.ensure_future(client.aclose())
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)

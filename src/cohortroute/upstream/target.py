@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from .. import _forksafe
 from .._types import StartResponse, WSGIEnvironment
 from ..errors import ConfigurationError
+from ._lease import Lender, Lent
 
 if TYPE_CHECKING:
     import httpx
@@ -135,7 +136,7 @@ class Upstream:
         self.max_connections = max_connections
         self.keepalive_expiry = float(keepalive_expiry)
         self.preserve_host = preserve_host
-        self._client: httpx.Client | None = None
+        self._clients: Lender[None, httpx.Client] = Lender()
         self._lock = threading.Lock()
         self._asgi: UpstreamASGI | None = None
         _forksafe.register(self, after_in_child=Upstream._after_fork)
@@ -166,28 +167,37 @@ class Upstream:
 
     # --- the WSGI path --------------------------------------------------------------------
 
+    def _new_client(self) -> httpx.Client:
+        import httpx
+
+        from ._unix import unix_transport
+
+        path = self.address.socket_path
+        transport = (
+            unix_transport(path, self.limits())
+            if path is not None
+            else httpx.HTTPTransport(limits=self.limits(), retries=0)
+        )
+        client = httpx.Client(transport=transport, timeout=self.timeout(), follow_redirects=False)
+        client.headers.clear()  # no User-Agent, Accept... of httpx's own
+        return client
+
     def client(self) -> httpx.Client:
         """This process's pooled synchronous client (made on first use)."""
-        client = self._client
-        if client is None:
-            with self._lock:
-                if self._client is None:
-                    import httpx
+        lent = self.borrow()
+        self.give_back(lent)
+        return lent.client
 
-                    from ._unix import unix_transport
+    def borrow(self) -> Lent[httpx.Client]:
+        """The pooled synchronous client for one request; :meth:`give_back` it when the
+        response is closed (a :meth:`close` meanwhile waits for that to close the pool)."""
+        return self._clients.borrow(None, self._new_client)
 
-                    path = self.address.socket_path
-                    transport = (
-                        unix_transport(path, self.limits())
-                        if path is not None
-                        else httpx.HTTPTransport(limits=self.limits(), retries=0)
-                    )
-                    self._client = httpx.Client(
-                        transport=transport, timeout=self.timeout(), follow_redirects=False
-                    )
-                    self._client.headers.clear()  # no User-Agent, Accept... of httpx's own
-                client = self._client
-        return client
+    def give_back(self, lent: Lent[httpx.Client]) -> None:
+        """The request that borrowed ``lent`` is over (closes a pool retired meanwhile)."""
+        retired = self._clients.give_back(lent)
+        if retired is not None:
+            retired.close()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         from .wsgi import forward
@@ -205,16 +215,20 @@ class Upstream:
         return self._asgi
 
     def close(self) -> None:
-        """Close this process's pooled connections (they reopen on the next request)."""
-        with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
+        """Close this process's pooled connections, the WSGI path's and the ASGI path's.
+
+        Idempotent, and safe while requests are in flight: they finish on their connections,
+        which are closed when the last one ends; a later request opens a new pool.
+        """
+        for _key, client in self._clients.retire():
             client.close()
+        if self._asgi is not None:
+            self._asgi.close_clients()
 
     def _after_fork(self) -> None:
         # The parent's sockets must not be used by two processes: drop (not close) them.
         self._lock = threading.Lock()
-        self._client = None
+        self._clients.forget()
         if self._asgi is not None:
             self._asgi.forget_clients()
 

@@ -9,8 +9,10 @@ short, which the client sees as a truncated response rather than a silently shor
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Iterable, Iterator
+import weakref
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import httpx
@@ -71,16 +73,25 @@ def _body(environ: WSGIEnvironment) -> Iterator[bytes]:
 
 
 class _Response:
-    """The upstream's body as a WSGI iterable; ``close()`` returns the connection to the pool."""
+    """The upstream's body as a WSGI iterable; ``close()`` returns the connection to the pool
+    and gives the pool back to the upstream (which closes it if it was closed meanwhile).
 
-    def __init__(self, response: httpx.Response) -> None:
+    A server must call ``close()``; one that drops the body without it gives the pool back
+    when the body is collected, so a closed upstream still closes its connections.
+    """
+
+    def __init__(self, response: httpx.Response, done: Callable[[], None]) -> None:
         self._response = response
+        self._done = weakref.finalize(self, done)
 
     def __iter__(self) -> Iterator[bytes]:
         yield from self._response.iter_raw()  # as it arrives: a chunk_size would wait to fill
 
     def close(self) -> None:
-        self._response.close()
+        try:
+            self._response.close()
+        finally:
+            self._done()  # once at most
 
 
 def forward(
@@ -102,7 +113,8 @@ def forward(
     )
     chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
     content = _body(environ) if (has_body(incoming) or chunked) else None
-    client = upstream.client()
+    lent = upstream.borrow()
+    client = lent.client
     try:
         request = client.build_request(
             environ["REQUEST_METHOD"],
@@ -112,6 +124,7 @@ def forward(
         )
         response = client.send(request, stream=True)
     except httpx.TransportError as exc:
+        upstream.give_back(lent)
         status, title, text = failure(version, str(address), exc)
         body = text.encode()
         start_response(
@@ -119,9 +132,17 @@ def forward(
             [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
         )
         return [body]
-    reply = [
-        (name.decode("latin-1"), value.decode("latin-1"))
-        for name, value in response_headers(response.headers.raw)
-    ]
-    start_response(f"{response.status_code} {response.reason_phrase}", reply)
-    return _Response(response)
+    except BaseException:
+        upstream.give_back(lent)
+        raise
+    answer = _Response(response, functools.partial(upstream.give_back, lent))
+    try:
+        reply = [
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in response_headers(response.headers.raw)
+        ]
+        start_response(f"{response.status_code} {response.reason_phrase}", reply)
+    except BaseException:
+        answer.close()
+        raise
+    return answer
