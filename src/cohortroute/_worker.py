@@ -70,3 +70,44 @@ def start(owner: Flusher, clock: Clock, *, name: str, what: str) -> Wakeup:
         target=_work, args=(weakref.ref(owner), wakeup, clock, what), name=name, daemon=True
     ).start()
     return wakeup
+
+
+class Worker:
+    """An owner's worker thread, started on demand and stopped by :meth:`stop` (a later
+    :meth:`running` starts another): the start-and-stop bookkeeping a recorder and a
+    registrar share. The handle never refers to its owner, which stays collectable."""
+
+    def __init__(self, clock: Clock, *, name: str, what: str) -> None:
+        self._clock = clock
+        self._name = name
+        self._what = what
+        self._lock = threading.Lock()
+        self._wakeup: Wakeup | None = None
+
+    def running(self, owner: Flusher) -> Wakeup:
+        """The running worker's wake-up, the worker started now for ``owner`` if none is."""
+        with self._lock:
+            wakeup = self._wakeup
+            if wakeup is None:
+                wakeup = self._wakeup = start(owner, self._clock, name=self._name, what=self._what)
+            return wakeup
+
+    def stop(self) -> None:
+        """End the running worker, if any (it finishes the write in progress)."""
+        with self._lock:
+            wakeup, self._wakeup = self._wakeup, None
+        if wakeup is not None:
+            wakeup.stop()
+
+    def forget(self) -> None:
+        """In a fork's child: the thread does not exist there, and the lock may be held."""
+        self._lock = threading.Lock()
+        self._wakeup = None
+
+
+def flush_then_stop(owner: Flusher, worker: Worker) -> None:
+    """``owner.flush()``, then stop its worker even when the flush failed (an owner's close)."""
+    try:
+        owner.flush()
+    finally:
+        worker.stop()

@@ -94,7 +94,9 @@ class Registrar:
         self._due: float | None = None
         self._lock = threading.Lock()
         self._flushing = threading.Lock()
-        self._wakeup: _worker.Wakeup | None = None
+        self._worker = _worker.Worker(
+            self._clock, name="cohortroute-register", what="tenant registration"
+        )
         _forksafe.register(self, after_in_child=Registrar._after_fork)
         _exit.flush_at_exit(self)
 
@@ -102,7 +104,7 @@ class Registrar:
         # The worker thread does not exist in the child, and a lock it held stays held.
         self._lock = threading.Lock()
         self._flushing = threading.Lock()
-        self._wakeup = None
+        self._worker.forget()
 
     @property
     def pending(self) -> frozenset[str]:
@@ -150,7 +152,7 @@ class Registrar:
             if self._due is not None:
                 return
             self._due = now + self._delay
-            wakeup = self._running_worker()
+            wakeup = self._worker.running(self)
         wakeup.event.set()
 
     def poke(self, now: float) -> None:
@@ -161,7 +163,7 @@ class Registrar:
             with self._lock:
                 if self._due is not None:
                     self._due = min(self._due, self._clock.monotonic())
-                wakeup = self._running_worker()
+                wakeup = self._worker.running(self)
             wakeup.event.set()
 
     def flush(self) -> int:
@@ -207,22 +209,7 @@ class Registrar:
 
     def close(self) -> None:
         """Write what is queued, then stop the worker (a later batch starts it again)."""
-        try:
-            self.flush()
-        finally:
-            with self._lock:
-                wakeup, self._wakeup = self._wakeup, None
-            if wakeup is not None:
-                wakeup.stop()
-
-    def _running_worker(self) -> _worker.Wakeup:
-        """The running worker's wake-up (started now if there is none); call under the lock."""
-        wakeup = self._wakeup
-        if wakeup is None:
-            wakeup = self._wakeup = _worker.start(
-                self, self._clock, name="cohortroute-register", what="tenant registration"
-            )
-        return wakeup
+        _worker.flush_then_stop(self, self._worker)
 
 
 def watch_wsgi(app: WSGIApp, tenant: str, served: Callable[[str], None]) -> WSGIApp:

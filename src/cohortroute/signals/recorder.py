@@ -54,7 +54,7 @@ class Recorder:
         self._backoff = Backoff(minimum=min(1.0, config.flush_interval), maximum=60.0, jitter=True)
         self._due = clock.monotonic() + config.flush_interval
         self._next_prune = clock.monotonic()
-        self._wakeup: _worker.Wakeup | None = None
+        self._worker = _worker.Worker(clock, name="cohortroute-signals", what="signals")
         self._closed = False
         #: What went wrong or was given up, for :meth:`status`.
         self.overflowed = 0
@@ -83,8 +83,7 @@ class Recorder:
                 if not counter.has_row(tenant):
                     counter.new_row(tenant)
                     self._live += 1
-            if self._wakeup is None:
-                self._start()
+            self._worker.running(self)  # the flush thread, started with the first row
         return tenant
 
     def roll(self, counter: VersionCounter, end: float) -> None:
@@ -219,26 +218,18 @@ class Recorder:
             "last_error": self.last_error,
         }
 
-    def _start(self) -> None:
-        """Start the flush thread (lock held)."""
-        self._wakeup = _worker.start(self, self._clock, name="cohortroute-signals", what="signals")
-
     def close(self) -> None:
         """Write what is counted and stop the flush thread (a later request starts it again)."""
         try:
-            self.flush()
+            _worker.flush_then_stop(self, self._worker)
         finally:
-            with self._lock:
-                wakeup, self._wakeup = self._wakeup, None
-            if wakeup is not None:
-                wakeup.stop()
             self.sink.close()
 
     def _after_fork(self) -> None:
         # The child's counts start at zero: the parent writes what it counted itself.
         self._lock = threading.Lock()
         self._flushing = threading.Lock()
-        self._wakeup = None
+        self._worker.forget()
         self._retired = []
         self._unsent = {}
         self._live = 0
