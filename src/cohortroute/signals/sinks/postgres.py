@@ -31,11 +31,21 @@ class _Held:
     """The sink's open connection, apart from the sink so a finalizer can close it."""
 
     conn: Any = None
+    pid = 0  # the process that opened ``conn``
+
+    def keep(self, conn: Any) -> None:
+        self.conn, self.pid = conn, _forksafe.pid()
 
     def close(self) -> None:
         conn, self.conn = self.conn, None
         if conn is not None:
             conn.close()
+
+    def dropped(self) -> None:
+        """The sink was collected (or the interpreter exits): close the connection, unless a
+        fork nobody announced made it the parent's (closing would end the parent's session)."""
+        if self.pid == _forksafe.pid():
+            self.close()
 
 
 class PostgresSink:
@@ -69,7 +79,7 @@ class PostgresSink:
         self._held = _Held()
         self._pid = _forksafe.pid()
         _forksafe.register(self, after_in_child=PostgresSink._after_fork)
-        weakref.finalize(self, _Held.close, self._held)
+        weakref.finalize(self, _Held.dropped, self._held)
 
     def __repr__(self) -> str:
         return f"<PostgresSink {self._where}>"
@@ -97,7 +107,7 @@ class PostgresSink:
             except BaseException:
                 conn.close()  # not kept yet, so nobody else would ever close it
                 raise
-            self._held.conn = conn
+            self._held.keep(conn)
         return conn
 
     def _use(self, doing: str, work: Callable[[Any], Any]) -> Any:
