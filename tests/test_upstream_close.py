@@ -166,3 +166,25 @@ def test_close_under_asgi_waits_for_requests_in_flight_then_closes(
         assert idle.is_closed
 
     asyncio.run(scenario())
+
+
+def test_closing_the_router_closes_the_pools_of_the_upstreams_it_mounts(build: str) -> None:
+    from cohortroute import CohortRouter
+
+    upstream = Upstream(build)
+
+    def local(environ: Any, start_response: Any) -> list[bytes]:
+        start_response("200 OK", [])
+        return [b"local"]
+
+    # Mounted under two names: closed once, and a version served in process is left alone.
+    router: Any = CohortRouter(
+        {"v1": local, "v2": upstream, "v3": upstream}, domains=["example.com"], default="v2"
+    )
+    environ = EnvironBuilder("/", headers=[HOST]).get_environ()
+    body = router(environ, lambda status, headers, exc_info=None: None)
+    assert b"".join(body).endswith(b"|rest")
+    body.close()
+    pool = upstream.client()
+    router.close()
+    assert pool.is_closed

@@ -171,6 +171,7 @@ class CohortRouter:
         self.apps: dict[str, Any] = _checked_apps(apps)
         self._check_interface(interface)
         # An Upstream(...) is a WSGI app; the ASGI router mounts its ASGI form instead.
+        self._upstreams = upstream.upstreams_of(self.apps)  # closed with the router
         self.apps = upstream.mount(self.apps, asgi=is_asgi_app(self.__call__))
         if default is None:
             default = next(iter(self.apps))
@@ -270,7 +271,8 @@ class CohortRouter:
 
     def close(self) -> None:
         """Stop this router's store look-up and registration threads and close its store
-        connections.
+        connections and the connection pools of the :class:`~cohortroute.Upstream` versions it
+        mounts.
 
         The router keeps working if it is called again (everything reopens lazily); call this
         when a process shuts down or a test is done with a router.
@@ -281,7 +283,11 @@ class CohortRouter:
             self._registrar.close()
         if self.signals is not None:
             self.signals.close()  # writes what is counted
-        self._store.close()
+        try:
+            for mounted in self._upstreams:
+                mounted.close()  # requests in flight finish on the pools they hold
+        finally:
+            self._store.close()
 
     def status(self) -> dict[str, Any]:
         """Health of this router's view of the store: revision, degraded flag, last error,

@@ -239,3 +239,13 @@ def mount(apps: Mapping[str, Any], *, asgi: bool) -> dict[str, Any]:
     if not asgi:
         return dict(apps)
     return {name: app.asgi() if isinstance(app, Upstream) else app for name, app in apps.items()}
+
+
+
+def upstreams_of(apps: Mapping[str, Any]) -> list[Upstream]:
+    """The distinct :class:`Upstream` objects among ``apps``, for the router to close."""
+    found: dict[int, Upstream] = {}
+    for app in apps.values():
+        if isinstance(app, Upstream):
+            found.setdefault(id(app), app)
+    return list(found.values())
