@@ -225,3 +225,43 @@ def test_cli_ticket(tmp_path: Any) -> None:
     bad = cli("ticket", "acme", "--severity", "meh", "x", store=url)
     assert bad.code == 2
     assert cli("ticket", "Not_A_Tenant", "x", store=url).code == 2
+
+
+def test_a_sink_opened_for_a_ticket_or_by_a_webhook_is_closed(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``open_ticket`` without a sink opens the store's and closes it when done; a webhook
+    closes the sink it opened on ``close()`` and leaves one it was given open."""
+    import cohortroute.signals as signals
+    from cohortroute.store import open_store
+
+    store = open_store(f"sqlite:///{tmp_path}/t.db")
+    store.register_versions(["v1", "v2"], "v1", actor="test")
+    opened: list[Any] = []
+    real = signals.open_sink
+
+    def tracking(*args: Any, **kwargs: Any) -> Any:
+        sink = real(*args, **kwargs)
+        closed = sink.close
+
+        def close() -> None:
+            opened.remove(sink)
+            closed()
+
+        sink.close = close  # type: ignore[method-assign]
+        opened.append(sink)
+        return sink
+
+    monkeypatch.setattr(signals, "open_sink", tracking)
+    ticket, new = open_ticket(store, "acme", "it broke")
+    assert new and ticket.version == "v1"
+    assert opened == []  # opened for the ticket, closed after it
+    webhook = TicketWebhook(store, {"generic": SECRET})
+    assert len(opened) == 1
+    webhook.close()
+    assert opened == []
+    given = signals.open_sink(store)
+    TicketWebhook(store, {"generic": SECRET}, sink=given).close()
+    assert opened == [given]  # still open: it is the caller's
+    given.close()
+    store.close()

@@ -72,14 +72,17 @@ def cmd_admin(args: argparse.Namespace, ctx: Context) -> int:
 
     app = build_app(ctx.store, args.host)
     try:
-        server = make_server(args.host, args.port, app, threaded=True)
-    except OSError as exc:
-        raise ListenError(
-            f"cannot listen on {args.host}:{args.port}: {exc.strerror}; try --port"
-        ) from exc
-    ctx.print(f"cohortroute admin on http://{args.host}:{server.server_port}/ (Ctrl-C stops)")
-    try:
-        server.serve_forever()
+        try:
+            server = make_server(args.host, args.port, app, threaded=True)
+        except OSError as exc:
+            raise ListenError(
+                f"cannot listen on {args.host}:{args.port}: {exc.strerror}; try --port"
+            ) from exc
+        ctx.print(f"cohortroute admin on http://{args.host}:{server.server_port}/ (Ctrl-C stops)")
+        try:
+            server.serve_forever()
+        finally:
+            server.server_close()
     finally:
-        server.server_close()
+        app.close()  # the signals sink it opened (the store is the CLI's)
     return 0

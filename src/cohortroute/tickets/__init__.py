@@ -73,7 +73,8 @@ def open_ticket(
 
     ``external_id`` is the help desk's id (a random one when not given); the same
     ``(source, external_id)`` twice is recorded once. ``at`` is when it was opened (now by
-    default). ``sink`` defaults to the store's signal sink.
+    default). ``sink`` defaults to the store's signal sink, opened and closed for this call
+    (pass one to record many tickets over one connection).
     """
     name = check_tenant_name(tenant)
     level = check_severity(severity)
@@ -81,12 +82,17 @@ def open_ticket(
     ident = external_id if external_id is not None else secrets.token_hex(8)
     if not ident or len(ident) > 200 or not ident.isprintable():
         raise ValidationError("a ticket id is 1-200 printable characters")
+    opened = sink is None
     if sink is None:
         from ..signals import open_sink
 
         sink = open_sink(store)
-    version = attribute(store, sink, name, when)
-    ticket = Ticket(name, source, ident, level, when, version, text[:MAX_TEXT])
-    new = sink.add_ticket(ticket)
+    try:
+        version = attribute(store, sink, name, when)
+        ticket = Ticket(name, source, ident, level, when, version, text[:MAX_TEXT])
+        new = sink.add_ticket(ticket)
+    finally:
+        if opened:
+            sink.close()  # opened for this ticket only
     log.info("ticket %s/%s for %s on %s (new: %s)", source, ident, name, version, new)
     return ticket, new

@@ -74,6 +74,7 @@ class TicketWebhook:
                 f"unknown ticket source(s) {sorted(unknown)}: use {', '.join(ADAPTERS)}"
             )
         self.store = store
+        self._owns_sink = sink is None
         if sink is None:
             from ..signals import open_sink
 
@@ -85,6 +86,11 @@ class TicketWebhook:
         self.event_window = event_window
         self.hosts = None if hosts is None else {h.lower() for h in hosts}
         self.clock = clock
+
+    def close(self) -> None:
+        """Close the signal sink this webhook opened (one given to it stays the caller's)."""
+        if self._owns_sink:
+            self.sink.close()
 
     def handle(
         self,
