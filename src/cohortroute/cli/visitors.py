@@ -29,6 +29,12 @@ SAMPLE = JsonShape(
 )
 
 
+def _verb(verbs: Subparsers, name: str, help: str) -> argparse.ArgumentParser:
+    """One verb, its help also its description (what ``--help`` and docs/cli.md show)."""
+    parser: argparse.ArgumentParser = verbs.add_parser(name, help=help, description=help)
+    return parser
+
+
 def register(commands: Subparsers) -> None:
     """Add ``visitors show|set|off``."""
     p = add_command(
@@ -38,8 +44,8 @@ def register(commands: Subparsers) -> None:
         "sample a share of anonymous visitors (no tenant: apex, www) into a version",
     )
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
-    show = verbs.add_parser("show", help="print the sample")
-    set_ = verbs.add_parser("set", help="serve PERCENT of anonymous visitors VERSION")
+    show = _verb(verbs, "show", "print the sample")
+    set_ = _verb(verbs, "set", "serve PERCENT of anonymous visitors VERSION")
     set_.add_argument("version", metavar="VERSION", help="the version sampled visitors get")
     set_.add_argument(
         "--percent", required=True, metavar="P", help="the share to sample, e.g. 5 or 0.5"
@@ -47,7 +53,7 @@ def register(commands: Subparsers) -> None:
     set_.add_argument(
         "--salt", help="the sample's salt (kept while VERSION stays the same; new otherwise)"
     )
-    off = verbs.add_parser("off", help="stop sampling: every anonymous visitor gets the default")
+    off = _verb(verbs, "off", "stop sampling: every anonymous visitor gets the default")
     for verb in (show, set_, off):
         add_json(verb, SAMPLE)
 
