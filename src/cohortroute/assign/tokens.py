@@ -48,15 +48,55 @@ def _key_bytes(key: str | bytes) -> bytes:
     return key.encode() if isinstance(key, str) else key
 
 
+MIN_KEY_BYTES = 16
+"""Secrets shorter than this are refused, by routers (``override_keys``) and by :func:`mint`."""
+
+
+def check_key_id(key_id: object) -> str:
+    """``key_id`` when it is a usable key id: a non-empty word without spaces or control
+    characters. Routers and ``override mint`` share the rule, so no token is minted under an
+    id no router can be configured with."""
+    if (
+        not isinstance(key_id, str)
+        or not key_id
+        or not key_id.isprintable()
+        or any(ch.isspace() for ch in key_id)
+    ):
+        raise ConfigurationError(
+            f"override key id {key_id!r} is not usable: give a non-empty word without spaces, "
+            "like 'k1' or '2026-12'"
+        )
+    return key_id
+
+
+def check_key(key_id: str, key: str | bytes) -> bytes:
+    """The secret of ``key_id`` as bytes; refused when the id is not usable
+    (:func:`check_key_id`) or the secret is shorter than :data:`MIN_KEY_BYTES`. Routers and
+    ``override mint`` share the rule, so no token is minted with a key no router accepts."""
+    check_key_id(key_id)
+    secret = _key_bytes(key)
+    if len(secret) < MIN_KEY_BYTES:
+        raise ConfigurationError(
+            f"override key {key_id!r} is shorter than {MIN_KEY_BYTES} bytes; use a random "
+            "secret, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )
+    return secret
+
+
 def mint(key_id: str, key: str | bytes, tenant: str, version: str, expires: float) -> str:
-    """A token serving ``tenant`` ``version`` until ``expires`` (Unix time), signed with ``key``."""
+    """A token serving ``tenant`` ``version`` until ``expires`` (Unix time), signed with ``key``.
+
+    Refused (:class:`ConfigurationError`) for a key id or secret no router accepts
+    (:func:`check_key`): such a token would be ignored by every router.
+    """
+    secret = check_key(key_id, key)
     payload = json.dumps(
         {"exp": int(expires), "kid": key_id, "t": tenant.lower(), "v": version},
         sort_keys=True,
         separators=(",", ":"),
     ).encode()
     body = _b64(payload)
-    signature = hmac.new(_key_bytes(key), body.encode("ascii"), hashlib.sha256).digest()
+    signature = hmac.new(secret, body.encode("ascii"), hashlib.sha256).digest()
     return f"{body}.{_b64(signature)}"
 
 
@@ -83,15 +123,7 @@ class OverrideKeys:
                 "override_keys needs at least one key id -> secret, e.g. {'k1': os.environ["
                 "'COHORTROUTE_OVERRIDE_KEY'}}; leave it out to keep signed overrides off"
             )
-        self._keys: dict[str, bytes] = {}
-        for key_id, key in keys.items():
-            secret = _key_bytes(key)
-            if len(secret) < 16:
-                raise ConfigurationError(
-                    f"override key {key_id!r} is shorter than 16 bytes; use a random secret, "
-                    "e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
-                )
-            self._keys[key_id] = secret
+        self._keys = {key_id: check_key(key_id, key) for key_id, key in keys.items()}
         self._versions = frozenset(versions)
         self._lock = threading.Lock()
         self.counts: dict[str, int] = {}
