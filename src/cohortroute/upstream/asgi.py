@@ -2,8 +2,10 @@
 
 The request body is sent as the server receives it and the response relayed piece by piece,
 so neither is held whole; websockets go to :mod:`.websocket`. A client is bound to the event
-loop that made its connections, so one is kept per loop (a server runs one; tests run many).
-The ASGI app answers its own lifespan conversation: shutdown closes the pool.
+loop that made its connections, so one is kept per loop (a server runs one; tests run many);
+asyncio's and trio's both work (httpx runs on either through anyio), a loop being keyed by its
+asyncio loop object or its trio token. The ASGI app answers its own lifespan conversation:
+shutdown closes the pool.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable
 from typing import TYPE_CHECKING
 
 import httpx
@@ -31,6 +33,46 @@ _DECISION_KEY = "cohortroute.decision"  # router.base.DECISION_KEY; not imported
 
 #: Closings scheduled on other loops, kept until done (a loop holds its tasks only weakly).
 _closing: set[asyncio.Future[None]] = set()
+
+
+def current_loop() -> Hashable:
+    """The running event loop's key: the asyncio loop, or the trio run's token."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # not asyncio: trio (the only other loop httpx and anyio run on)
+        import trio
+
+        return trio.lowlevel.current_trio_token()
+
+
+def close_on_loop(loop: Hashable, client: httpx.AsyncClient) -> None:
+    """Close ``client`` on ``loop`` (its own), from any thread; a loop that is over already
+    took its connections with it."""
+    if isinstance(loop, asyncio.AbstractEventLoop):
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_start_closing, client)
+        return
+    import trio
+
+    with contextlib.suppress(trio.RunFinishedError):
+        loop.run_sync_soon(trio.lowlevel.spawn_system_task, client.aclose)  # type: ignore[attr-defined]
+
+
+def loop_is_over(loop: Hashable) -> bool:
+    """Whether ``loop`` (a key of :func:`current_loop`) has ended, its connections with it."""
+    if isinstance(loop, asyncio.AbstractEventLoop):
+        return loop.is_closed()
+    import trio
+
+    try:
+        loop.run_sync_soon(_nothing)  # type: ignore[attr-defined]
+    except trio.RunFinishedError:
+        return True
+    return False
+
+
+def _nothing() -> None:
+    pass
 
 
 class ClientGone(Exception):
@@ -84,7 +126,7 @@ class UpstreamASGI:
 
     def __init__(self, upstream: Upstream) -> None:
         self.upstream = upstream
-        self._clients: Lender[asyncio.AbstractEventLoop, httpx.AsyncClient] = Lender()
+        self._clients: Lender[Hashable, httpx.AsyncClient] = Lender()
 
     def _new_client(self) -> httpx.AsyncClient:
         upstream = self.upstream
@@ -99,10 +141,10 @@ class UpstreamASGI:
 
     def _borrow(self) -> Lent[httpx.AsyncClient]:
         """The running loop's pooled client (made on first use), counted as in use."""
-        loop = asyncio.get_running_loop()
+        loop = current_loop()
         if self._clients.peek(loop) is None:
             # Loops that are gone (tests run many) cannot close their clients any more.
-            self._clients.retire(lambda old: old.is_closed())
+            self._clients.retire(loop_is_over)
         return self._clients.borrow(loop, self._new_client)
 
     async def _give_back(self, lent: Lent[httpx.AsyncClient]) -> None:
@@ -122,7 +164,7 @@ class UpstreamASGI:
 
     async def aclose(self) -> None:
         """Close the running loop's pooled connections (once its requests in flight end)."""
-        loop = asyncio.get_running_loop()
+        loop = current_loop()
         for _loop, client in self._clients.retire(lambda key: key is loop):
             await client.aclose()
 
@@ -133,9 +175,7 @@ class UpstreamASGI:
     def close_clients(self) -> None:
         """Close every loop's pooled connections, each on its own loop (from any thread)."""
         for loop, client in self._clients.retire():
-            # A loop that is closed already took its connections with it.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_start_closing, client)
+            close_on_loop(loop, client)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -190,7 +230,8 @@ class UpstreamASGI:
             response = await client.send(request, stream=True)
         except ClientGone:
             return
-        except httpx.TransportError as exc:
+        except Exception as exc:  # any failure to connect is the gateway's 502
+            # (an unexpected one is logged with its traceback by failure(), once)
             version = decision.version if decision is not None else "?"
             status, _title, text = failure(version, str(upstream.address), exc)
             body = text.encode()

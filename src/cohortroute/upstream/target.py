@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from .. import _forksafe
 from .._types import StartResponse, WSGIEnvironment
 from ..errors import ConfigurationError
+from ..store._urls import redact
 from ._lease import Lender, Lent
 
 if TYPE_CHECKING:
@@ -69,8 +70,24 @@ def parse_address(url: str) -> Address:
             f"Upstream({url!r}) is not an upstream address: give http://host:port or "
             "unix:/path/to/server.sock"
         )
+    if "@" in parts.netloc:
+        raise ConfigurationError(
+            f"Upstream({redact(url)!r}): the address takes no user or password (they would not "
+            "be sent, and would show in messages); give http://host:port, and keep the build "
+            "reachable only by the router: a unix socket (unix:/path/to/server.sock) or a "
+            "private network / firewall rule"
+        )
     if parts.query or parts.fragment:
         raise ConfigurationError(f"Upstream({url!r}): the address takes no query or fragment")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:  # None when no port is written: the scheme's default
+        raise ConfigurationError(
+            f"Upstream({url!r}): the port must be a number from 1 to 65535, "
+            "e.g. Upstream('http://127.0.0.1:8001')"
+        )
     return Address(parts.scheme, parts.netloc, parts.path.rstrip("/"), None)
 
 
@@ -239,7 +256,6 @@ def mount(apps: Mapping[str, Any], *, asgi: bool) -> dict[str, Any]:
     if not asgi:
         return dict(apps)
     return {name: app.asgi() if isinstance(app, Upstream) else app for name, app in apps.items()}
-
 
 
 def upstreams_of(apps: Mapping[str, Any]) -> list[Upstream]:

@@ -1,8 +1,10 @@
 """Forwarding a websocket to an upstream (ASGI router only), over the ``websockets`` library.
 
-The upstream handshake happens before the client's is accepted, so a build that is down or
-refuses the socket closes the client's before it opens (servers answer that with 403) and the
-client's chosen subprotocol is the one the build picked. Then messages are relayed both ways
+The upstream handshake happens before the client's is accepted, so the client's chosen
+subprotocol is the one the build picked, and a build that is down or refuses the socket is
+answered before the client's opens: an HTTP 502 when the server offers the ASGI
+``websocket.http.response`` extension (uvicorn, hypercorn), else a close before accepting
+(which servers send as HTTP 403). Then messages are relayed both ways
 until either side closes; its close code is passed on.
 """
 
@@ -14,7 +16,9 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from .._types import Receive, Scope, Send
-from .asgi import forwarded_headers, target
+from ..store._urls import redact
+from .asgi import _DECISION_KEY, forwarded_headers, target
+from .errors import client_body, why
 from .headers import WEBSOCKET_HANDSHAKE
 
 if TYPE_CHECKING:
@@ -56,6 +60,30 @@ async def _open(upstream: Upstream, scope: Scope) -> Any:
     return await connect(uri, host=tcp[0].strip("[]"), port=port, **options)
 
 
+async def refuse(upstream: Upstream, scope: Scope, send: Send, exc: Exception) -> None:
+    """Answer a websocket whose upstream could not be opened: 502 (or a close), logged."""
+    decision = scope.get(_DECISION_KEY)
+    version = decision.version if decision is not None else "?"
+    _status, what = why(exc)
+    log.warning(
+        "websocket to upstream %s for version %s failed to open: it %s: %s",
+        redact(str(upstream.address)),
+        version,
+        what,
+        exc,
+    )
+    if "websocket.http.response" not in (scope.get("extensions") or {}):
+        await send({"type": "websocket.close", "code": BAD_GATEWAY})
+        return
+    body = client_body(502, version).encode()
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    await send({"type": "websocket.http.response.start", "status": 502, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": body})
+
+
 async def forward_websocket(upstream: Upstream, scope: Scope, receive: Receive, send: Send) -> None:
     """Relay the websocket in ``scope`` to ``upstream`` until either side closes."""
     message = await receive()
@@ -64,8 +92,7 @@ async def forward_websocket(upstream: Upstream, scope: Scope, receive: Receive, 
     try:
         remote = await _open(upstream, scope)
     except Exception as exc:  # any failure to open is the gateway's failure to report
-        log.warning("websocket to upstream %s failed to open: %s", upstream.address, exc)
-        await send({"type": "websocket.close", "code": BAD_GATEWAY})
+        await refuse(upstream, scope, send, exc)
         return
     await send({"type": "websocket.accept", "subprotocol": remote.subprotocol})
 
