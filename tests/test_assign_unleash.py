@@ -167,3 +167,74 @@ def test_the_controller_starts_an_unleash_rollout_and_refuses_an_unknown_buckete
     )
     assert store.policy().rollout == started and started.bucketer == "unleash"
     assert controller.explain("174").reason is Reason.ROLLOUT  # Unleash enables userId 174 at 10%
+
+
+def unleash_store() -> tuple[MemoryStore, RolloutController]:
+    """A memory store where a router recorded v1 (the default) and v2, with 40 tenants."""
+    from cohortroute import CohortRouter
+
+    from .apps import wsgi_version
+
+    store = MemoryStore()
+    CohortRouter(
+        {"v1": wsgi_version("v1"), "v2": wsgi_version("v2")}, domains=["x.com"], store=store
+    )
+    store.register_tenants([f"t{i}" for i in range(40)])
+    return store, RolloutController(store, settle=0)
+
+
+WHOLE = "an Unleash rollout \\(bucketer unleash\\) moves in whole percentages only"
+
+
+def test_an_unleash_rollout_is_refused_a_fraction_of_a_percent_or_a_blank_salt() -> None:
+    store, controller = unleash_store()
+    with pytest.raises(ValidationError, match=f"{WHOLE}.*10.5% would serve 11%; give 10% or 11%"):
+        controller.start("v2", percent="10.5", salt="g", bucketer="unleash")
+    with pytest.raises(ValidationError, match=f"{WHOLE}.*plan step 5.5% would serve 6%"):
+        controller.start("v2", plan=[1, 5.5, 25], salt="g", bucketer="unleash")
+    for blank in ("", "  "):
+        with pytest.raises(ValidationError, match="needs the toggle's groupId as its salt"):
+            controller.start("v2", percent=10, salt=blank, bucketer="unleash")
+    assert store.policy().rollout is None
+    plain = controller.start("v2", percent="10.5", salt="g")  # sha256 keeps 0.01 % steps
+    assert plain.percent == 1050
+
+
+def test_set_and_advance_keep_an_unleash_rollout_on_whole_percentages() -> None:
+    store, controller = unleash_store()
+    controller.start("v2", plan=[10, 20, 50], salt="g", bucketer="unleash")
+    revision = store.revision()
+    inside = [t for t in (f"t{i}" for i in range(40)) if controller.explain(t).version == "v2"]
+    assert any((controller.explain(t).bucket or 0) >= 100 for t in inside)  # 0.5 % drops them
+    for fraction in ("10.5", "0.5", 20.01):  # raising; lowering is refused before any mark
+        with pytest.raises(ValidationError, match=WHOLE):
+            controller.set(fraction)
+    with pytest.raises(ValidationError, match=WHOLE):
+        store.set_percent("12.5")  # the store's own API refuses too
+    assert store.revision() == revision
+    assert not [r for r in store.tenants() if r.ratchet is not None]
+    assert controller.advance(force=True).percent == 2000
+    assert controller.set(11).percent == 1100
+
+
+def test_an_unleash_rollout_stored_at_a_fraction_before_the_rule_still_runs_and_ends() -> None:
+    """Only what a change sets is checked: an old 10.5 % rollout halts, resumes and goes whole."""
+    from dataclasses import replace
+
+    from cohortroute.changes import Mutation, StateReader
+
+    store, controller = unleash_store()
+    controller.start("v2", percent=10, salt="g", bucketer="unleash")
+
+    def legacy(state: StateReader) -> Mutation:
+        policy = state.policy()
+        assert policy.rollout is not None
+        m = Mutation(policy=replace(policy, rollout=replace(policy.rollout, percent=1050)))
+        m.record("rollout-set", None, 1000, 1050)  # as releases before the rule wrote it
+        return m
+
+    store.write(legacy)
+    assert store.policy().rollout is not None and store.policy().rollout.percent == 1050
+    assert controller.halt("checking").halted
+    assert not controller.resume().halted
+    assert controller.set(11).percent == 1100

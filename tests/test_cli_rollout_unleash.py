@@ -159,3 +159,54 @@ def test_the_text_status_names_the_bucketer_unless_it_is_sha256(
         out = cli(*command, store=url).out
         assert f"{NEW} at 10% (salt my-toggle; bucketer unleash; started" in out, out
     store.close()
+
+
+def test_a_fraction_of_a_percent_or_a_blank_group_id_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unleash has whole percentages only: 10.5 would act as 11, so it is refused, not stored."""
+    url, store = recorded_store(tmp_path, monkeypatch)
+    store.register_tenants([f"t{i}" for i in range(40)])
+    unleash = ("--bucketer", "unleash", "--salt", "my-toggle")
+    err = fails(2, "rollout", "start", NEW, "--percent", "10.5", *unleash, store=url)
+    assert "whole percentages only" in err and "10.5% would serve 11%; give 10% or 11%" in err
+    err = fails(2, "rollout", "start", NEW, "--plan", "1,5.5,25", *unleash, store=url)
+    assert "plan step 5.5% would serve 6%" in err
+    for blank in ("", "   "):
+        start = ("rollout", "start", NEW, "--bucketer", "unleash", "--salt", blank)
+        err = fails(2, *start, store=url)
+        assert f"--salt {blank!r} is blank: give the toggle's groupId" in err
+    assert store.policy().rollout is None
+
+    assert cli("rollout", "start", NEW, "--percent", "10", *unleash, store=url).code == 0
+    for fraction in ("10.5", "0.5"):
+        assert "whole percentages only" in fails(2, "rollout", "set", fraction, store=url)
+    status = json.loads(cli("rollout", "status", "--json", store=url).out)["rollout"]
+    assert status["percent"] == 10.0
+    out = cli("rollout", "set", "11", store=url).out
+    assert f"the rollout of {NEW} is now at 11%" in out
+    store.close()
+
+
+def test_explain_hints_a_whole_percentage_for_an_unleash_rollout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, store = recorded_store(tmp_path, monkeypatch)
+    tenants = [f"t{i}" for i in range(40)]
+    store.register_tenants(tenants)
+    start = ("rollout", "start", NEW, "--percent", "10", "--bucketer", "unleash")
+    assert cli(*start, "--salt", "my-toggle", store=url).code == 0
+    outside = [
+        explained
+        for explained in (json.loads(cli("explain", t, "--json", store=url).out) for t in tenants)
+        if explained["version"] == OLD
+    ]
+    assert outside
+    for explained in outside:
+        whole = explained["bucket"] // 100 + 1
+        hint = next(h for h in explained["hints"] if "rollout set" in h)
+        assert hint.endswith(f"rollout set {whole}%`"), hint
+        # the hint's percentage is the least that reaches it
+        preview = cli("rollout", "preview", "--percent", str(whole), "--json", store=url).out
+        assert explained["tenant"] in json.loads(preview)["moves"]
+    store.close()

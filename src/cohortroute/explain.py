@@ -267,8 +267,10 @@ def _rollout_hints(
     if b < rollout.percent:
         # Its bucket is in, so something else (a data migration) holds it back.
         return [f"its bucket {b} is in the rollout ({now_at}): {decision.detail}"]
+    # The least percentage that reaches it; an Unleash rollout takes whole percentages only.
+    reach = (b // 100 + 1) * 100 if rollout.bucketer == "unleash" else b + 1
     return [
         f"in the rollout of {candidate} once the percentage passes {format_percent(b)} "
-        f"(bucket {b}; now {now_at}): `{command} rollout set {format_percent(b + 1)}`",
+        f"(bucket {b}; now {now_at}): `{command} rollout set {format_percent(reach)}`",
         f"`{command} pin {name} {candidate}` to move it now",
     ]

@@ -4,8 +4,9 @@ Unleash's ``normalizedHash(id, groupId)`` is ``murmur3_x86_32("<groupId>:<id>", 
 + 1`` and a tenant is enabled when it is ``<=`` the percentage. Here the rollout's ``salt`` is
 the ``groupId`` (Unleash's default groupId is the feature toggle's name) and the bucket is that
 number moved into our basis points, ``(normalized - 1) * 100``, so ``bucket < percent`` gives
-exactly Unleash's answer for every whole percentage (a fraction of a percent rounds up to the
-next whole one, as Unleash only has whole ones).
+exactly Unleash's answer for every whole percentage. Unleash only has whole ones, and a fraction
+would round up to the next (10.5 % serves 11 %), so an Unleash rollout is refused a fraction of
+a percent, as its percentage or a plan step (:func:`cohortroute.changes.rollout.check_unleash`).
 """
 
 from __future__ import annotations

@@ -8,8 +8,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from .._clock import SYSTEM, Clock
+from ..errors import ValidationError
 from ..policy import (
+    Rollout,
     begin_rollout,
+    format_percent,
     parse_percent,
     parse_plan,
     rollout_to_json,
@@ -27,6 +30,43 @@ log = logging.getLogger(__name__)
 
 
 # --- the rollout and the policy -------------------------------------------------------------------
+
+
+def check_unleash(before: Rollout | None, after: Rollout | None) -> None:
+    """Refuse what an Unleash-bucketed rollout cannot be: a fraction of a percent (as the
+    percentage or a plan step: Unleash has whole percentages only, so 10.5 % would serve 11 %)
+    or a blank salt (the salt is the toggle's Unleash groupId).
+
+    Only what the change sets is checked (``before`` is the stored rollout, None when there is
+    none), so a rollout stored before this rule still halts, resumes and ends. Every change to
+    the rollout goes through this module, so the store, the controller and the CLI refuse alike.
+    """
+    if after is None or after.bucketer != "unleash":
+        return
+    kept = before if before is not None and before.started_at == after.started_at else None
+    if (kept is None or kept.salt != after.salt) and not after.salt.strip():
+        raise ValidationError(
+            "an Unleash rollout needs the toggle's groupId as its salt, not a blank one "
+            "(Unleash's default groupId is the toggle's name), like salt='my-toggle' "
+            "(--salt my-toggle)"
+        )
+    if kept is None or kept.percent != after.percent:
+        check_whole_percent(after.percent)
+    if kept is None or kept.plan != after.plan:
+        for points in after.plan:
+            check_whole_percent(points, "plan step ")
+
+
+def check_whole_percent(points: int, what: str = "") -> None:
+    """Refuse ``points`` basis points that are not a whole percentage, for an Unleash rollout
+    (``what`` names it in the message, e.g. ``"plan step "``)."""
+    if points % 100:
+        lower = points // 100 * 100
+        raise ValidationError(
+            f"an Unleash rollout (bucketer unleash) moves in whole percentages only, as Unleash "
+            f"does: {what}{format_percent(points)} would serve {format_percent(lower + 100)}; "
+            f"give {format_percent(lower)} or {format_percent(lower + 100)}"
+        )
 
 
 def start_rollout(
@@ -75,6 +115,7 @@ def set_rollout_percent(percent: float | str, *, clock: Clock = SYSTEM) -> Chang
         if rollout.percent != points:
             step = rollout.plan.index(points) if points in rollout.plan else rollout.step
             new = replace(rollout, percent=points, step=step, step_started_at=clock.time())
+            check_unleash(rollout, new)
             m.record("rollout-set", None, rollout.percent, points)
             m.policy = replace(policy, rollout=new)
         return m
@@ -101,6 +142,7 @@ def update_policy(
         after = update(policy)
         m = Mutation()
         if after != policy:
+            check_unleash(policy.rollout, after.rollout)
             m.record(action, None, rollout_to_json(policy.rollout), rollout_to_json(after.rollout))
             if audit_default and policy.default != after.default:
                 m.record("set-default", None, policy.default, after.default)

@@ -267,11 +267,12 @@ def cmd_rollout_start(args: argparse.Namespace, ctx: Context) -> int:
             "--auto moves through a plan on a timer: give it --plan P,P,... and --every "
             "DURATION too, like --plan 1,5,25,100 --every 2h --auto"
         )
-    if args.bucketer == "unleash" and args.salt is None:
+    if args.bucketer == "unleash" and (args.salt is None or not args.salt.strip()):
+        missing = "give" if args.salt is None else f"--salt {args.salt!r} is blank: give"
         raise UsageError(
-            "--bucketer unleash buckets tenants as Unleash does within a groupId: give the "
-            "toggle's groupId with --salt (Unleash's default groupId is the toggle's name), "
-            "like --bucketer unleash --salt my-toggle"
+            "--bucketer unleash buckets tenants as Unleash does within a groupId: "
+            f"{missing} the toggle's groupId with --salt (Unleash's default groupId is the "
+            "toggle's name), like --bucketer unleash --salt my-toggle"
         )
     before = ctx.store.revision()
     rollout = controller_for(args, ctx).start(

@@ -8,8 +8,10 @@ routers to record the tenants they just served.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from .. import ratchet
+from ..changes.rollout import check_unleash
 from ..errors import ConflictError
 from ..policy import parse_percent
 from .context import RolloutContext
@@ -25,6 +27,7 @@ def set_percent(ctx: RolloutContext, percent: float | str) -> PercentChange:
     current = rollout.at(ctx.now())
     if points == current.percent:
         return PercentChange(current, current.percent)
+    check_unleash(current, replace(current, percent=points))  # before the ratchet marks anyone
     if points > current.percent and current.halted:
         raise ConflictError(
             "the rollout is halted; resume it before raising the percentage "
