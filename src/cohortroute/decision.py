@@ -26,8 +26,9 @@ Retry-After.
 from __future__ import annotations
 
 import enum
+import re
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -124,28 +125,53 @@ def fallback_for(mounted: Collection[str], store_default: str | None, router_def
     )
 
 
+_NOTE = re.compile(r"(?:^|; )(request-aware backends? .+ may override it per request)$")
+
+
+def per_request_note(names: Sequence[str]) -> str:
+    """The note ending the detail of a decision that request-aware backends ``names`` (ranked
+    above the one that decided) may override per request."""
+    plural = "s" if len(names) > 1 else ""
+    return f"request-aware backend{plural} {', '.join(names)} may override it per request"
+
+
+def split_note(detail: str) -> tuple[str, str]:
+    """``detail`` without its :func:`per_request_note`, and that note ("" when it has none), so
+    what decided and what may still change it per request can be said apart."""
+    found = _NOTE.search(detail)
+    if found is None:
+        return detail, ""
+    return detail[: found.start()], found.group(1)
+
+
 def served(
     decision: Decision, mounted: Collection[str], store_default: str | None, router_default: str
 ) -> Decision:
     """``decision`` as a router mounting ``mounted`` serves it.
 
     A version it does not mount (retired, mounted only elsewhere, a typo) is replaced by
-    :func:`fallback_for`, with reason ``unmounted`` and a detail naming both versions; a request
-    with no tenant keeps reason ``no-tenant``. Everything else is returned as it is.
+    :func:`fallback_for`, with reason ``unmounted`` and a detail naming both versions (and the
+    assignment backend that named it); a request with no tenant keeps reason ``no-tenant``. A
+    note that request-aware backends may override it per request stays last, as it applies to
+    the version served. Everything else is returned as it is.
     """
     if decision.version in mounted:
         return decision
     fallback = fallback_for(mounted, store_default, router_default)
     which = "the default" if fallback == store_default else "this router's default"
+    said, note = split_note(decision.detail)
+    why = said or decision.reason.value
+    if decision.reason is Reason.BACKEND and decision.backend:
+        why = f"assignment backend {decision.backend} answered {decision.version} ({why})"
+    detail = (
+        f"{why}, but {decision.version} is not mounted here; {which} {fallback} is served instead"
+    )
     return Decision(
         decision.tenant,
         fallback,
         Reason.NO_TENANT if decision.tenant is None else Reason.UNMOUNTED,
         bucket=decision.bucket,
-        detail=(
-            f"{decision.detail or decision.reason.value}, but {decision.version} is not mounted "
-            f"here; {which} {fallback} is served instead"
-        ),
+        detail=f"{detail}; {note}" if note else detail,
         maintenance=decision.maintenance,
         backend=decision.backend,
         errors=decision.errors,

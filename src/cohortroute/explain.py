@@ -16,7 +16,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from .decision import Decision, Reason, decide, served
+from .decision import Decision, Reason, decide, served, split_note
 from .errors import ConflictError
 from .policy import Policy, Rollout, TenantRecord, format_percent
 from .versions import MOUNT_REFRESH
@@ -141,12 +141,16 @@ def explain(
         decision = served(intended, mounted, policy.default, policy.default)
     found = hints(intended, policy, record, now=now, command=command, chain=chain)
     if decision is not intended:
+        names = (
+            f"what assignment backend {intended.backend} answers"
+            if intended.reason is Reason.BACKEND
+            else f"the {intended.reason.value} that names it"
+        )
         found.insert(
             0,
             f"{intended.version} is not mounted on the routers that serve this tenant (they "
             f"mount {', '.join(sorted(mounted or ()))}), so they serve {decision.version}: "
-            f"mount {intended.version} there, or change the {intended.reason.value} that names "
-            "it",
+            f"mount {intended.version} there, or change {names}",
         )
     return Explanation(
         tenant=record.name,
@@ -198,9 +202,10 @@ def hints(
         )
     found.extend(f"assignment backend {error}; skipped" for error in decision.errors)
     if decision.reason is Reason.BACKEND:
+        said = split_note(decision.detail)[0] or decision.version
         found.append(
-            f"assignment backend {decision.backend} decided ({decision.detail}): change the "
-            "data it reads, or a pin or tag rule ranked before it"
+            f"assignment backend {decision.backend} decided {decision.version} ({said}): change "
+            "the data it reads, or a pin or tag rule ranked before it"
         )
     elif decision.reason is Reason.PIN:
         after = decide_for(policy, replace(record, pin=None), now, chain)

@@ -30,7 +30,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from .. import _forksafe
-from ..decision import Decision, Reason, gated
+from ..decision import Decision, Reason, gated, per_request_note
 from ..errors import ConfigurationError
 from ..policy import Policy, TenantRecord
 from .backend import Assignment, AssignmentBackend, Query
@@ -262,9 +262,7 @@ def is_request_aware(backend: object) -> bool:
 
 def _noted(decision: Decision, backends: tuple[AssignmentBackend, ...]) -> Decision:
     """``decision`` saying which request-aware backends may override it per request."""
-    names = ", ".join(b.name for b in backends)
-    plural = "s" if len(backends) > 1 else ""
-    note = f"request-aware backend{plural} {names} may override it per request"
+    note = per_request_note([b.name for b in backends])
     detail = f"{decision.detail}; {note}" if decision.detail else note
     return replace(decision, detail=detail)
 

@@ -44,7 +44,7 @@ from ..assign.chain import Chain, Outcome
 from ..assign.request import RequestAwareASGI, RequestAwareWSGI
 from ..assign.tokens import OverrideKeys
 from ..assign.visitors import VisitorCookies, VisitorSample
-from ..decision import Decision, served
+from ..decision import Decision, Reason, served
 from ..errors import InvalidHostError, ValidationError
 from ..policy import Policy, TenantRecord, check_tenant_name
 from ..state_view import StateView
@@ -282,12 +282,15 @@ class Dispatcher:
         self._view.count_error()
         if decision.version not in self._warned_unmounted:
             self._warned_unmounted.add(decision.version)
+            by_backend = decision.reason is Reason.BACKEND and decision.backend
             log.warning(
-                "cohortroute: the store names version %r, which is not mounted here (mounted: %s); "
-                "serving %r instead. Mount it, or fix the pin/rule/rollout that names it.",
+                "cohortroute: %s names version %r, which is not mounted here (mounted: %s); "
+                "serving %r instead. Mount it, or fix %s.",
+                f"assignment backend {decision.backend!r}" if by_backend else "the store",
                 decision.version,
                 ", ".join(self._targets),
                 result.version,
+                "what that backend answers" if by_backend else "the pin/rule/rollout that names it",
             )
         return result
 
