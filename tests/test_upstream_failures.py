@@ -237,3 +237,28 @@ def test_a_websocket_to_a_down_build_is_a_502_when_the_server_offers_http_respon
     assert address.split("//")[1] not in response.body.decode()
     logged = [r.getMessage() for r in caplog.records if "websocket to upstream" in r.getMessage()]
     assert len(logged) == 1 and "refused the connection" in logged[0]
+
+
+# --- a WSGI router served by an ASGI server ------------------------------------------------------
+
+
+def test_a_wsgi_router_served_by_uvicorn_says_to_pass_interface_asgi(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    router = CohortRouter(
+        apps={"v1": Upstream(f"http://127.0.0.1:{free_port()}")},
+        domains=["example.com"],
+        register_tenants=False,
+    )
+    uvicorn_log = logging.getLogger("uvicorn.error")  # uvicorn's loggers do not propagate
+    with serving(router) as url:  # (and uvicorn sets their handlers when it starts)
+        uvicorn_log.addHandler(caplog.handler)
+        try:
+            response = httpx.get(url + "/p", headers={"Host": "acme.example.com"}, timeout=5)
+        finally:
+            uvicorn_log.removeHandler(caplog.handler)
+    router.close()
+    assert response.status_code == 500
+    errors = [r for r in caplog.records if r.exc_info is not None]
+    assert errors, "uvicorn logs the application's exception"
+    assert "create it with interface='asgi'" in str(errors[-1].exc_info[1])  # type: ignore[index]

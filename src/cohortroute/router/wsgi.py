@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from .._types import StartResponse, WSGIEnvironment
+from .._types import OptExcInfo, StartResponse, WSGIEnvironment
 from ..assign.visitors import VisitorSamplingWSGI
 from ..assign.wsgi import SignedOverrideWSGI
 from ..errors import ConfigurationError
@@ -12,6 +12,19 @@ from ._dispatch import Flavour
 from .base import DECISION_KEY, TENANT_KEY, CohortRouter, Interface, is_asgi_app
 from .registration import watch_wsgi
 from .responses import bad_request_wsgi, maintenance_wsgi
+
+_SERVED_AS_ASGI = (
+    "this CohortRouter is a WSGI app (its versions are WSGI apps or Upstreams) but an ASGI "
+    "server (uvicorn, hypercorn) is calling it: create it with interface='asgi' to serve it "
+    "there, or serve it with a WSGI server (gunicorn)"
+)
+
+
+def _no_start_response(
+    status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None, /
+) -> Callable[[bytes], object]:
+    """The default ``start_response``: only an ASGI server calls the router without one."""
+    raise TypeError(_SERVED_AS_ASGI)
 
 
 class WSGICohortRouter(CohortRouter, interface="wsgi"):
@@ -34,10 +47,16 @@ class WSGICohortRouter(CohortRouter, interface="wsgi"):
                 "leave interface='auto'"
             )
 
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+    def __call__(
+        self, environ: WSGIEnvironment, start_response: StartResponse = _no_start_response
+    ) -> Iterable[bytes]:
+        # start_response's default only lets an ASGI 2 server's one-argument call reach the
+        # check below (free on the hot path: it is never read when a WSGI server passes one).
         try:
             host = environ["HTTP_HOST"]  # a subscript is cheaper than .get() on the hot path
         except KeyError:
+            if "asgi" in environ:  # an ASGI scope (HTTP_HOST is in every WSGI request with Host)
+                raise TypeError(_SERVED_AS_ASGI) from None
             # HTTP/1.0 requests may omit Host; SERVER_NAME is the server's own name then.
             host = (
                 environ.get("SERVER_NAME", "")
