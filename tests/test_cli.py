@@ -315,6 +315,8 @@ def test_explain_json_shape(seeded: str) -> None:
         "version",
         "reason",
         "detail",
+        "backend",
+        "errors",
         "bucket",
         "default",
         "pin",
@@ -326,6 +328,7 @@ def test_explain_json_shape(seeded: str) -> None:
         "hints",
     }
     assert (data["tenant"], data["version"], data["reason"]) == ("qa", NEW, "pin")
+    assert (data["backend"], data["errors"]) == ("pin", [])
     assert data["pin"] == NEW and data["tags"] == [] and data["default"] == OLD
     assert data["maintenance"] is False
     assert data["rollout"]["percent"] == 30.0

@@ -83,6 +83,10 @@ class Chain:
         self.backends: tuple[AssignmentBackend, ...] = _ordered(list(backends))
         #: backend name -> errors and timeouts counted since the start
         self.errors: dict[str, int] = {}
+        #: Warn of a backend's first failure in one line, its traceback only at DEBUG: for the
+        #: command line, which shows the error itself (``explain``, ``status``). Routers keep
+        #: the default, False: the first failure per backend is logged with its traceback.
+        self.quiet = False
         self._logged: set[str] = set()
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
@@ -230,16 +234,19 @@ class Chain:
             first = backend.name not in self._logged
             self._logged.add(backend.name)
         if first:
+            plain = isinstance(exc, TimeoutError | BackendBusyError | UnmountedVersionError)
             log.warning(
                 "cohortroute: assignment backend %r failed (%s); its opinion is skipped and "
-                "the chain goes on. Further errors are only counted "
-                "(router.status()['assign_errors']).",
+                "the chain goes on.%s",
                 backend.name,
                 _describe(exc, backend),
-                exc_info=not isinstance(
-                    exc, TimeoutError | BackendBusyError | UnmountedVersionError
-                ),
+                ""
+                if self.quiet
+                else " Further errors are only counted (router.status()['assign_errors']).",
+                exc_info=not (plain or self.quiet),
             )
+            if self.quiet and not plain:
+                log.debug("assignment backend %r failed", backend.name, exc_info=exc)
 
     def close(self) -> None:
         """Stop waiting for backends still running (their threads end when they return)."""

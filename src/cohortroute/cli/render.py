@@ -143,6 +143,8 @@ def explain_json(explained: Explanation) -> dict[str, Any]:
         "version": decision.version,
         "reason": decision.reason.value,
         "detail": decision.detail,
+        "backend": decision.backend,
+        "errors": list(decision.errors),
         "bucket": decision.bucket,
         "default": explained.policy.default,
         "pin": record.pin,

@@ -19,9 +19,25 @@ from .loader import load_assign
 from .options import Subparsers, add_assign_option, add_command, add_json, positive_int
 
 if TYPE_CHECKING:
-    pass
+    from ..assign.chain import Chain
 
 log = logging.getLogger(__name__)
+
+_AFTER_DETAIL = [key for key, _ in shapes.EXPLAIN.keys].index("detail") + 1
+EXPLAIN = shapes.JsonShape(
+    shapes.EXPLAIN.summary,
+    (
+        *shapes.EXPLAIN.keys[:_AFTER_DETAIL],
+        (
+            "backend",
+            "the assignment backend that decided: `pin`, `tag`, `rollout`, `default`, a custom "
+            "backend's name (with `--assign`) or `override`",
+        ),
+        ("errors", 'the backends that failed and were skipped, each `"name: what went wrong"`'),
+        *shapes.EXPLAIN.keys[_AFTER_DETAIL:],
+    ),
+)
+"""``explain --json``: :data:`shapes.EXPLAIN` with the decision's ``backend`` and ``errors``."""
 
 
 def register(commands: Subparsers) -> None:
@@ -40,7 +56,7 @@ def register(commands: Subparsers) -> None:
     )
     p.add_argument("tenant", metavar="TENANT", help="the tenant, e.g. acme for acme.example.com")
     add_assign_option(p)
-    add_json(p, shapes.EXPLAIN)
+    add_json(p, EXPLAIN)
 
     p = add_command(commands, "history", cmd_history, "the audit log, newest first")
     p.add_argument("tenant", metavar="TENANT", nargs="?", help="only this tenant's entries")
@@ -52,7 +68,7 @@ def register(commands: Subparsers) -> None:
 
 def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
     """Versions, default, tag rules, the rollout, and how many stored tenants are on what."""
-    chain = load_assign(args.assign)  # a bad --assign is a usage error before the store opens
+    chain = _quiet(load_assign(args.assign))  # a bad --assign: a usage error before the store
     store = ctx.store
     policy = store.policy()
     now = ctx.clock.time()
@@ -67,11 +83,19 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK
 
 
+def _quiet(chain: Chain | None) -> Chain | None:
+    """``chain`` warning of a failing backend in one line: the error is in explain's hints
+    (and its ``--json`` ``errors``), so a traceback on stderr would only bury the answer."""
+    if chain is not None:
+        chain.quiet = True
+    return chain
+
+
 def cmd_explain(args: argparse.Namespace, ctx: Context) -> int:
     """Which version a tenant gets, why, and what would change it -- what a router decides."""
     name = check_tenant_name(args.tenant)
     store = ctx.store
-    chain = load_assign(args.assign)
+    chain = _quiet(load_assign(args.assign))
     explained = explaining.explain(
         store.policy(), store.tenant(name), now=ctx.clock.time(), command=ctx.command(), chain=chain
     )

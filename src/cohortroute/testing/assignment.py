@@ -69,7 +69,7 @@ def check_assignment_backend(
         now = time.time()
         query = Query(tenant, TenantRecord(tenant), state, state.rollout, versions[0], now, view)
         asked = f"{tenant!r}" if view is None else f"{tenant!r} and {view!r}"
-        first = backend.assign(query)
+        first = _ask(backend, query, asked)
         if first is not None and not isinstance(first, Assignment):
             raise AssertionError(
                 f"assign() for {asked} returned {first!r}: return an Assignment or None"
@@ -78,7 +78,7 @@ def check_assignment_backend(
             raise AssertionError(
                 f"assign() for {asked} named {first.version!r}, not one of {list(versions)}"
             )
-        again = backend.assign(query)
+        again = _ask(backend, query, asked)
         if again != first:
             rule = (
                 "a backend must be deterministic until its ttl runs out"
@@ -93,6 +93,20 @@ def check_assignment_backend(
         _check_requests_in_a_router(backend, names, versions, views)
     else:
         _check_in_a_router(backend, names, versions)
+
+
+def _ask(backend: AssignmentBackend, query: Query, asked: str) -> object:
+    """``backend``'s answer to ``query``; an AssertionError naming the backend, the query and
+    the error when it raises (a router would skip it, losing its opinion on every such query)."""
+    try:
+        return backend.assign(query)
+    except Exception as exc:
+        rollout = "no rollout" if query.rollout is None else f"rollout of {query.rollout.candidate}"
+        raise AssertionError(
+            f"assignment backend {backend.name!r} raised {type(exc).__name__}: {exc} when asked "
+            f"about {asked} (default {query.default!r}, {rollout}): it must answer an "
+            "Assignment or None; a router skips a backend that raises, so its opinion is lost"
+        ) from exc
 
 
 @dataclass
