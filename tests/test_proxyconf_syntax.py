@@ -26,7 +26,10 @@ def _written(tmp_path: Path, kind: str, prg: bool = False) -> tuple[Path, str]:
     map_path = tmp_path / f"{kind}.map"
     setup = ProxySetup(("example.com", "shop.test"), POOLS, str(map_path), "127.0.0.1:18080")
     module = {"nginx": nginx, "haproxy": haproxy, "apache": apache}[kind]
-    map_path.write_text(module.map_file(Table.build(decider)))
+    table = Table.build(decider)
+    map_path.write_text(module.map_file(table))
+    if module is nginx:
+        Path(nginx.sizes_path(str(map_path))).write_text(nginx.sizes_file(table))
     decider.close()
     if prg:
         text = apache.config(setup, [bin_path("cohortroute"), "proxy", "prg", "--domain", "x"])

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
+import shutil
 import signal
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from ..errors import CohortRouteError
 from .context import EXIT_OK, Context, UsageError
 from .options import Subparsers, add_command, add_group
 
@@ -131,6 +135,12 @@ def register(commands: Subparsers) -> None:
     )
     p = add_command(group, "prg", _cmd_prg, "Apache's RewriteMap prg: program (host in, pool out)")
     _routing_options(p)
+    p.add_argument(
+        "--store-file",
+        metavar="PATH",
+        help="read the store URL from this file (`proxy apache --prg` writes one, mode 0600, "
+        "so a password is not on the command line or in Apache's configuration)",
+    )
 
 
 def _decider(args: argparse.Namespace, ctx: Context) -> Any:
@@ -155,71 +165,154 @@ def _until_signalled(run: Callable[[threading.Event], None]) -> None:
     run(stop)
 
 
+def _writable(path: str, option: str) -> None:
+    """Refuse, before anything is printed or written, a file that cannot be written there."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise UsageError(f"{option} {path}: the directory {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise UsageError(f"{option} {path}: the directory {directory} is not writable")
+
+
+def _reload_command(text: str) -> list[str]:
+    """``--reload-command`` as argv, its program found now (on PATH, else in the sbin
+    directories where nginx is for a user without them on PATH): a typo is a usage error."""
+    words = shlex.split(text)
+    if not words:
+        raise UsageError("--reload-command is empty: give e.g. 'nginx -s reload'")
+    found = shutil.which(words[0])
+    if found is None and "/" not in words[0]:
+        found = shutil.which(words[0], path=os.pathsep.join(_SBIN))
+    if found is None:
+        raise UsageError(
+            f"--reload-command {text!r}: {words[0]!r} is not an executable program on PATH "
+            f"or in {', '.join(_SBIN)}; give its full path, e.g. "
+            "--reload-command '/usr/sbin/nginx -s reload' or 'systemctl reload nginx'"
+        )
+    return [found, *words[1:]]
+
+
+_SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+
+
+def _listen(args: argparse.Namespace) -> str:
+    from ..proxyconf.options import split_host_port, url_host
+
+    host, port = split_host_port(args.listen, "--listen", port_alone=True)
+    return f"{url_host(host)}:{port}" if host else str(port)
+
+
+def _prg_program(args: argparse.Namespace, ctx: Context) -> list[str]:
+    """The ``proxy prg`` command line Apache runs. The store URL (which may hold a password)
+    is not on it: it is in a file only its owner reads (0600), next to the map."""
+    from ..proxyconf.watch import write_atomically
+
+    url_file = f"{args.map_path}.store"
+    url = ctx.store_url or ""
+    ctx.store.revision()  # the URL works: a wrong one is said now, not by Apache's error log
+    write_atomically(url_file, url + "\n", mode=0o600)
+    program = [sys.executable, "-m", "cohortroute", "proxy", "prg", "--store-file", url_file]
+    for option, values in (("--domain", args.domains), ("--upstream", args.upstreams)):
+        for value in values:
+            program += [option, value]
+    return program
+
+
 def _cmd_config(args: argparse.Namespace, ctx: Context) -> int:
     from ..proxyconf import apache, haproxy, nginx
-    from ..proxyconf.options import ProxySetup
+    from ..proxyconf.options import ProxySetup, split_host_port
     from ..proxyconf.watch import HAProxyRuntime, Notify, Watch, reload_command
 
-    decider = _decider(args, ctx)
-    module: Any = {"nginx": nginx, "apache": apache, "haproxy": haproxy}[args.format]
-    setup = ProxySetup(tuple(decider.domains), decider.pools, args.map_path, args.listen)
-    if args.format == "apache" and args.prg:
-        program = [sys.executable, "-m", "cohortroute", "--store", ctx.store_url or ""]
-        program += ["proxy", "prg"]
-        for option, values in (("--domain", args.domains), ("--upstream", args.upstreams)):
-            for value in values:
-                program += [option, value]
-        fragment = apache.config(setup, program)
-    elif args.format == "nginx" and args.decide:
-        fragment = nginx.config(setup, args.decide)
-    else:
-        fragment = module.config(setup)
+    listen = _listen(args)
+    _writable(args.map_path, "--map")
     if args.config_path:
-        from ..proxyconf.watch import write_atomically
-
-        write_atomically(args.config_path, fragment)
-    else:
-        ctx.out.write(fragment)
+        _writable(args.config_path, "--config")
     notify: Notify | None = None
-    if args.watch and args.format == "nginx":
-        notify = reload_command(shlex.split(args.reload_command))
-    if args.watch and args.format == "haproxy" and args.runtime_api:
-        runtime = HAProxyRuntime(args.runtime_api, args.map_path)
-        notify = runtime.apply
-    watch = Watch(decider, module.map_file, args.map_path, notify=notify, interval=args.interval)
+    if args.watch and args.format == "nginx" and not args.decide:
+        notify = reload_command(_reload_command(args.reload_command))
+    if getattr(args, "decide", None):
+        split_host_port(args.decide, "--decide")
+    decider = _decider(args, ctx)
     try:
-        watch.step()
-        if args.watch:
-            ctx.err.write(f"watching the store; the map is {args.map_path} (Ctrl-C stops)\n")
-            ctx.err.flush()
-            _until_signalled(watch.run)
+        module: Any = {"nginx": nginx, "apache": apache, "haproxy": haproxy}[args.format]
+        setup = ProxySetup(tuple(decider.domains), decider.pools, args.map_path, listen)
+        also: list[tuple[str, Callable[[Any], str]]] = []
+        if args.format == "apache" and args.prg:
+            fragment = apache.config(setup, _prg_program(args, ctx))
+        elif args.format == "nginx" and args.decide:
+            fragment = nginx.config(setup, args.decide)
+        else:
+            fragment = module.config(setup)
+            if args.format == "nginx":
+                also.append((nginx.sizes_path(args.map_path), nginx.sizes_file))
+        if args.watch and args.format == "haproxy" and args.runtime_api:
+            notify = HAProxyRuntime(args.runtime_api, args.map_path).apply
+        watch = Watch(
+            decider,
+            module.map_file,
+            args.map_path,
+            notify=notify,
+            also=also,
+            interval=args.interval,
+        )
+        if args.config_path:
+            _write(args.config_path, fragment)
+        else:
+            ctx.out.write(fragment)
+        if not args.watch:
+            _write_step(watch)
+            return EXIT_OK
+        watch.try_step()  # a proxy not up yet is said and retried, as every later step
+        ctx.err.write(f"watching the store; the map is {args.map_path} (Ctrl-C stops)\n")
+        ctx.err.flush()
+        _until_signalled(watch.run)
     finally:
         decider.close()
     return EXIT_OK
+
+
+def _write(path: str, text: str) -> None:
+    from ..proxyconf.watch import write_atomically
+
+    try:
+        write_atomically(path, text)
+    except OSError as exc:
+        raise CohortRouteError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _write_step(watch: Any) -> None:
+    try:
+        watch.step()
+    except OSError as exc:
+        raise CohortRouteError(f"cannot write the map {watch.map_path}: {exc}") from None
 
 
 def _cmd_decide(args: argparse.Namespace, ctx: Context) -> int:
     from werkzeug.serving import WSGIRequestHandler, make_server
 
     from ..proxyconf.endpoint import DecisionEndpoint
+    from ..proxyconf.options import split_host_port, url_host
 
+    host, port = split_host_port(args.listen, "--listen")
     decider = _decider(args, ctx)
-    host, _, port = args.listen.rpartition(":")
-    if not port.isdigit():
-        raise UsageError(f"--listen {args.listen!r}: give HOST:PORT, e.g. 127.0.0.1:8090")
 
     class QuietHandler(WSGIRequestHandler):
         def log_request(self, *args: Any, **kwargs: Any) -> None:
             pass  # a line per lookup costs more than the lookup, and says nothing new
 
-    server = make_server(
-        host or "127.0.0.1",
-        int(port),
-        DecisionEndpoint(decider, args.host_header),
-        threaded=True,
-        request_handler=QuietHandler,
-    )
-    ctx.err.write(f"decision endpoint on http://{args.listen}/ (Ctrl-C stops)\n")
+    try:
+        server = make_server(
+            host,
+            port,
+            DecisionEndpoint(decider, args.host_header),
+            threaded=True,
+            request_handler=QuietHandler,
+        )
+    except OSError as exc:
+        decider.close()
+        message = f"--listen {args.listen}: cannot listen there ({exc.strerror or exc})"
+        raise UsageError(message) from None
+    ctx.err.write(f"decision endpoint on http://{url_host(host)}:{port}/ (Ctrl-C stops)\n")
     ctx.err.flush()
 
     def serve(stop: threading.Event) -> None:
@@ -239,6 +332,11 @@ def _cmd_decide(args: argparse.Namespace, ctx: Context) -> int:
 def _cmd_prg(args: argparse.Namespace, ctx: Context) -> int:
     from ..proxyconf.prg import serve
 
+    if args.store_file:
+        try:
+            ctx.store_url = Path(args.store_file).read_text().strip()
+        except OSError as exc:
+            raise UsageError(f"--store-file {args.store_file}: {exc.strerror or exc}") from None
     decider = _decider(args, ctx)
     try:
         serve(decider, sys.stdin, ctx.out)

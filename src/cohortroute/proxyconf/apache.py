@@ -45,13 +45,9 @@ def config(setup: ProxySetup, prg_command: list[str] | None = None) -> str:
     out = [
         comment("apache"),
         "# Needs mod_rewrite, mod_headers, mod_proxy, mod_proxy_http, mod_proxy_balancer,",
-        "# mod_lbmethod_byrequests. The first virtual host on the port is the default one.",
-        "",
-        f"<VirtualHost *:{port}>",
-        "    ServerName cohortroute-unknown-host.invalid",
-        "    RewriteEngine On",
-        "    RewriteRule ^ - [R=400,L]",
-        "</VirtualHost>",
+        "# mod_lbmethod_byrequests. It is the first (default) virtual host on the port: any",
+        "# Host arrives here, and what the router refuses (a host under no domain, a malformed",
+        "# one) is answered 400; an IP literal gets the default pool, as from the router.",
         "",
         f"<VirtualHost *:{port}>",
         f"    ServerName {domain}",
@@ -66,11 +62,15 @@ def config(setup: ProxySetup, prg_command: list[str] | None = None) -> str:
         out.append(f'    <Proxy "balancer://{pool_name(version)}">  # version {version}')
         out += [_member(address) for address in servers]
         out.append("    </Proxy>")
-    host = r"RewriteCond %{HTTP_HOST} ^([^:]+?)\.?(:[0-9]+)?$"
+    host = r"RewriteCond %{HTTP_HOST} ^(\[[^]]*\]|[^:]+?)\.?(:[0-9]+)?$"
     out += [
         "    RewriteEngine On",
         "    RewriteMap lc int:tolower",
         f'    RewriteMap cohortroute "{source}"',
+        "    # The Host as the router validates it (labels, one trailing dot, the port), under",
+        "    # a domain or an IP literal; anything else is 400.",
+        f'    RewriteCond %{{HTTP_HOST}} "!{setup.host_pattern()}" [NC]',
+        "    RewriteRule ^ - [R=400,L]",
         f"    {host}",
         "    RewriteCond ${lc:%1} ^(.*)$",
         f"    RewriteCond {lookup} ^{BAD_HOST}$",
@@ -83,7 +83,13 @@ def config(setup: ProxySetup, prg_command: list[str] | None = None) -> str:
         f"    {host}",
         "    RewriteCond ${lc:%1} ^(.*)$",
         f"    RewriteCond {lookup} ^(cohortroute_[A-Za-z0-9_]+)$",
-        '    RewriteRule ^/?(.*)$ "balancer://%1/$1" [P,L,NE]',
+        "    RewriteRule ^ - [E=COHORTROUTE_POOL:%1]",
+        "    # The path as the client sent it (%{THE_REQUEST}), still percent-encoded: $1 of a",
+        "    # RewriteRule is decoded, and %20, %23 or %C3%A9 would not reach the build. The query",
+        "    # string is passed on unchanged.",
+        '    RewriteCond "%{ENV:COHORTROUTE_POOL} %{THE_REQUEST}" '
+        '"^(cohortroute_[A-Za-z0-9_]+) [^ ]+ /([^ ?]*)"',
+        '    RewriteRule ^ "balancer://%1/%2" [P,L,NE]',
         "</VirtualHost>",
     ]
     return "\n".join(out) + "\n"

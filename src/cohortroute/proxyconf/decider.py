@@ -21,6 +21,7 @@ from ..errors import ConfigurationError
 from ..router import CohortRouter
 from ..store.base import Store
 from ..tenancy import DEFAULT_RESERVED
+from .options import check_server
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class Pools:
                 raise ConfigurationError(
                     f"--upstream {spec!r}: give host:port or unix:/path, without a scheme"
                 )
+            check_server(address)
             servers.setdefault(version, []).append(address)
         if not servers:
             raise ConfigurationError("give each version's servers: --upstream VERSION=ADDRESS")
@@ -68,6 +70,18 @@ class Pools:
     @property
     def versions(self) -> list[str]:
         return list(self.servers)
+
+
+def check_versions(store: Store, pools: Pools) -> None:
+    """Refuse an ``--upstream`` for a version the store does not know (a typo, a wrong case),
+    naming the known ones: such a pool would never be chosen, and its version never served."""
+    known = sorted(store.policy().versions)
+    unknown = [version for version in pools.versions if version not in known]
+    if unknown:
+        raise ConfigurationError(
+            f"--upstream names {', '.join(map(repr, unknown))}, not a version in the store; "
+            f"the known versions are: {', '.join(known) or '(none: register them first)'}"
+        )
 
 
 def _answer(version: str) -> Any:
@@ -114,6 +128,9 @@ class Decider:
     ) -> None:
         self.pools = pools
         self.domains = [domain.lower().strip(".") for domain in domains]
+        opened = store if isinstance(store, Store) else None
+        if opened is not None:
+            check_versions(opened, pools)
         self.router: Any = CohortRouter(
             apps={version: _answer(version) for version in pools.versions},
             domains=self.domains,
@@ -124,6 +141,13 @@ class Decider:
             register_tenants=False,
             lookup_timeout=1.0,  # off the request path: a slow store may take its time
         )
+
+        if opened is None:
+            try:
+                check_versions(self.store, pools)
+            except BaseException:
+                self.router.close()
+                raise
 
     @property
     def store(self) -> Store:

@@ -44,8 +44,14 @@ def config(setup: ProxySetup) -> str:
         "    http-request del-header X-Cohortroute-Reason",
         "    http-request set-var(txn.cr_host) req.hdr(host),field(1,:),lower,regsub(\\.$,)",
         f"    acl cr_ours var(txn.cr_host) -m reg {pattern}",
+        # The whole Host as the router validates it; single quotes: no backslash processing.
+        f"    acl cr_valid req.hdr(host) -m reg -i '{setup.host_pattern(ips=False)}'",
+        f"    acl cr_ip req.hdr(host) -m reg -i '{setup.ip_pattern()}'",
         "    http-request return status 400 content-type text/plain string "
-        '"host is not under any domain this server is configured for" unless cr_ours',
+        '"host is not under any domain this server is configured for" '
+        "unless cr_ours or cr_ip",
+        "    http-request return status 400 content-type text/plain string "
+        '"invalid Host" unless cr_valid or cr_ip',
         f"    http-request set-var(txn.cr_pool) var(txn.cr_host),map({map_path})",
         f"    http-request set-var(txn.cr_pool) str({DEFAULT_KEY}),map({map_path}) "
         "unless { var(txn.cr_pool) -m found }",

@@ -1,7 +1,10 @@
 """nginx: a ``map $host`` whose entries are an included file, one ``upstream`` per version.
 
 The map file holds the default too (``default pool;``), so a ``finalize`` that changes the
-default is one rewrite and a graceful ``nginx -s reload`` away, like a pin.
+default is one rewrite and a graceful ``nginx -s reload`` away, like a pin. A second file next
+to it (:func:`sizes_path`) sets ``map_hash_bucket_size`` and ``map_hash_max_size`` for the map
+as it is now: nginx's defaults (64 bytes, 2048) refuse one 63-character tenant label and warn
+for a few thousand tenants, and the watch rewrites it before the map whenever they must grow.
 """
 
 from __future__ import annotations
@@ -19,6 +22,37 @@ def map_file(table: Table) -> str:
     """The included map entries: ``default pool;`` then ``host pool;`` per known tenant."""
     lines = [comment("nginx"), f"# store revision {table.revision}", f"default {table.default};"]
     lines += [f"{host} {pool};" for host, pool in sorted(table.hosts.items())]
+    return "\n".join(lines) + "\n"
+
+
+_IP_NAMES = r"~^[0-9.]+$ ~^\[[0-9a-f:.]+\]$"
+
+
+def sizes_path(map_path: str) -> str:
+    """The file of ``map_hash_*`` directives the fragment includes, next to the map."""
+    return f"{map_path}.sizes"
+
+
+def _power_of_two(at_least: int) -> int:
+    return 1 << max(0, at_least - 1).bit_length()
+
+
+def hash_sizes(table: Table) -> tuple[int, int]:
+    """(bucket size, max size) for nginx to build the map's hash at once, without a warning.
+
+    A bucket holds at least two of the longest entries (nginx: a pointer plus the key and two
+    bytes rounded up to 8, and a pointer ending the bucket); the table may have twice as many
+    buckets as entries. Both are powers of two, so they change seldom as tenants come.
+    """
+    longest = max((len(host) for host in table.hosts), default=0)
+    entry = 8 + (longest + 2 + 7) // 8 * 8
+    return max(128, _power_of_two(2 * entry + 8)), max(2048, _power_of_two(2 * len(table.hosts)))
+
+
+def sizes_file(table: Table) -> str:
+    """The directives of :func:`sizes_path`, included in ``http {}`` before the map."""
+    bucket, size = hash_sizes(table)
+    lines = [comment("nginx"), f"map_hash_bucket_size {bucket};", f"map_hash_max_size {size};"]
     return "\n".join(lines) + "\n"
 
 
@@ -78,7 +112,15 @@ def config(setup: ProxySetup, decide: str | None = None) -> str:
     endpoint at that ``host:port``), the upstreams and two servers (400 and routing)."""
     out = [comment("nginx"), "# Include it in the http {} block (conf.d/ does).", ""]
     if decide is None:
-        out += ["map $host $cohortroute_pool {", f"    include {setup.map_path};", "}", ""]
+        out += [
+            "# map_hash_bucket_size and map_hash_max_size, sized for the map (set them nowhere",
+            "# else in http {}: nginx refuses a second one; they suit any other map too).",
+            f"include {sizes_path(setup.map_path)};",
+            "map $host $cohortroute_pool {",
+            f"    include {setup.map_path};",
+            "}",
+            "",
+        ]
     for version, servers in setup.pools.servers.items():
         out.append(f"upstream {pool_name(version)} {{  # version {version}")
         out += [f"    server {_server(address)};" for address in servers]
@@ -94,7 +136,12 @@ def config(setup: ProxySetup, decide: str | None = None) -> str:
         "",
         "server {",
         f"    listen {setup.listen};",
-        f"    server_name {names};",
+        f"    server_name {names} {_IP_NAMES};  # IP hosts: the default, as the router",
+        "    # The Host as the router validates it (labels, one trailing dot, the port): any",
+        "    # other spelling is 400 here as there.",
+        f'    if ($http_host !~* "{setup.host_pattern()}") {{',
+        '        return 400 "invalid Host\\n";',
+        "    }",
         *_location(setup, decide),
         "}",
     ]

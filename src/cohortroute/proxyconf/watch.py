@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .._clock import SYSTEM, Clock
-from ..errors import ConfigurationError
+from ..errors import CohortRouteError, ConfigurationError
 from .decider import Decider
 from .table import Table
 
@@ -31,17 +31,19 @@ log = logging.getLogger(__name__)
 Notify = Callable[[Table], object]
 
 
-def write_atomically(path: str, text: str) -> bool:
-    """Replace ``path`` with ``text`` in one rename; False when it already held exactly that."""
+def write_atomically(path: str, text: str, mode: int = 0o644) -> bool:
+    """Replace ``path`` with ``text`` in one rename; False when it already held exactly that.
+
+    ``mode`` is the file's permissions (0o600 for a file holding a secret)."""
     target = Path(path)
     with contextlib.suppress(OSError):
-        if target.read_text() == text:
+        if target.read_text() == text and target.stat().st_mode & 0o777 == mode:
             return False
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     try:
         with os.fdopen(handle, "w") as stream:
             stream.write(text)
-        os.chmod(temporary, 0o644)
+        os.chmod(temporary, mode)
         os.replace(temporary, target)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -54,7 +56,11 @@ def reload_command(command: Sequence[str]) -> Notify:
     """Run ``command`` (e.g. ``nginx -s reload``) after each change; a failure is logged."""
 
     def notify(table: Table) -> None:
-        result = subprocess.run(list(command), capture_output=True, text=True, check=False)
+        try:
+            result = subprocess.run(list(command), capture_output=True, text=True, check=False)
+        except OSError as exc:  # not found, not executable: said, and tried at the next change
+            log.error("%s could not run: %s", " ".join(command), exc)
+            return
         if result.returncode != 0:
             log.error("%s failed (%d): %s", " ".join(command), result.returncode, result.stderr)
 
@@ -88,7 +94,11 @@ class HAProxyRuntime:
             target = (host, int(port))
         with sock:
             sock.settimeout(self.timeout)
-            sock.connect(target)
+            try:
+                sock.connect(target)
+            except OSError as exc:  # not up yet, or the wrong address: the watch retries
+                reason = exc.strerror or str(exc)
+                raise ConnectionError(f"HAProxy runtime API {self.address}: {reason}") from None
             sock.sendall(text.encode() + b"\n")
             chunks = []
             while chunk := sock.recv(65536):
@@ -123,7 +133,10 @@ class HAProxyRuntime:
 
 
 class Watch:
-    """Rewrites ``map_path`` with ``render(table)`` whenever decisions change; calls ``notify``."""
+    """Rewrites ``map_path`` with ``render(table)`` whenever decisions change; calls ``notify``.
+
+    ``also`` names more files rendered from the same table (nginx's hash sizes), written first.
+    """
 
     def __init__(
         self,
@@ -132,6 +145,7 @@ class Watch:
         map_path: str,
         *,
         notify: Notify | None = None,
+        also: Sequence[tuple[str, Callable[[Table], str]]] = (),
         interval: float = 1.0,
         rebuild_every: float = 30.0,
         clock: Clock = SYSTEM,
@@ -142,11 +156,14 @@ class Watch:
         self.render = render
         self.map_path = map_path
         self.notify = notify
+        self.also = tuple(also)
         self.interval = interval
         self.rebuild_every = rebuild_every
         self.clock = clock
         self._revision: int | None = None
         self._built_at = float("-inf")
+        self._unnotified = False  # the last notify failed: try it again at the next step
+        self._failing: str | None = None  # the last step's error, while they fail
         self.table: Table | None = None
 
     def step(self) -> bool:
@@ -154,25 +171,55 @@ class Watch:
         now = self.clock.monotonic()
         revision = self.decider.store.revision()
         if revision == self._revision and now - self._built_at < self.rebuild_every:
+            if self._unnotified and self.table is not None:
+                self._notify(self.table)
             return False
         table = Table.build(self.decider)
         self._revision, self._built_at = revision, now
-        changed = write_atomically(self.map_path, self.render(table))
+        changed = False
+        for path, render in self.also:  # what the map needs (nginx's hash sizes) goes first
+            changed = write_atomically(path, render(table)) or changed
+        changed = write_atomically(self.map_path, self.render(table)) or changed
         first = self.table is None
         self.table = table
-        if (changed or first) and self.notify is not None:
-            self.notify(table)
+        if changed or first or self._unnotified:
+            self._notify(table)
         if changed:
             log.info(
                 "map %s: %d hosts (store revision %d)", self.map_path, len(table.hosts), revision
             )
         return changed
 
+    def _notify(self, table: Table) -> None:
+        """Tell the proxy; when that fails (HAProxy's socket not up yet) the next step retries."""
+        if self.notify is None:
+            return
+        self._unnotified = True
+        self.notify(table)
+        self._unnotified = False
+
     def run(self, stop: threading.Event) -> None:
         """Step every ``interval`` until ``stop`` is set; a failing step is logged and retried."""
         while not stop.is_set():
-            try:
-                self.step()
-            except Exception:
-                log.exception("updating the proxy map %s failed; retrying", self.map_path)
+            self.try_step()
             stop.wait(self.interval)
+
+    def try_step(self) -> bool:
+        """:meth:`step`, with a failure logged (one line for the expected ones) instead of
+        raised: a proxy not up yet or a store briefly away must not end a watch."""
+        try:
+            changed = self.step()
+        except (OSError, CohortRouteError) as exc:
+            message = str(exc)
+            if message != self._failing:  # said once, not every interval
+                log.error("updating the proxy map %s failed, retrying: %s", self.map_path, exc)
+            self._failing = message
+        except Exception as exc:
+            log.exception("updating the proxy map %s failed; retrying", self.map_path)
+            self._failing = str(exc)
+        else:
+            if self._failing is not None:
+                log.warning("the proxy map %s is up to date again", self.map_path)
+            self._failing = None
+            return changed
+        return False
