@@ -130,6 +130,18 @@ def test_a_chain_that_cannot_work_is_refused_with_what_to_do(
         Chain(backends)
 
 
+@pytest.mark.parametrize("attr", ["ttl", "timeout"])
+def test_a_backend_without_ttl_or_timeout_is_told_the_attribute_is_missing(attr: str) -> None:
+    declared = {"name": "bare", "ttl": None, "timeout": None, "assign": lambda self, query: None}
+    del declared[attr]
+    bare = type("Bare", (), declared)()
+    with pytest.raises(ConfigurationError) as refused:
+        Chain([bare])
+    message = str(refused.value)
+    assert f"assignment backend 'bare' has no `{attr}` attribute" in message
+    assert "missing" not in message
+
+
 def test_an_answer_is_cached_with_the_host_until_its_ttl_runs_out() -> None:
     clock = ManualClock()
     plan = Fixed("plan-tier", {"acme": "v2"}, ttl=30)

@@ -80,6 +80,7 @@ DOCUMENTED = [
     ("cohortroute.guard", "GuardConfig"),
     ("cohortroute.tickets", "open_ticket"),
     ("cohortroute.tickets.webhook", "TicketWebhook"),
+    ("cohortroute.changes", "set_visitor_sample"),
     ("cohortroute.store", "Store"),
     ("cohortroute.store", "StateReader"),
     ("cohortroute.store", "Mutation"),

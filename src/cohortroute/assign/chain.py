@@ -340,7 +340,12 @@ def _check(backend: object) -> None:
     if not callable(getattr(backend, "assign", None)):
         raise ConfigurationError(f"assignment backend {name!r} has no assign(query) method")
     for attr in ("ttl", "timeout"):
-        value = getattr(backend, attr, "missing")
+        if not hasattr(backend, attr):
+            raise ConfigurationError(
+                f"assignment backend {name!r} has no `{attr}` attribute: give it one, None or a "
+                "number of seconds >= 0 (see docs/assignment.md, Writing a backend)"
+            )
+        value = getattr(backend, attr)
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, int | float) or value < 0
         ):
