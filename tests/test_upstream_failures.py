@@ -262,3 +262,115 @@ def test_a_wsgi_router_served_by_uvicorn_says_to_pass_interface_asgi(
     errors = [r for r in caplog.records if r.exc_info is not None]
     assert errors, "uvicorn logs the application's exception"
     assert "create it with interface='asgi'" in str(errors[-1].exc_info[1])  # type: ignore[index]
+
+
+# --- websockets under asyncio and trio ---------------------------------------------------------
+
+
+async def closing_build(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Echoes each message with the tenant the router named; "bye" closes with code 4001."""
+    await receive()
+    await send({"type": "websocket.accept", "subprotocol": scope["subprotocols"][0]})
+    tenant = dict(scope["headers"])[b"x-cohortroute-tenant"].decode()
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if message.get("text") == "bye":
+            await send({"type": "websocket.close", "code": 4001})
+            return
+        if message.get("text") is not None:
+            await send({"type": "websocket.send", "text": f"{tenant}: {message['text']}"})
+        else:
+            await send({"type": "websocket.send", "bytes": message["bytes"][::-1]})
+
+
+def ws_talk(router: Any, upstream: Upstream, event_loop: str, said: list[Any]) -> list[Any]:
+    """Open a websocket through ``router`` on ``event_loop``, say each of ``said`` (text or
+    bytes) and collect what comes back: the accept (or refusal), then one message per piece
+    said; the last piece said is answered by a close when it is "bye"."""
+    scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "scheme": "ws",
+        "path": "/ws",
+        "raw_path": b"/ws",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"acme.example.com")],
+        "subprotocols": ["chat"],
+        "client": ("10.0.0.9", 5000),
+    }
+    seen: list[Any] = []
+
+    async def run() -> None:
+        to_app, app_in = anyio.create_memory_object_stream[dict[str, Any]](10)
+        app_out, from_app = anyio.create_memory_object_stream[dict[str, Any]](10)
+        async with to_app, app_in, app_out, from_app, anyio.create_task_group() as group:
+            group.start_soon(router, scope, app_in.receive, app_out.send)
+            await to_app.send({"type": "websocket.connect"})
+            with anyio.fail_after(5):
+                seen.append(await from_app.receive())
+                if seen[0]["type"] == "websocket.accept":
+                    for piece in said:
+                        key = "text" if isinstance(piece, str) else "bytes"
+                        await to_app.send({"type": "websocket.receive", key: piece})
+                        seen.append(await from_app.receive())
+                    if seen[-1]["type"] != "websocket.close":
+                        await to_app.send({"type": "websocket.disconnect", "code": 1000})
+        await upstream.asgi().aclose()
+
+    anyio.run(run, backend=event_loop)
+    return seen
+
+
+@pytest.mark.parametrize("event_loop", LOOPS)
+@pytest.mark.parametrize("over", ["tcp", "unix"])
+def test_websockets_are_relayed_both_ways_under_both_event_loops(
+    event_loop: str, over: str, tmp_path: Path
+) -> None:
+    unix = str(tmp_path / "ws.sock") if over == "unix" else None
+    with serving(closing_build, unix_path=unix) as url:
+        upstream = Upstream(url)
+        router = make(upstream, asgi=True)
+        seen = ws_talk(router, upstream, event_loop, ["hello", b"\x00\x01" * 40_000, "bye"])
+        router.close()
+    assert (seen[0]["type"], seen[0]["subprotocol"]) == ("websocket.accept", "chat")
+    assert seen[1] == {"type": "websocket.send", "text": "acme: hello"}
+    assert seen[2] == {"type": "websocket.send", "bytes": b"\x01\x00" * 40_000}
+    assert seen[3] == {"type": "websocket.close", "code": 4001}  # the build's code, passed on
+
+
+@pytest.mark.parametrize("event_loop", LOOPS)
+def test_a_websocket_to_a_down_build_is_closed_with_1014_without_the_extension(
+    event_loop: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream = Upstream(f"http://127.0.0.1:{free_port()}")
+    router = make(upstream, asgi=True)
+    with caplog.at_level(logging.WARNING):
+        seen = ws_talk(router, upstream, event_loop, [])
+    router.close()
+    assert seen == [{"type": "websocket.close", "code": 1014}]
+    assert "refused the connection" in caplog.text
+
+
+async def refusing_build(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Closes every websocket before accepting it (uvicorn answers the handshake with 403)."""
+    await receive()
+    await send({"type": "websocket.close", "code": 1000})
+
+
+@pytest.mark.parametrize("event_loop", LOOPS)
+def test_a_websocket_the_build_refuses_is_closed_with_1014_and_logged_as_refused(
+    event_loop: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with serving(refusing_build) as url:
+        upstream = Upstream(url)
+        router = make(upstream, asgi=True)
+        with caplog.at_level(logging.WARNING):
+            seen = ws_talk(router, upstream, event_loop, [])
+        router.close()
+    assert seen == [{"type": "websocket.close", "code": 1014}]
+    assert "refused the websocket handshake (server rejected WebSocket connection: HTTP 403)" in (
+        caplog.text
+    )

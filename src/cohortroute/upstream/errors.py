@@ -52,6 +52,8 @@ def why(exc: BaseException) -> tuple[int, str]:
         isinstance(e, OSError) and e.errno == errno.ECONNREFUSED for e in chain
     ):
         return 502, "refused the connection (is its server running, on that port or socket?)"
+    if type(exc).__module__.startswith("websockets"):  # InvalidStatus, InvalidMessage...
+        return 502, f"refused the websocket handshake ({exc})"
     if isinstance(exc, httpx.ConnectError | OSError):
         return 502, f"could not be connected to ({type(exc).__name__})"
     if isinstance(exc, httpx.TransportError):
