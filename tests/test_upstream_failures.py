@@ -374,3 +374,33 @@ def test_a_websocket_the_build_refuses_is_closed_with_1014_and_logged_as_refused
     assert "refused the websocket handshake (server rejected WebSocket connection: HTTP 403)" in (
         caplog.text
     )
+
+
+def test_closing_from_another_thread_closes_a_trio_loops_pool_on_that_loop() -> None:
+    with serving(echo_build("v2")) as url:
+        upstream = Upstream(url)
+        router = make(upstream, asgi=True)
+        closed: list[bool] = []
+
+        async def run() -> None:
+            sent: list[dict[str, Any]] = []
+
+            async def receive() -> dict[str, Any]:
+                return {"type": "http.request", "body": b"", "more_body": False}
+
+            async def send(message: dict[str, Any]) -> None:
+                sent.append(message)
+
+            await router(http_scope(), receive, send)
+            client = upstream.asgi().client()
+            await anyio.to_thread.run_sync(router.close)  # as a server's other thread would
+            for _ in range(1000):  # checkpoints, not sleeps: the loop runs the closing task
+                if client.is_closed:
+                    break
+                await anyio.sleep(0)
+            closed.append(client.is_closed)
+            assert sent[0]["status"] == 200
+
+        anyio.run(run, backend="trio")
+    assert closed == [True]
+    assert len(upstream.asgi()._clients) == 0

@@ -96,6 +96,7 @@ class Upstream:
 
     :param url: ``http://127.0.0.1:8001``, ``https://build-2.internal`` or
         ``unix:/run/shop-2026.12.sock``; a path after the port is prefixed to every request.
+        A port outside 1-65535 or a ``user:password@`` is refused (ConfigurationError).
     :param connect_timeout: seconds to wait for a connection (then 504).
     :param read_timeout: seconds to wait for each piece of the response, headers included
         (then 504 before the headers; after them the response is cut off).
