@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import os
+import socket
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigurationError, ListenError
@@ -66,18 +68,40 @@ def build_app(store: Store, host: str) -> AdminApp:
     return AdminApp(store, anonymous=OPERATOR, hosts=loopback)
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """Bind and listen on ``host:port`` ourselves: werkzeug's own bind prints its message and
+    calls ``sys.exit(1)`` on a taken port, where the CLI says why in one line and exits 2."""
+    from werkzeug.serving import get_sockaddr, select_address_family
+
+    where = f"{host}:{port}"
+    family = select_address_family(host, port)
+    try:
+        return socket.create_server(get_sockaddr(host, port, family), family=family, backlog=128)
+    except OSError as exc:
+        if isinstance(exc, socket.gaierror) or (exc.errno or 0) < 0:  # name resolution failed
+            reason = f"unknown host {host!r}"
+            advice = "try --host 127.0.0.1"
+        else:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            advice = "try --port (another number; 0 picks a free one)"
+        raise ListenError(f"cannot listen on {where}: {reason}; {advice}") from exc
+
+
 def cmd_admin(args: argparse.Namespace, ctx: Context) -> int:
     """Serve until Ctrl-C."""
     from werkzeug.serving import make_server
 
-    app = build_app(ctx.store, args.host)
+    sock = listen(args.host, args.port)
+    try:
+        app = build_app(ctx.store, args.host)
+    except BaseException:
+        sock.close()
+        raise
     try:
         try:
-            server = make_server(args.host, args.port, app, threaded=True)
-        except OSError as exc:
-            raise ListenError(
-                f"cannot listen on {args.host}:{args.port}: {exc.strerror}; try --port"
-            ) from exc
+            server = make_server(args.host, args.port, app, threaded=True, fd=sock.fileno())
+        finally:
+            sock.close()  # the server holds its own duplicate of the listening socket
         ctx.print(f"cohortroute admin on http://{args.host}:{server.server_port}/ (Ctrl-C stops)")
         try:
             server.serve_forever()

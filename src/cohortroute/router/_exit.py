@@ -1,12 +1,17 @@
 """Write what routers still queue for the registry when the process ends.
 
 Tenants a router served in its last second wait in its :class:`~.registration.Registrar`'s
-queue. They are written at interpreter exit (``atexit``: a normal exit, ``sys.exit``, gunicorn
-and uvicorn's graceful shutdown), and on SIGTERM when nobody else handles that signal: the
-handler writes the queues (waiting at most :data:`EXIT_FLUSH_TIMEOUT` seconds) and then lets
-SIGTERM end the process as it would have. A server that installs its own SIGTERM handler
-(gunicorn, uvicorn) exits through ``atexit`` instead. Nothing can run on SIGKILL: see
-:mod:`.registration` for what that loses.
+queue, and a signals recorder's counts since its last flush. They are written at interpreter
+exit (``atexit``: a normal exit, ``sys.exit``, gunicorn's graceful shutdown), and on SIGTERM when
+nobody else handles that signal: the handler writes the queues (waiting at most
+:data:`EXIT_FLUSH_TIMEOUT` seconds) and then lets SIGTERM end the process as it would have.
+
+uvicorn installs its own SIGTERM and SIGINT handlers before it imports the app, and once its
+graceful shutdown is done it puts the previous handler back and raises the signal again: with
+the default action, the process ends without ``atexit``. So the ASGI router also writes
+everything when the server's lifespan shutdown completes (:func:`close_all`, called by
+:mod:`.lifespan`); under uvicorn with ``--lifespan off`` the last flush interval is lost.
+Nothing can run on SIGKILL: see :mod:`.registration` for what that loses.
 """
 
 from __future__ import annotations
@@ -27,9 +32,16 @@ EXIT_FLUSH_TIMEOUT = 2.0
 
 
 class Flushable(Protocol):
-    """What is flushed at exit: a registrar."""
+    """What is flushed at exit: a registrar, a signals recorder."""
 
     def flush(self) -> int: ...
+
+
+class Closable(Protocol):
+    """What :func:`close_all` closes: a registrar, a signals recorder (each writes, then stops
+    its thread; a later request starts it again)."""
+
+    def close(self) -> None: ...
 
 
 _live: weakref.WeakSet[Flushable] = weakref.WeakSet()
@@ -49,6 +61,17 @@ def flush_all() -> None:
             owner.flush()
         except Exception:  # at exit, one store's failure must not stop the others' writes
             log.exception("cohortroute: could not write the registry queue at exit")
+
+
+def close_all(*owners: Closable | None) -> None:
+    """Close each owner given (None: skipped) now; a failure is logged, never raised."""
+    for owner in owners:
+        if owner is None:
+            continue
+        try:
+            owner.close()
+        except Exception:  # one store's failure must not stop the others' writes
+            log.exception("cohortroute: could not write what was queued at shutdown")
 
 
 def _install_sigterm() -> None:

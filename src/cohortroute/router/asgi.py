@@ -19,6 +19,7 @@ from typing import Any
 
 from .._types import ASGIApp, Receive, Scope, Send
 from ..assign.asgi import SignedOverrideASGI, VisitorSamplingASGI
+from . import _exit
 from ._dispatch import Flavour
 from .base import DECISION_KEY, CohortRouter
 from .interfaces import as_asgi3, kind_of, unwrapped
@@ -65,8 +66,15 @@ class ASGICohortRouter(CohortRouter, interface="asgi"):
         if self._targets_pick_state:
             targets = {name: _with_version_state(target, name) for name, target in targets.items()}
         self._states_given = False  # until a lifespan gives each version its state
-        self._lifespan = Lifespan(list(by_app.values()), list(self.apps), self._give_states)
+        self._lifespan = Lifespan(
+            list(by_app.values()), list(self.apps), self._give_states, self._at_shutdown
+        )
         return targets
+
+    def _at_shutdown(self) -> None:
+        """Write the counted signals and the registry queue when lifespan shutdown is done:
+        uvicorn's workers then end without running ``atexit`` (see :mod:`._exit`)."""
+        _exit.close_all(self._registrar, self.signals)
 
     def _give_states(self) -> None:
         self._states_given = not self._targets_pick_state

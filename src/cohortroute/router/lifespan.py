@@ -16,6 +16,11 @@ reverse order, the server is told ``lifespan.startup.failed`` and the app's exce
 as a bare app does (test clients raise it at enter). An app that raises or returns before it
 calls ``receive()`` does not speak lifespan (the ASGI spec allows it) and is left out. Shutdown
 failures are reported the same way. WSGI versions never see lifespan.
+
+When every app has shut down, ``on_shutdown`` runs (in a worker thread: it writes to the store):
+the router writes the signal counts and registry queue it still holds there, because a server
+may end the process without running ``atexit`` (uvicorn's workers re-raise the SIGTERM or SIGINT
+that stopped them, with its default action, once the lifespan shutdown is done).
 """
 
 from __future__ import annotations
@@ -112,10 +117,12 @@ class Lifespan:
         apps: Sequence[tuple[Sequence[str], ASGIApp]],
         versions: Sequence[str],
         on_states: Callable[[], None],
+        on_shutdown: Callable[[], None] | None = None,
     ) -> None:
         self._apps = list(apps)
         self._versions = list(versions)
         self._on_states = on_states  # requests should look for their version's state now
+        self._on_shutdown = on_shutdown  # write what the router still holds, before the exit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = await receive()
@@ -172,10 +179,19 @@ class Lifespan:
         await send({"type": "lifespan.startup.complete"})
         await receive()
         failures = await self._stop(started)
+        if self._on_shutdown is not None:
+            await self._shutdown_hook(self._on_shutdown)
         if failures:
             text = "; ".join(message for _, message in failures)
             return "lifespan.shutdown.failed", text, _raised(*failures[0])
         return "lifespan.shutdown.complete", "", None
+
+    @staticmethod
+    async def _shutdown_hook(hook: Callable[[], None]) -> None:
+        try:
+            await anyio.to_thread.run_sync(hook)
+        except Exception:  # the apps are stopped: the server must hear so, whatever the store
+            log.exception("cohortroute: could not write what the router held at shutdown")
 
     async def _stop(self, started: list[_Child]) -> list[tuple[_Child, str]]:
         failures = []
