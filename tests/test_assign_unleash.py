@@ -234,7 +234,8 @@ def test_an_unleash_rollout_stored_at_a_fraction_before_the_rule_still_runs_and_
         return m
 
     store.write(legacy)
-    assert store.policy().rollout is not None and store.policy().rollout.percent == 1050
+    stored = store.policy().rollout
+    assert stored is not None and stored.percent == 1050
     assert controller.halt("checking").halted
     assert not controller.resume().halted
     assert controller.set(11).percent == 1100
