@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 MAX_TEXT = 2000
 """Characters of a ticket's text that are kept (the help desk has the rest)."""
 
-__all__ = ["SEVERITIES", "Ticket", "attribute", "open_ticket"]
+__all__ = ["SEVERITIES", "Ticket", "attribute", "known_tenant", "open_ticket"]
 
 
 def check_severity(severity: str) -> str:
@@ -42,6 +42,24 @@ def check_severity(severity: str) -> str:
             f"unknown severity {severity!r:.40}: use one of {', '.join(SEVERITIES)}"
         )
     return value
+
+
+def known_tenant(store: Store, sink: SignalSink, tenant: str) -> bool:
+    """Whether the store has seen ``tenant``: it has a record (registered by a router, imported,
+    pinned, tagged) or requests counted in the signal rows kept. A ticket for a name it has
+    never seen is most likely a typo, and would still raise every tenant's ticket baseline."""
+    if not store.tenant(tenant).is_empty():
+        return True
+    return any(row.requests for row in sink.rows(0, tenants=[tenant]))
+
+
+def stored_ticket(sink: SignalSink, source: str, external_id: str) -> Ticket | None:
+    """The ticket recorded under ``(source, external_id)``, None when there is none (or it was
+    pruned). Reads the kept tickets: for a duplicate delivery, not for every request."""
+    for ticket in sink.tickets(0):
+        if ticket.source == source and ticket.external_id == external_id:
+            return ticket
+    return None
 
 
 def attribute(store: Store, sink: SignalSink, tenant: str, at: float) -> str:
@@ -72,9 +90,10 @@ def open_ticket(
     """Record a support ticket for ``tenant``; returns the ticket and whether it was new.
 
     ``external_id`` is the help desk's id (a random one when not given); the same
-    ``(source, external_id)`` twice is recorded once. ``at`` is when it was opened (now by
-    default). ``sink`` defaults to the store's signal sink, opened and closed for this call
-    (pass one to record many tickets over one connection).
+    ``(source, external_id)`` twice is recorded once, and then the ticket returned is the one
+    recorded first (its tenant, severity, time and version), not this attempt. ``at`` is when
+    it was opened (now by default). ``sink`` defaults to the store's signal sink, opened and
+    closed for this call (pass one to record many tickets over one connection).
     """
     name = check_tenant_name(tenant)
     level = check_severity(severity)
@@ -91,6 +110,8 @@ def open_ticket(
         version = attribute(store, sink, name, when)
         ticket = Ticket(name, source, ident, level, when, version, text[:MAX_TEXT])
         new = sink.add_ticket(ticket)
+        if not new:
+            ticket = stored_ticket(sink, source, ident) or ticket
     finally:
         if opened:
             sink.close()  # opened for this ticket only

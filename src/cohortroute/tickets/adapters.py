@@ -15,7 +15,8 @@ tenant and the help desk's ticket id:
 * **intercom** -- ``X-Hub-Signature: sha1=HEX`` = HMAC-SHA1 of the body; the tenant is the
   company id, through the mapping when it is not a tenant name itself.
 
-Help Scout and Intercom sign no delivery time, so their window applies to the event's own
+Times are Unix seconds or ISO 8601; an ISO time without an offset is UTC. Help Scout and
+Intercom sign no delivery time, so their window applies to the event's own
 creation time (``event_window``); exact replays are stopped by deduplication.
 """
 
@@ -28,7 +29,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import ValidationError
@@ -122,14 +123,18 @@ def _number(text: str | None, what: str) -> float:
 
 
 def _time(value: Any) -> float | None:
-    """A Unix time from seconds or an ISO 8601 string (``...Z`` included)."""
+    """A Unix time from seconds or an ISO 8601 string (``...Z`` included); a string without a
+    UTC offset is UTC, never the server's local time (help desks send UTC)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     if isinstance(value, str) and value:
         try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             return None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        return parsed.timestamp()
     return None
 
 

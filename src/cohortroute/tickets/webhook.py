@@ -4,7 +4,8 @@
 names the source, so the app may be mounted under any prefix). A source without a configured
 secret answers 404: nothing is accepted unsigned. Answers: 200 with ``{"ok": true, "new":
 ...}`` (``new`` false for a delivery already recorded), 202 when the event names no known
-tenant, 400 for a malformed body, 401 for a bad signature or a delivery outside the replay
+tenant, 400 for a malformed body (an unknown severity, a ticket time older than
+``event_window``), 401 for a bad signature or a delivery outside the replay
 window, 405 for anything but POST, 413 for a body over :data:`MAX_BODY`.
 
 **Mount it on its own host or an internal path, never behind the cohort router**: a request
@@ -122,8 +123,8 @@ class TicketWebhook:
             if event.tenant is None:
                 log.info("ticket %s/%s names no known tenant", source, event.external_id)
                 return 202, {"ok": True, "new": False, "tenant": None}
-            severity = _severity(event.severity)
-            at = event.at if event.at is not None and event.at <= now + self.window else now
+            severity = check_severity(event.severity)  # "critical": 400, naming the valid ones
+            at = _opened_at(event.at, now, self.window, self.event_window)
             ticket, new = open_ticket(
                 self.store,
                 event.tenant,
@@ -207,9 +208,15 @@ class TicketWebhook:
         await send({"type": "http.response.body", "body": data})
 
 
-def _severity(value: str) -> str:
-    """A help desk's priority as a ticket severity (unknown ones are ``normal``)."""
-    try:
-        return check_severity(value)
-    except ValidationError:
-        return "normal"
+def _opened_at(at: float | None, now: float, window: float, event_window: float) -> float:
+    """When the ticket was opened: the event's time, now when it gives none or one in the future
+    (past ``window``: a clock ahead), and a ValidationError (400) when it is older than
+    ``event_window``: a ``ts`` of 0 or in milliseconds is a sender's bug, not a 1970 ticket."""
+    if at is None or at > now + window:
+        return now
+    if at < now - event_window:
+        raise ValidationError(
+            f"the ticket's time {at:.0f} is more than event_window={event_window:g} s before now: "
+            "send when it was opened, as Unix seconds or ISO 8601 (UTC unless an offset is given)"
+        )
+    return at
