@@ -192,7 +192,7 @@ def test_an_unleash_rollout_is_refused_a_fraction_of_a_percent_or_a_blank_salt()
         controller.start("v2", percent="10.5", salt="g", bucketer="unleash")
     with pytest.raises(ValidationError, match=f"{WHOLE}.*plan step 5.5% would serve 6%"):
         controller.start("v2", plan=[1, 5.5, 25], salt="g", bucketer="unleash")
-    for blank in ("", "  "):
+    for blank in ("", "  ", None):  # None: a random salt would match no Unleash cohort
         with pytest.raises(ValidationError, match="needs the toggle's groupId as its salt"):
             controller.start("v2", percent=10, salt=blank, bucketer="unleash")
     assert store.policy().rollout is None

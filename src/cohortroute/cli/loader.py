@@ -85,7 +85,8 @@ def load_assign(spec: str | None) -> Chain | None:
     """``--assign module:attr`` -> the assignment chain it names (None without ``--assign``).
 
     The attribute may be a list of backends, one backend, a :class:`~cohortroute.Chain` (or an
-    object with a ``chain``, such as a router), or a callable returning one of those.
+    object with a ``chain``, such as a router), or a callable returning one of those. The chain
+    is quiet (see :attr:`~cohortroute.Chain.quiet`).
     """
     if spec is None:
         return None
@@ -96,16 +97,19 @@ def load_assign(spec: str | None) -> Chain | None:
     if callable(target) and not isinstance(target, Chain) and not hasattr(target, "assign"):
         target = target()
         target = getattr(target, "chain", target)
-    if isinstance(target, Chain):
-        return target
-    if hasattr(target, "assign"):
-        target = [target]
-    if not isinstance(target, list | tuple):
-        raise UsageError(
-            f"--assign {spec} is a {type(target).__name__}, not assignment backends or a Chain"
-        )
-    log.debug("--assign %s: loaded %d backend(s)", spec, len(target))
-    return Chain(target)  # a malformed backend: ConfigurationError, saying what is wrong
+    if not isinstance(target, Chain):
+        if hasattr(target, "assign"):
+            target = [target]
+        if not isinstance(target, list | tuple):
+            raise UsageError(
+                f"--assign {spec} is a {type(target).__name__}, not assignment backends or a Chain"
+            )
+        log.debug("--assign %s: loaded %d backend(s)", spec, len(target))
+        target = Chain(target)  # a malformed backend: ConfigurationError, saying what is wrong
+    # A failing backend is one warning line: the commands show its error in their output, so a
+    # traceback on stderr would only bury the answer.
+    target.quiet = True
+    return target
 
 
 def controller_for(args: argparse.Namespace, ctx: Context) -> RolloutController:

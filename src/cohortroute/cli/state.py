@@ -19,7 +19,7 @@ from .loader import load_assign
 from .options import Subparsers, add_assign_option, add_command, add_json, positive_int
 
 if TYPE_CHECKING:
-    from ..assign.chain import Chain
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def register(commands: Subparsers) -> None:
 
 def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
     """Versions, default, tag rules, the rollout, and how many stored tenants are on what."""
-    chain = _quiet(load_assign(args.assign))  # a bad --assign: a usage error before the store
+    chain = load_assign(args.assign)  # a bad --assign: a usage error before the store
     store = ctx.store
     policy = store.policy()
     now = ctx.clock.time()
@@ -83,19 +83,11 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK
 
 
-def _quiet(chain: Chain | None) -> Chain | None:
-    """``chain`` warning of a failing backend in one line: the error is in explain's hints
-    (and its ``--json`` ``errors``), so a traceback on stderr would only bury the answer."""
-    if chain is not None:
-        chain.quiet = True
-    return chain
-
-
 def cmd_explain(args: argparse.Namespace, ctx: Context) -> int:
     """Which version a tenant gets, why, and what would change it -- what a router decides."""
     name = check_tenant_name(args.tenant)
     store = ctx.store
-    chain = _quiet(load_assign(args.assign))
+    chain = load_assign(args.assign)
     explained = explaining.explain(
         store.policy(), store.tenant(name), now=ctx.clock.time(), command=ctx.command(), chain=chain
     )

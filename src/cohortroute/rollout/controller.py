@@ -303,7 +303,8 @@ class RolloutController:
         points = parse_percent(percent) if percent is not None else first
         if auto and (not ramp or not every):
             raise ValidationError("a timed (auto) rollout needs a plan and every=SECONDS")
-        salt = salt if salt is not None else f"{candidate}:{secrets.token_hex(8)}"
+        if salt is None:  # a random one; Unleash's is the toggle's groupId (refused blank)
+            salt = "" if bucketer == "unleash" else f"{candidate}:{secrets.token_hex(8)}"
         now = self._ctx.now()
 
         def update(policy: Policy) -> Policy:
