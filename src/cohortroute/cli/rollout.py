@@ -125,7 +125,7 @@ def _register_plan_verbs(actions: Subparsers) -> None:
     p = add_command(
         actions, "start", cmd_rollout_start, "start rolling out VERSION to a share of tenants"
     )
-    p.add_argument("version", metavar="VERSION")
+    p.add_argument("version", metavar="VERSION", help="the candidate version to roll out")
     p.add_argument(
         "--percent",
         type=percent,

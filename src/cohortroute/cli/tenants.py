@@ -22,19 +22,19 @@ log = logging.getLogger(__name__)
 def register(commands: Subparsers) -> None:
     """Add ``pin``, ``unpin``, ``tag``, ``untag``, ``rule`` and the ``tenants`` group."""
     p = add_command(commands, "pin", cmd_pin, "pin a tenant to a version (beats rules/rollout)")
-    p.add_argument("tenant", metavar="TENANT")
-    p.add_argument("version", metavar="VERSION")
+    p.add_argument("tenant", metavar="TENANT", help="the tenant (its subdomain label)")
+    p.add_argument("version", metavar="VERSION", help="the version to serve it")
 
     p = add_command(commands, "unpin", cmd_unpin, "remove a tenant's pin")
-    p.add_argument("tenant", metavar="TENANT")
+    p.add_argument("tenant", metavar="TENANT", help="the tenant (its subdomain label)")
 
     p = add_command(commands, "tag", cmd_tag, "add a tag (beta, internal...) to a tenant")
-    p.add_argument("tenant", metavar="TENANT")
-    p.add_argument("tag", metavar="TAG")
+    p.add_argument("tenant", metavar="TENANT", help="the tenant (its subdomain label)")
+    p.add_argument("tag", metavar="TAG", help="a tag, e.g. beta")
 
     p = add_command(commands, "untag", cmd_untag, "remove a tag from a tenant")
-    p.add_argument("tenant", metavar="TENANT")
-    p.add_argument("tag", metavar="TAG")
+    p.add_argument("tenant", metavar="TENANT", help="the tenant (its subdomain label)")
+    p.add_argument("tag", metavar="TAG", help="a tag, e.g. beta")
 
     p = add_command(
         commands,
@@ -42,8 +42,8 @@ def register(commands: Subparsers) -> None:
         cmd_rule,
         "serve tenants with a tag a version: rule TAG VERSION, or rule --remove TAG",
     )
-    p.add_argument("tag", metavar="TAG")
-    p.add_argument("version", metavar="VERSION", nargs="?")
+    p.add_argument("tag", metavar="TAG", help="a tag, e.g. beta")
+    p.add_argument("version", metavar="VERSION", nargs="?", help="the version tenants with TAG get")
     p.add_argument("--remove", action="store_true", help="remove the rule for TAG")
 
     actions = add_group(
@@ -58,7 +58,7 @@ def register(commands: Subparsers) -> None:
         cmd_tenants_import,
         "import tenants: one per line, or CSV name,tag,tag... (- reads stdin)",
     )
-    p.add_argument("file", metavar="FILE")
+    p.add_argument("file", metavar="FILE", help="the file to read, or - for stdin")
     p.add_argument(
         "--batch-size",
         type=positive_int,
@@ -73,7 +73,7 @@ def register(commands: Subparsers) -> None:
         "loses its tags); without it, tags are only added",
     )
     p = add_command(actions, "add", cmd_tenants_add, "add one tenant (with tags)")
-    p.add_argument("tenant", metavar="TENANT")
+    p.add_argument("tenant", metavar="TENANT", help="the tenant (its subdomain label)")
     p.add_argument("--tag", action="append", default=[], metavar="TAG", help="repeatable")
 
 

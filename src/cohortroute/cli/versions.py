@@ -40,11 +40,11 @@ def register(commands: Subparsers) -> None:
         cmd_versions_retire,
         "retire VERSION: refused while it is the default, the candidate, in a rule or pinned",
     )
-    q.add_argument("version", metavar="VERSION")
+    q.add_argument("version", metavar="VERSION", help="the version to retire")
     q = add_command(
         actions, "unretire", cmd_versions_unretire, "put a retired VERSION back in service"
     )
-    q.add_argument("version", metavar="VERSION")
+    q.add_argument("version", metavar="VERSION", help="the retired version")
 
 
 def cmd_versions_list(args: argparse.Namespace, ctx: Context) -> int:
