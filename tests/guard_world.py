@@ -80,11 +80,20 @@ class World:
         """The tenants served ``version`` now."""
         return [t for t in self.names if self.controller.explain(t).version == version]
 
-    def minutes(self, count: int, error: Rate | None = None, slow: Rate | None = None) -> None:
-        """``count`` minutes of traffic, each tenant on the version it is served now."""
+    def minutes(
+        self,
+        count: int,
+        error: Rate | None = None,
+        slow: Rate | None = None,
+        only: str | None = None,
+    ) -> None:
+        """``count`` minutes of traffic, each tenant on the version it is served now (``only``:
+        just the tenants served that version)."""
         for _ in range(count):
             minute = int(self.clock.time() // 60)
             versions = {t: self.controller.explain(t).version for t in self.names}
+            if only is not None:
+                versions = {t: v for t, v in versions.items() if v == only}
             self.sink.add(
                 [
                     self._row(

@@ -75,7 +75,7 @@ def test_a_metric_configured_to_halt_halts() -> None:
 def test_no_traffic_holds_and_never_fails() -> None:
     world = World()
     world.start(25)
-    world.clock.advance(3600)
+    world.minutes(60, only="v1")  # signals recorded, none on the candidate
     check = world.guard().check()
     assert check.assessment is not None
     assert check.assessment.verdict.kind == "no-traffic"

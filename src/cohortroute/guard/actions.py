@@ -21,14 +21,16 @@ from typing import Any
 
 from ..changes import ChangeFn, Mutation, StateReader, update_rollout
 from ..errors import CohortRouteError, ConfigurationError
-from ..policy import Policy
+from ..policy import Policy, Rollout
 from ..rollout.controller import RolloutController
+from ..store.base import Store
 from .assess import Assessment
-from .explain import tenant_line, verdict_line
+from .explain import ACTOR, tenant_line, verdict_line
 
 log = logging.getLogger(__name__)
 
-ACTOR = "guard"
+HISTORY = 5000
+"""Audit entries read back to find what the guard already did on this rollout."""
 
 
 def note(action: str, tenant: str | None, evidence: dict[str, Any]) -> ChangeFn:
@@ -47,18 +49,30 @@ def act(controller: RolloutController, a: Assessment, interval: float) -> list[s
     store = controller.store
     rollout = a.subject.rollout
     done: list[str] = []
+    if a.blind:  # nothing to judge and nothing to gate on: say so once per rollout
+        if None not in _said(store, rollout, "guard-blind"):
+            line = verdict_line(a)
+            store.write(
+                note("guard-blind", None, {"line": line, "salt": rollout.salt}), actor=ACTOR
+            )
+            done.append(line)
+        return done
+    tried = _said(store, rollout, "guard-send-back") if a.verdict.breakers else {}
     for tenant, metric, _ in a.verdict.breakers:
-        if tenant in a.held or any(s.startswith(f"sent {tenant} ") for s in done):
-            continue
+        if (
+            tenant in a.held
+            or tenant in tried
+            or any(s.startswith(f"sent {tenant} ") for s in done)
+        ):
+            continue  # sent back already, or tried once this rollout and it failed
         line = tenant_line(a, tenant, metric)
-        store.write(
-            note("guard-send-back", tenant, {"line": line, **a.verdict.to_json()}), actor=ACTOR
-        )
+        evidence = {"line": line, "salt": rollout.salt, **a.verdict.to_json()}
+        store.write(note("guard-send-back", tenant, evidence), actor=ACTOR)
         try:
             controller.rollback(tenant)
             done.append(f"sent {tenant} back to {a.subject.stable}: {line}")
         except CohortRouteError as exc:
-            done.append(f"could not send {tenant} back ({exc}): {line}")
+            done.append(f"could not send {tenant} back ({exc}; not retried): {line}")
         _halt(controller, f"guard: {line}", done)
     kind = a.verdict.kind
     if kind in ("rollback", "halt"):
@@ -77,6 +91,19 @@ def act(controller: RolloutController, a: Assessment, interval: float) -> list[s
         if extended:
             done.append(extended)
     return done
+
+
+def _said(store: Store, rollout: Rollout, action: str) -> dict[str | None, int]:
+    """The tenants (None: the rollout) with an ``action`` entry by the guard on this rollout:
+    what it already tried or said once and does not repeat."""
+    out: dict[str | None, int] = {}
+    for entry in store.history(None, HISTORY):
+        if entry.at < rollout.started_at:
+            break
+        after = entry.after if isinstance(entry.after, dict) else {}
+        if entry.action == action and entry.actor == ACTOR and after.get("salt") == rollout.salt:
+            out[entry.tenant] = entry.revision
+    return out
 
 
 def _halt(controller: RolloutController, reason: str, done: list[str]) -> None:
@@ -110,13 +137,14 @@ def _extend(controller: RolloutController, a: Assessment, interval: float) -> st
             return policy
         return replace(policy, rollout=replace(r.at(now), step_started_at=started))
 
-    more = "an unknown number of" if gate.more_requests is None else f"{gate.more_requests:,}"
     line = (
-        f"step held {math.ceil(wait / 60)} more minute(s): the promotion gate needs {more} more "
-        f"requests to detect a {gate.theta:g}x regression "
+        f"step held {math.ceil(wait / 60)} more minute(s): the promotion gate needs "
+        f"{gate.more_text} to detect a {gate.theta:g}x regression "
         f"({gate.have:.2f} of {gate.needed:.2f} expected errors)"
     )
     store = controller.store
     store.write(note("guard-extend", None, {"line": line, "gate": gate.to_json()}), actor=ACTOR)
-    store.write(update_rollout("guard-extend", update), actor=ACTOR)
+    # the rollout's own entry, like the controller's (rollout-halt): the note above is the
+    # guard's action, this is the change it made
+    store.write(update_rollout("rollout-extend", update), actor=ACTOR)
     return line

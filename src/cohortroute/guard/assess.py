@@ -18,10 +18,12 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from ..policy import AuditEntry, Rollout, rollout_from_json
-from ..signals.model import SignalRow, SignalSink, Ticket
+from ..decision import Reason
+from ..explain import decide_for
+from ..policy import AuditEntry, Policy, Rollout, TenantRecord, rollout_from_json
+from ..signals.model import OVERFLOW_TENANT, SignalRow, SignalSink, Ticket
 from ..store.base import Store
 from .evidence import Baselines, Counts, Evidence, TenantHistory
 from .verdict import GuardConfig, Verdict, judge
@@ -30,6 +32,10 @@ log = logging.getLogger(__name__)
 
 MIN_OWN_HISTOGRAM = 200
 """Requests a tenant needs on the stable version before its own p95 bucket is trusted."""
+
+BLIND_AFTER = 120.0
+"""Seconds a rollout runs without a single signal row (either version) before the guard says
+it is blind: routers flush every few seconds, so two minutes of nothing means no signals."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,7 @@ class Subject:
     stable: str
     ended: str | None = None  # "rolled back" / "finalized"
     ended_at: float | None = None
+    ended_by: str | None = None  # the actor of the ending entry
 
 
 @dataclass
@@ -64,6 +71,8 @@ class Assessment:
     held: frozenset[str]
     signals: dict[str, dict[str, TenantSignals]]  # version -> tenant -> signals
     slow_buckets: dict[str, int]
+    pinned: frozenset[str] = frozenset()  # on the candidate by a pin or tag rule, not the rollout
+    blind: bool = False  # no signal rows at all since the rollout started (signals off)
 
 
 def find_subject(store: Store, history_limit: int = 5000) -> Subject | None:
@@ -81,10 +90,26 @@ def find_subject(store: Store, history_limit: int = 5000) -> Subject | None:
             rollout = rollout_from_json(entry.after)
             if rollout is None:
                 return None
+            # the rollout as recorded when it ended (not rebuilt from its start and the clock)
+            last = _recorded(ended.before)
+            if last is not None and last.salt == rollout.salt:
+                rollout = replace(last.at(ended.at), auto=False)
             rolled_back = ended.action == "rollout-rollback"
             stable = policy.default or "" if rolled_back else _previous_default(store, ended)
-            return Subject(rollout, stable, "rolled back" if rolled_back else "finalized", ended.at)
+            how = "rolled back" if rolled_back else "finalized"
+            return Subject(rollout, stable, how, ended.at, ended.actor)
     return None
+
+
+def _recorded(before: object) -> Rollout | None:
+    """The rollout in an ending entry's ``before`` (a policy or a rollout, as JSON)."""
+    if not isinstance(before, dict):
+        return None
+    data = before.get("rollout", before)
+    try:
+        return rollout_from_json(data) if isinstance(data, dict) else None
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _previous_default(store: Store, ended: AuditEntry) -> str:
@@ -109,7 +134,13 @@ def assess(
     start = int(rollout.started_at // 60)
     since = start - config.baseline_minutes
     versions = {subject.stable, rollout.candidate}
-    rows = [r for r in sink.rows(since, versions=versions) if r.tenant]
+    every_row = sink.rows(since, versions=versions)
+    rows = [r for r in every_row if r.tenant]
+    blind = (
+        subject.ended is None
+        and now - rollout.started_at >= BLIND_AFTER
+        and not any(r.minute >= start for r in every_row)
+    )
     tickets = [t for t in sink.tickets(since * 60.0) if t.version in versions]
     if subject.ended_at is not None:
         last = int(subject.ended_at // 60)
@@ -146,9 +177,15 @@ def assess(
             n, c = into.get(tenant, (0, (0, 0, 0)))
             into[tenant] = (n + requests, (c[0] + counts[0], c[1] + counts[1], c[2] + counts[2]))
         evidence.add_minute(minute, stable, candidate)
-    held = _held(store, rollout, list(evidence.tenants)) if subject.ended is None else frozenset()
-    verdict = judge(evidence, config, exclude=held)
-    return Assessment(subject, now, evidence, verdict, held, signals, buckets)
+    names = [t for t in evidence.tenants if t != OVERFLOW_TENANT]
+    held, pinned = frozenset[str](), frozenset[str]()
+    if subject.ended is None:
+        held, pinned = _held_and_pinned(store, rollout, names, now)
+    # the overflow row sums whichever tenants overflowed a router's rows that minute: no
+    # tenant of its own, no baseline of its own, so it is judged neither alone nor in the cohort
+    exclude = held | pinned | {OVERFLOW_TENANT}
+    verdict = replace(judge(evidence, config, exclude=exclude), pinned=tuple(sorted(pinned)))
+    return Assessment(subject, now, evidence, verdict, held, signals, buckets, pinned, blind)
 
 
 def slow_buckets(rows: Iterable[SignalRow]) -> dict[str, int]:
@@ -200,9 +237,24 @@ def _add(into: TenantSignals, row: SignalRow, slow: int) -> None:
         into.histogram[i] += c
 
 
-def _held(store: Store, rollout: Rollout, names: list[str]) -> frozenset[str]:
-    """The candidate tenants already sent back from this rollout."""
+def _held_and_pinned(
+    store: Store, rollout: Rollout, names: list[str], now: float
+) -> tuple[frozenset[str], frozenset[str]]:
+    """The candidate tenants already sent back from this rollout, and those a pin or a tag rule
+    keeps on the candidate (not the rollout's tenants: it cannot move them)."""
     if not names:
-        return frozenset()
+        return frozenset(), frozenset()
     records = store.read_tenants(names)
-    return frozenset(n for n, r in records.items() if r.held_salt == rollout.salt)
+    held = frozenset(n for n, r in records.items() if r.held_salt == rollout.salt)
+    policy: Policy = store.policy()
+    pinned = set()
+    if policy.default is not None:
+        for n, record in records.items():
+            if n not in held and _kept(policy, record, now, rollout.candidate):
+                pinned.add(n)
+    return held, frozenset(pinned)
+
+
+def _kept(policy: Policy, record: TenantRecord, now: float, candidate: str) -> bool:
+    decision = decide_for(policy, record, now)
+    return decision.version == candidate and decision.reason in (Reason.PIN, Reason.TAG)

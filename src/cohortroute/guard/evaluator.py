@@ -18,9 +18,9 @@ from ..rollout.controller import RolloutController
 from ..signals.model import SignalSink
 from ..store.base import Store
 from . import lease
-from .actions import ACTOR, act
+from .actions import act
 from .assess import Assessment, assess
-from .explain import verdict_line
+from .explain import ACTOR, verdict_line
 from .verdict import GuardConfig
 
 log = logging.getLogger(__name__)

@@ -120,7 +120,9 @@ class Gate:
     theta: float
     needed: float  # E_min, in expected baseline errors (after inflation)
     have: float
-    more_requests: int | None  # None when the rate of evidence per request is unknown
+    more_requests: int | None  # None when it cannot be estimated (``reason`` says why)
+    reachable: float | None = None  # the most the current tenants can reach (short baselines)
+    reason: str | None = None  # why ``more_requests`` is None
 
     @property
     def met(self) -> bool:
@@ -135,7 +137,16 @@ class Gate:
             "needed_expected": round(self.needed, 3),
             "have_expected": round(self.have, 3),
             "more_requests": self.more_requests,
+            "reachable_expected": None if self.reachable is None else round(self.reachable, 3),
+            "reason": self.reason,
         }
+
+    @property
+    def more_text(self) -> str:
+        """``~1,234 more requests`` or why the number cannot be estimated."""
+        if self.more_requests is not None:
+            return f"~{self.more_requests:,} more requests"
+        return f"an unknown number of more requests ({self.reason or 'no rate to go by'})"
 
 
 @dataclass(frozen=True)
@@ -147,11 +158,15 @@ class Verdict:
     breakers: tuple[tuple[str, str, float], ...]  # (tenant, metric, log Lambda_i)
     gate: Gate
     trigger: MetricVerdict | None = None
+    no_baseline: tuple[str, ...] = ()  # judged tenants without stable history before the start
+    pinned: tuple[str, ...] = ()  # on the candidate by a pin or tag rule: left out, never moved
 
     def to_json(self) -> dict[str, Any]:
         """The verdict as the report and the audit log store it."""
         return {
             "kind": self.kind,
+            "no_baseline": list(self.no_baseline),
+            "pinned": list(self.pinned),
             "trigger": None if self.trigger is None else self.trigger.metric,
             "metrics": [m.to_json() for m in self.metrics],
             "breakers": [
@@ -187,7 +202,8 @@ def judge(evidence: Evidence, config: GuardConfig, exclude: Collection[str] = ()
         kind: Literal["hold", "no-traffic", "rollback", "halt"] = config.action(trigger.metric)
     else:
         kind = "hold" if traffic else "no-traffic"
-    return Verdict(kind, tuple(verdicts), tuple(breakers), gate, trigger)
+    no_baseline = tuple(sorted(t for t in names if not evidence.baselines.requests(t)))
+    return Verdict(kind, tuple(verdicts), tuple(breakers), gate, trigger, no_baseline)
 
 
 def _beyond_a_burst(evidence: Evidence, tenant: str, i: int, threshold: float) -> bool:
@@ -225,19 +241,53 @@ def _cohort(
 
 
 def _gate(evidence: Evidence, config: GuardConfig, names: list[str]) -> Gate:
-    """E_min for ``gate_theta`` on server errors, against the inflated expected count so far."""
+    """E_min for ``gate_theta`` on server errors, against the inflated expected count so far.
+
+    A tenant's weighed expectation ``E_i / f_i`` with ``f_i = 1 + n_i / N_pre_i`` levels off at
+    ``r_i * N_pre_i`` however long it stays: with short baselines the gate may be out of reach,
+    and then no number of more requests is given, only why. Otherwise the estimate is the
+    traffic, in the current mix of tenants at their baseline rates, that reaches ``E_min``.
+    """
     needed = stats.min_expected(config.gate_theta, config.metric_alpha)
     i = METRICS.index("5xx")
     have = sum(evidence.scaled(t, i)[1] for t in names)
-    requests = sum(evidence.tenants[t].requests for t in names)
+    parts = [
+        (
+            evidence.tenants[t].tallies[i].expected,
+            evidence.tenants[t].requests,
+            max(evidence.baselines.requests(t), 1),
+            evidence.baselines.rates(t)[i],
+        )
+        for t in names
+        if evidence.tenants[t].requests > 0
+    ]
+    requests = sum(p[1] for p in parts)
     if have >= needed:
-        more: int | None = 0
-    elif have > 0 and requests:
-        more = math.ceil((needed - have) * requests / have)
-    else:
+        return Gate(config.gate_theta, needed, have, 0)
+    if not parts or have <= 0:
         rate = evidence.baselines.global_rates[i]
-        more = math.ceil(needed / rate) if rate > 0 else None
-    return Gate(config.gate_theta, needed, have, more)
+        if rate <= 0:
+            return Gate(config.gate_theta, needed, have, None, reason="no baseline errors")
+        return Gate(config.gate_theta, needed, have, math.ceil(needed / rate))
+    # the most these tenants can ever weigh: E_i / f_i -> r_i * N_pre_i (g_m >= 1 only adds)
+    ceiling = sum(rate * pre for _, _, pre, rate in parts)
+    if ceiling < needed * 1.01:
+        reason = (
+            f"too little baseline: the candidate tenants' stable history caps the evidence at "
+            f"{ceiling:.2f} expected errors however long the step lasts"
+        )
+        return Gate(config.gate_theta, needed, have, None, ceiling, reason)
+
+    def weighed(x: float) -> float:  # the evidence at x times the traffic so far
+        return sum((e + (x - 1.0) * n * rate) / (1.0 + x * n / pre) for e, n, pre, rate in parts)
+
+    low, high = 1.0, 2.0
+    while weighed(high) < needed:
+        low, high = high, high * 2
+    for _ in range(60):
+        mid = (low + high) / 2
+        low, high = (mid, high) if weighed(mid) < needed else (low, mid)
+    return Gate(config.gate_theta, needed, have, math.ceil((high - 1.0) * requests), ceiling)
 
 
 def _ratio(observed: float, expected: float) -> float:
