@@ -149,6 +149,14 @@ class Recorder:
         A failed write is logged, and its rows wait for the next flush (after a back-off);
         it never raises.
         """
+        return self._flush(None)
+
+    def flush_at_exit(self) -> int:
+        """:meth:`flush`, as the process exits: rows it cannot write are lost, and the WARNING
+        says how many rows and requests (not "kept, retrying")."""
+        return self._flush("exit")
+
+    def _flush(self, ending: str | None) -> int:
         with self._flushing:
             self._take()
             written = 0
@@ -159,7 +167,7 @@ class Recorder:
                         del self._unsent[key]
                     written += len(batch)
             except Exception as exc:
-                self._failed(exc)
+                self._failed(exc, ending)
             else:
                 self._backoff.reset()
                 self._due = self._clock.monotonic() + self.config.flush_interval
@@ -179,10 +187,23 @@ class Recorder:
         for start in range(0, len(keys), size):
             yield keys[start : start + size]
 
-    def _failed(self, exc: Exception) -> None:
+    def _failed(self, exc: Exception, ending: str | None) -> None:
         self.failures += 1
         first = self.last_error is None
         self.last_error = f"{type(exc).__name__}: {exc}"
+        if ending is not None:
+            requests = sum(int(sum(v[STATUS:EXCEPTIONS])) for v in self._unsent.values())
+            log.warning(
+                "cohortroute: could not write %d signal rows (%d requests) at %s (%s); %s",
+                len(self._unsent),
+                requests,
+                ending,
+                self.last_error,
+                "they are lost"
+                if ending == "exit"
+                else "kept for a later flush, lost if the process ends now",
+            )
+            return
         delay = self._backoff.next()
         self._due = self._clock.monotonic() + delay
         (log.warning if first else log.debug)(
@@ -221,7 +242,10 @@ class Recorder:
     def close(self) -> None:
         """Write what is counted and stop the flush thread (a later request starts it again)."""
         try:
-            _worker.flush_then_stop(self, self._worker)
+            try:
+                self._flush("close")
+            finally:
+                self._worker.stop()
         finally:
             self.sink.close()
 
