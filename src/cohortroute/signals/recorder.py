@@ -74,10 +74,11 @@ class Recorder:
 
     def add_row(self, counter: VersionCounter, tenant: str) -> str:
         """Give ``tenant`` a row in ``counter``'s minute; returns the tenant to count under
-        (:data:`OVERFLOW_TENANT` once ``max_rows`` rows are counted this minute)."""
+        (:data:`OVERFLOW_TENANT` once ``max_rows`` rows are counted this minute). Requests with
+        no tenant (``""``) always keep their own row: one per version, so the bound holds."""
         with self._lock:
             if not counter.has_row(tenant):
-                if self._live >= self.config.max_rows:
+                if tenant and self._live >= self.config.max_rows:
                     self.overflowed += 1
                     tenant = OVERFLOW_TENANT
                 if not counter.has_row(tenant):
