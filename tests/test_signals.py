@@ -402,6 +402,37 @@ def test_a_client_gone_during_the_last_asgi_body_is_counted_once_with_its_status
     assert (row.requests, row.status, row.exceptions) == (1, (0, 0, 0, 1, 0), 0)
 
 
+def test_the_log_filter_sees_asgi_requests_of_a_router_built_before_it(
+    clock: ManualClock, sink: RecordingSink
+) -> None:
+    """Under ASGI the context follows the request's task; a filter added after the router was
+    built (as logging is often configured late) still sees the tenant and version."""
+    seen: list[tuple[str, str]] = []
+    logger = logging.getLogger("tests.asgi_app")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        logger.info("serving")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    r = router({"v1": app}, sink, clock)
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append((record.tenant, record.version))  # type: ignore[attr-defined]
+
+    handler = Keep()
+    handler.addFilter(TenantLogFilter())
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        asgi_call(r, b"acme.example.com")
+        logger.info("outside")
+    finally:
+        logger.removeHandler(handler)
+    assert seen == [("acme", "v1"), ("-", "-")]
+
+
 def test_standalone_asgi_signals_read_the_proxy_header(
     clock: ManualClock, sink: RecordingSink
 ) -> None:

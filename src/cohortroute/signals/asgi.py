@@ -16,7 +16,7 @@ from collections.abc import Awaitable
 from .._clock import Clock
 from .._types import ASGIApp, Message, Receive, Scope, Send
 from ..router.base import TENANT_KEY
-from .context import CURRENT
+from .context import CURRENT, READERS
 from .counters import FIVE_XX, VersionCounter, status_column
 from .recorder import Recorder
 from .tenants import Tenants
@@ -43,7 +43,7 @@ class SignalsASGI(VersionCounter):
         record = self._record
         began = read_clock()
         tenant = scope.get(TENANT_KEY) or self._tenants.of_scope(scope)
-        token = CURRENT.set((tenant, self.version)) if self._log_context else None
+        token = CURRENT.set((tenant, self.version)) if self._log_context and READERS[0] else None
         column = FIVE_XX
         counted = False
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 
+from . import context
 from .context import current
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ class TenantLogFilter(logging.Filter):
     def __init__(self, name: str = "", *, missing: str = "-") -> None:
         super().__init__(name)
         self.missing = missing
+        context.READERS[0] = True  # from now on, ASGI requests set their context
 
     def filter(self, record: logging.LogRecord) -> bool:
         tenant, version = current()
