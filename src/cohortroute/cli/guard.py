@@ -8,10 +8,15 @@ check before each pass (:func:`guard_step`) unless ``--no-guard``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigurationError
+from ..errors import CohortRouteError, ConfigurationError
 from .context import EXIT_OK, Context, UsageError
 from .loader import add_app_option, load_migrations
 from .options import Subparsers, add_command, add_json, seconds
@@ -119,16 +124,50 @@ def _show(args: argparse.Namespace, ctx: Context, check: Check) -> None:
     ctx.print(check.line, *(f"  {line}" for line in check.actions))
 
 
+@contextlib.contextmanager
+def stopped_by_sigterm() -> Iterator[None]:
+    """SIGTERM (what systemd, docker and kubernetes send to stop a service) ends the command
+    like Ctrl-C: ``KeyboardInterrupt`` unwinds it, so ``finally`` blocks give the guard's lease
+    up. Only in the main thread (signal handlers can only be set there); restored on exit."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def guarded_loop(args: argparse.Namespace) -> Iterator[None]:
+    """Around ``rollout run``: SIGTERM stops it like Ctrl-C, and the lease its guard checks
+    took (:func:`guard_step`) is given up when it ends, however it ends."""
+    try:
+        with stopped_by_sigterm():
+            yield
+    finally:
+        guard: Guard | None = getattr(args, "_guard", None)
+        if guard is not None:
+            with contextlib.suppress(CohortRouteError):
+                guard.release()
+
+
 def cmd_guard(args: argparse.Namespace, ctx: Context) -> int:
     """Check the rollout once, or every ``--interval`` seconds until interrupted."""
     guard = _guard(args, ctx, args.interval)
-    if args.once:
-        try:
-            _show(args, ctx, guard.check())
-        finally:
-            guard.release()
-        return EXIT_OK
-    guard.run(sleep=ctx.sleep, report=lambda check: _show(args, ctx, check))
+    with stopped_by_sigterm():
+        if args.once:
+            try:
+                _show(args, ctx, guard.check())
+            finally:
+                guard.release()
+            return EXIT_OK
+        guard.run(sleep=ctx.sleep, report=lambda check: _show(args, ctx, check))
     return EXIT_OK
 
 
@@ -136,11 +175,14 @@ def guard_step(args: argparse.Namespace, ctx: Context) -> bool:
     """The guard's check inside ``rollout run``; True when it rolled the rollout back."""
     if getattr(args, "no_guard", False):
         return False
-    try:
-        guard = _guard(args, ctx, float(getattr(args, "interval", 60.0)))
-    except ConfigurationError as exc:  # a custom store keeps no signals: nothing to guard on
-        log.debug("no guard in rollout run: %s", exc)
-        return False
+    guard: Guard | None = getattr(args, "_guard", None)
+    if guard is None:
+        try:
+            guard = _guard(args, ctx, float(getattr(args, "interval", 60.0)))
+        except ConfigurationError as exc:  # a custom store keeps no signals: nothing to guard
+            log.debug("no guard in rollout run: %s", exc)
+            return False
+        args._guard = guard  # given up when the loop ends (guarded_loop)
     check = guard.check()
     for line in check.actions:
         ctx.print(f"guard: {line}")

@@ -17,7 +17,7 @@ from ..policy import check_tenant_name, format_percent, parse_percent
 from ..version_needs import app_option
 from . import render, shapes
 from .context import EXIT_ERROR, EXIT_OK, Context, UsageError
-from .guard import add_guard_option, guard_step
+from .guard import add_guard_option, guard_step, guarded_loop
 from .loader import add_app_option, controller_for
 from .options import (
     Subparsers,
@@ -384,6 +384,11 @@ def _report(args: argparse.Namespace, ctx: Context, result: RunResult) -> int:
 
 def cmd_rollout_run(args: argparse.Namespace, ctx: Context) -> int:
     """Migrate the tenants the rollout has reached; loop until it ends, or --once."""
+    with guarded_loop(args):  # SIGTERM stops it like Ctrl-C; the guard's lease is given up
+        return _rollout_run(args, ctx)
+
+
+def _rollout_run(args: argparse.Namespace, ctx: Context) -> int:
     controller = controller_for(args, ctx)
     failed = passes = False
     while True:

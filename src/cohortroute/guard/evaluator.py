@@ -33,12 +33,16 @@ class Check:
     leader: bool
     assessment: Assessment | None = None
     actions: list[str] = field(default_factory=list)
+    held_by: lease.LeaseInfo | None = None  # the other guard's lease, when not the leader
 
     @property
     def line(self) -> str:
         """One sentence: the verdict, or why nothing was judged."""
         if not self.leader:
-            return "another guard holds the lease; waiting"
+            if self.held_by is None:
+                return "another guard holds the lease; waiting"
+            until = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.held_by.until))
+            return f"{self.held_by.holder} holds the guard's lease until {until}; waiting"
         if self.assessment is None:
             return "no rollout to guard"
         return verdict_line(self.assessment)
@@ -85,7 +89,7 @@ class Guard:
         """One evaluation: take or renew the lease, assess, act."""
         now = self.clock.time()
         if not lease.acquire(self.store, self.holder, self.lease_ttl, now):
-            return Check(False)
+            return Check(False, held_by=lease.current(self.store))
         if self.store.policy().rollout is None:
             return Check(True)
         assessment = assess(self.store, self.sink, self.config, now)
