@@ -1,14 +1,17 @@
 """Server-side SVG line charts: one line per version over time, no script and no library.
 
 Each chart carries a ``<title>`` and an ``aria-label`` naming what it shows; the page puts the
-same numbers in a table next to it for screen readers.
+same numbers in a table next to it for screen readers. The time axis is labelled in UTC (hours
+and minutes) at its start, middle and end; the last minute is the current one, still counting,
+so its end label says ``now``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 
 from .html import Html, esc
 
@@ -46,6 +49,7 @@ def line_chart(
         f'<line x1="{PAD}" y1="{PAD}" x2="{PAD}" y2="{HEIGHT - PAD}" stroke="#888"/>',
         f'<text x="4" y="{PAD - 8}" font-size="11">{esc(_short(top))}{esc(unit)}</text>',
         f'<text x="4" y="{HEIGHT - PAD + 4}" font-size="11">0</text>',
+        *_time_labels(minutes, x),
     ]
     for index, (version, line) in enumerate(series.items()):
         colour = COLOURS[index % len(COLOURS)]
@@ -64,6 +68,30 @@ def line_chart(
         )
     parts.append("</svg>")
     return Html("".join(parts))
+
+
+def minute_label(minute: int) -> str:
+    """An epoch minute as ``HH:MM`` UTC."""
+    return time.strftime("%H:%M", time.gmtime(minute * 60))
+
+
+def _time_labels(minutes: Sequence[int], x: Callable[[int], float]) -> list[str]:
+    """Tick labels under the time axis: first, middle and last minute (the last is ``now``)."""
+    if not minutes:
+        return []
+    last = len(minutes) - 1
+    ticks = sorted({0, last // 2, last})
+    labels = []
+    for i in ticks:
+        text = minute_label(minutes[i]) + (" UTC" if i == 0 else "")
+        if i == last:
+            text = f"{minute_label(minutes[i])} now"
+        anchor = "start" if i == 0 else ("end" if i == last else "middle")
+        labels.append(
+            f'<text x="{x(i):.1f}" y="{HEIGHT - PAD + 14}" font-size="10" '
+            f'text-anchor="{anchor}" fill="#555">{esc(text)}</text>'
+        )
+    return labels
 
 
 def _short(value: float) -> str:

@@ -101,7 +101,7 @@ def overview(ctx: Ctx) -> Response:
     rows = [
         (
             info.version,
-            "default" if info.default else ("retired" if info.retired else ""),
+            _role(info.version, info.default, info.retired, policy),
             info.mounted_host or "-",
             when(info.mounted_at),
             _count(counted.get(info.version, 0), tally is not None),
@@ -130,6 +130,15 @@ def overview(ctx: Ctx) -> Response:
         + rollout
     )
     return ctx.render("Overview", body, live=True)
+
+
+def _role(version: str, default: bool, retired: bool, policy: Policy) -> str:
+    """A version's part: the default, the running rollout's candidate, retired, or blank."""
+    if default:
+        return "default"
+    if policy.rollout is not None and policy.rollout.candidate == version:
+        return "candidate"
+    return "retired" if retired else ""
 
 
 def _count(value: int, known: bool) -> str:

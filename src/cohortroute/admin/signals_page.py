@@ -13,7 +13,7 @@ from ..errors import CohortRouteError
 from ..report import p95
 from ..signals.model import SignalRow, Ticket
 from .app import Ctx
-from .charts import line_chart
+from .charts import line_chart, minute_label
 from .html import Html, button, definitions, field, form, link, table, tag, when
 
 log = logging.getLogger(__name__)
@@ -76,15 +76,15 @@ def signals(ctx: Ctx) -> Response:
     rows = sink.rows(minutes[0], last + 1)
     tickets = sink.tickets(minutes[0] * 60.0)
     charts = Html("") if rows or tickets else tag("p", f"No signals in the last {window} minutes.")
+    # The current minute is still counting: the table shows the last complete one.
+    complete = f"{minute_label(minutes[-2])} UTC"
     for metric, lines in series(rows, tickets, minutes).items():
-        latest = [
-            (v, _fmt(next((x for x in reversed(vals) if x is not None), None)))
-            for v, vals in lines.items()
-        ]
+        latest = [(v, _fmt(vals[-2])) for v, vals in lines.items()]
+        caption = f"{metric} in the last complete minute ({complete})"
         charts += tag(
             "figure",
             line_chart(f"{metric}, last {window} minutes", minutes, lines)
-            + tag("figcaption", table(f"{metric}: latest value", ["Version", "Latest"], latest)),
+            + tag("figcaption", table(caption, ["Version", f"Minute {complete}"], latest)),
         )
     choose = form(
         ctx.base + "/signals",

@@ -102,7 +102,8 @@ def cmd_admin(args: argparse.Namespace, ctx: Context) -> int:
             server = make_server(args.host, args.port, app, threaded=True, fd=sock.fileno())
         finally:
             sock.close()  # the server holds its own duplicate of the listening socket
-        ctx.print(f"cohortroute admin on http://{args.host}:{server.server_port}/ (Ctrl-C stops)")
+        bound = server.socket.getsockname()[1]  # --port 0 picks one
+        ctx.print(f"cohortroute admin on http://{args.host}:{bound}/ (Ctrl-C stops)")
         try:
             server.serve_forever()
         finally:
