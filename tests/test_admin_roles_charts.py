@@ -57,11 +57,3 @@ def test_charts_label_time_and_show_the_last_complete_minute() -> None:
     assert "<tr><td>v1</td><td>40</td></tr>" in text  # not the 3 of the minute still counting
     assert "<tr><td>v2</td><td>-</td></tr>" in text  # nothing in that minute, not a stale 1
     assert f">{first} UTC</text>" in text and f">{now} now</text>" in text
-
-
-def test_no_signals_draws_no_empty_charts() -> None:
-    store = open_store("memory://")
-    store.register_versions(["v1"], "v1")
-    text = _client(store).get("/signals", headers={"Host": "admin.test"}).text
-    assert "No signals in the last 60 minutes." in text
-    assert "<svg" not in text

@@ -78,7 +78,7 @@ def signals(ctx: Ctx) -> Response:
     charts = Html("") if rows or tickets else tag("p", f"No signals in the last {window} minutes.")
     # The current minute is still counting: the table shows the last complete one.
     complete = f"{minute_label(minutes[-2])} UTC"
-    for metric, lines in (series(rows, tickets, minutes) if rows or tickets else {}).items():
+    for metric, lines in series(rows, tickets, minutes).items():
         latest = [(v, _fmt(vals[-2])) for v, vals in lines.items()]
         caption = f"{metric} in the last complete minute ({complete})"
         charts += tag(
