@@ -55,8 +55,9 @@ def test_with_signals_but_no_candidate_traffic_the_step_is_still_held() -> None:
 
 
 def test_a_gate_out_of_reach_says_it_cannot_be_estimated_and_why() -> None:
-    world = World(traffic=1)  # 600 stable requests per tenant: 1.2 expected errors at most each
-    world.start(10, plan=[10, 50, 100], every=600, auto=True)
+    # 100 stable requests per tenant: 0.2 expected errors at most each, 4 for all 20 tenants
+    world = World(tenants=20, traffic=1, history_minutes=100)
+    world.start(50, plan=[50, 100], every=600, auto=True)
     guard = world.guard()
     world.minutes(9)
     check = guard.check()
