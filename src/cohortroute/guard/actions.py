@@ -50,18 +50,17 @@ def act(controller: RolloutController, a: Assessment, interval: float) -> list[s
     rollout = a.subject.rollout
     done: list[str] = []
     if a.blind:  # nothing to judge and nothing to gate on: say so once per rollout
-        if None not in _said(store, rollout, "guard-blind"):
+        if not _said(store, rollout, "guard-blind"):
             line = verdict_line(a)
             store.write(
                 note("guard-blind", None, {"line": line, "salt": rollout.salt}), actor=ACTOR
             )
             done.append(line)
         return done
-    tried = _said(store, rollout, "guard-send-back") if a.verdict.breakers else {}
     for tenant, metric, _ in a.verdict.breakers:
         if (
             tenant in a.held
-            or tenant in tried
+            or _said(store, rollout, "guard-send-back", tenant)
             or any(s.startswith(f"sent {tenant} ") for s in done)
         ):
             continue  # sent back already, or tried once this rollout and it failed
@@ -93,17 +92,22 @@ def act(controller: RolloutController, a: Assessment, interval: float) -> list[s
     return done
 
 
-def _said(store: Store, rollout: Rollout, action: str) -> dict[str | None, int]:
-    """The tenants (None: the rollout) with an ``action`` entry by the guard on this rollout:
-    what it already tried or said once and does not repeat."""
-    out: dict[str | None, int] = {}
-    for entry in store.history(None, HISTORY):
+def _said(store: Store, rollout: Rollout, action: str, tenant: str | None = None) -> bool:
+    """Whether the guard already wrote ``action`` (about ``tenant``, else the rollout) on this
+    rollout: what it tried or said once and does not repeat. A tenant's own history is short;
+    the whole log is read back to the rollout's start, at most :data:`HISTORY` entries."""
+    for entry in store.history(tenant, HISTORY):
         if entry.at < rollout.started_at:
             break
         after = entry.after if isinstance(entry.after, dict) else {}
-        if entry.action == action and entry.actor == ACTOR and after.get("salt") == rollout.salt:
-            out[entry.tenant] = entry.revision
-    return out
+        if (
+            entry.action == action
+            and entry.actor == ACTOR
+            and entry.tenant == tenant
+            and after.get("salt") == rollout.salt
+        ):
+            return True
+    return False
 
 
 def _halt(controller: RolloutController, reason: str, done: list[str]) -> None:
