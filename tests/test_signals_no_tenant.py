@@ -28,11 +28,13 @@ def test_no_tenant_requests_keep_their_row_past_max_rows() -> None:
         signals=SignalsConfig(sink=sink, max_rows=2),
         register_tenants=False,
     )
+    recorder = router.signals
+    assert recorder is not None
     client = Client(router)
     for host in ("a", "b", "c", "d", None, None, "a"):
         client.get("/", headers={"Host": f"{host}.example.com" if host else "example.com"})
-    assert router.signals.status()["overflowed_requests"] == 2  # c and d, not the no-tenant ones
-    router.signals.flush()
+    assert recorder.status()["overflowed_requests"] == 2  # c and d, not the no-tenant ones
+    recorder.flush()
     assert {row.tenant: row.requests for row in sink.rows(0)} == {
         "a": 2,
         "b": 1,
