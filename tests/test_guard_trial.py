@@ -159,6 +159,7 @@ def test_the_report_of_an_ended_rollout_shows_its_last_percent_and_who_ended_it(
     data = build(a, world.store.history(None, 5000))
     assert data["rollout"]["percent"] == 50
     assert data["verdict"].startswith("rolled back by ops: ")
+    assert data["state"] == "rolled back"  # the JSON state keeps its documented values
 
 
 def test_a_held_timed_plan_then_finalized_reports_100_percent() -> None:

@@ -45,14 +45,9 @@ def p_text(p: float) -> str:
 
 
 def state(a: Assessment) -> str:
-    """What has been done or is being done: ``rolled back``, ``halted``, ``holding``...
-
-    An ending by someone other than the guard names them (``rolled back by ops``): the plain
-    ``rolled back`` is the guard's own word.
-    """
+    """What has been done or is being done: ``rolled back``, ``halted``, ``holding``..."""
     if a.subject.ended is not None:
-        by = a.subject.ended_by
-        return a.subject.ended if by in (None, ACTOR) else f"{a.subject.ended} by {by}"
+        return a.subject.ended
     kind = a.verdict.kind
     if kind == "rollback":
         return "rolled back"
@@ -83,6 +78,9 @@ def verdict_line(a: Assessment) -> str:
     """The first line of the report, and the reason the guard gives when it acts."""
     v = a.verdict
     prefix = state(a)
+    by = a.subject.ended_by
+    if a.subject.ended is not None and by not in (None, ACTOR):
+        prefix += f" by {by}"  # the plain "rolled back" is the guard's own word
     candidate = a.subject.rollout.candidate
     if a.blind:
         return f"{prefix}: {BLIND}"
