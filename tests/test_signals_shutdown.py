@@ -11,6 +11,7 @@ from starlette.testclient import TestClient
 
 from cohortroute import CohortRouter, SignalsConfig
 from cohortroute._clock import ManualClock
+from cohortroute._types import Receive, Scope, Send
 from cohortroute.router import _exit
 from tests.apps import asgi_version
 from tests.signals.helpers import RecordingSink
@@ -82,3 +83,36 @@ def test_a_failed_write_at_shutdown_says_the_rows_may_be_lost(
     assert not any("retrying in" in m for m in messages)
     sink.down = False
     app.close()
+
+
+def test_a_standalone_asgi_signals_wrapper_writes_at_lifespan_shutdown() -> None:
+    from cohortroute import Signals, open_store
+
+    sink = RecordingSink()
+    events: list[str] = []
+
+    async def bare(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                kind = (await receive())["type"].rpartition(".")[2]
+                events.append(f"v2:{kind}")
+                await send({"type": f"lifespan.{kind}.complete"})
+                if kind == "shutdown":
+                    return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"v2"})
+
+    app = Signals(
+        bare,
+        version="v2",
+        store=open_store("memory://"),
+        config=SignalsConfig(sink=sink, flush_interval=3600),
+        domains=["example.com"],
+        clock=ManualClock(start=0.0),
+    )
+    with TestClient(app) as client:
+        for _ in range(3):
+            assert client.get("/", headers={"Host": "acme.example.com"}).status_code == 200
+        assert sink.rows(0) == []
+    assert {k: row.requests for k, row in sink.totals().items()} == {("acme", "v2"): 3}
+    assert events == ["v2:startup", "v2:shutdown"]

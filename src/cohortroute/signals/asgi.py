@@ -6,12 +6,19 @@ through untouched. An exception before that counts as 5xx (and is raised); a res
 finished counts as 5xx; a client gone while the last body is sent does not make it a 5xx.
 Websocket and lifespan scopes pass through uncounted. CPU time is not sampled: an event loop's
 thread time belongs to every task on it.
+
+Standalone (:func:`~.wrappers.Signals`), the wrapper writes what is counted when the app answers
+``lifespan.shutdown.complete``, before the server hears it: uvicorn's workers end without running
+``atexit`` (see :mod:`cohortroute.router._exit`). Inside a router, the router drives lifespan and
+does the same.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
+
+import anyio
 
 from .._clock import Clock
 from .._types import ASGIApp, Message, Receive, Scope, Send
@@ -37,6 +44,8 @@ class SignalsASGI(VersionCounter):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                send = self._closing_at_shutdown(send)
             await self.app(scope, receive, send)
             return
         read_clock = self._read_clock
@@ -74,3 +83,17 @@ class SignalsASGI(VersionCounter):
                 CURRENT.reset(token)
         if not counted:  # the app returned without finishing its response
             record(tenant, FIVE_XX, began, read_clock(), False, 0.0)
+
+    def _closing_at_shutdown(self, send: Send) -> Send:
+        """``send``, writing the counts (closing the recorder) before it passes on the app's
+        ``lifespan.shutdown.complete``."""
+
+        async def closing(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                try:
+                    await anyio.to_thread.run_sync(self.close)
+                except Exception:  # the server must still hear that the app has shut down
+                    log.exception("cohortroute: could not write the signals at shutdown")
+            await send(message)
+
+        return closing
