@@ -91,6 +91,7 @@ def cmd_admin(args: argparse.Namespace, ctx: Context) -> int:
     """Serve until Ctrl-C."""
     from werkzeug.serving import make_server
 
+    ctx.store.revision()  # a store that does not exist is the CLI's error, not a page's 500
     sock = listen(args.host, args.port)
     try:
         app = build_app(ctx.store, args.host)
