@@ -106,15 +106,18 @@ class Evidence:
         metrics = range(len(METRICS))
         observed = [0.0] * len(METRICS)
         expected = [0.0] * len(METRICS)
+        served = 0.0
         rates = self.baselines.rates
         for tenant, (requests, counts) in stable.items():
             if requests <= 0:
                 continue
+            served += requests
             rate = rates(tenant)
             for i in metrics:
                 observed[i] += counts[i]
                 expected[i] += requests * rate[i]
         g = tuple(stats.minute_factor(observed[i], expected[i]) for i in metrics)
+        floor = tuple(stats.incident_rate(observed[i], expected[i], served) for i in metrics)
         self.factors.append(g)
         self.minutes += 1
         for tenant, (requests, counts) in candidate.items():
@@ -126,7 +129,7 @@ class Evidence:
             rate = rates(tenant)
             for i in metrics:
                 tally = ev.tallies[i]
-                e = requests * rate[i] * g[i]
+                e = requests * max(rate[i] * g[i], floor[i])
                 o = min(counts[i], stats.minute_cap(e))
                 tally.expected += e
                 tally.raw += counts[i]

@@ -52,6 +52,21 @@ def minute_factor(observed: float, expected: float) -> float:
     return max(1.0, (observed + 1.0) / (expected + 1.0))
 
 
+def incident_rate(observed: float, expected: float, requests: float) -> float:
+    """The stable cohort's own rate in a minute of a clear global incident, else 0.
+
+    :func:`minute_factor` scales each candidate tenant's own rate, which fits an incident that
+    multiplies every tenant's errors. An incident that fails a share of everybody's requests
+    (a database away: 2% for all) hits a tenant with a low baseline many times over its own
+    rate, so in a minute where the stable cohort is clearly anomalous (at least twice what it
+    expects, and three standard deviations over), a candidate tenant is expected to fail at
+    least as often as the stable cohort did.
+    """
+    if requests <= 0 or observed < 2.0 * expected + 3.0 * math.sqrt(expected) + 3.0:
+        return 0.0
+    return observed / requests
+
+
 def minute_cap(expected: float) -> int:
     """The most events one tenant-minute may count: ``ceil(20 * expected) + 2``.
 
