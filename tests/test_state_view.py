@@ -318,3 +318,24 @@ def test_a_remote_store_lookup_under_trio(store: FlakyStore) -> None:
     assert served == "v2"
     assert held == "v1"  # the default, after the 0.2 s look-up timeout
     assert ticks >= 100  # the loop kept turning while the request waited
+
+
+def test_a_tenant_served_while_the_store_was_slow_is_still_registered(store: FlakyStore) -> None:
+    """A look-up the store is too slow for is decided without the tenant's record; its bucket
+    may still put it on the candidate, so it must be registered like any tenant served, or the
+    ratchet could not keep it there when the share is lowered."""
+    from cohortroute.router import REGISTER_DELAY
+    from tests.test_faults import poll
+
+    clock = ManualClock()
+    router = router_for(store, lookup_timeout=0.05, clock=clock)
+    store.start_rollout("v2", 100, salt="slow")  # every tenant's bucket: the candidate
+    version(router, "warm")
+    store.gate.clear()  # the store answers nothing until the gate opens
+    assert version(router, "newcomer") == "v2"  # by its bucket alone
+    assert "slow" in router.status()["last_error"]
+    store.gate.set()
+    clock.advance(REGISTER_DELAY + 1)
+    registered = poll(lambda: store.tenant("newcomer").registered, timeout=10)
+    router.close()
+    assert registered is not None, "served on the candidate, never registered"

@@ -333,9 +333,11 @@ class Dispatcher:
             if tenant is None and self._visitor_cookies is not None:
                 target = self._sampling(target, decision)
             registrar = self._registrar
+            # Also when the store was too slow to say (stale): the tenant may be served the
+            # candidate by its bucket, and must be registered for the ratchet to keep it there.
+            # Registering an already registered tenant writes nothing.
             if (
-                not stale
-                and registrar is not None
+                registrar is not None
                 and tenant is not None
                 and record is not None
                 and not record.registered
