@@ -103,12 +103,32 @@ def steady_router(apps: dict[str, Any]) -> Any:
     return router
 
 
-def wsgi_cases(loops: int, repeats: int) -> dict[str, float]:
-    apps = {"v1": wsgi_app, "v2": wsgi_app}
+def hand_written_wsgi(apps: dict[str, Any]) -> Callable[..., Any]:
+    """The WSGI dispatcher a team writes by hand: odd tenants on v2, the rest on v1."""
     assign = {t: ("v2" if i % 2 else "v1") for i, t in enumerate(TENANTS)}
 
     def hand_written(environ: dict[str, Any], start_response: Any) -> Any:
         return apps[assign[environ["HTTP_HOST"].split(".", 1)[0]]](environ, start_response)
+
+    return hand_written
+
+
+def hand_written_asgi(apps: dict[str, Any]) -> Callable[..., Any]:
+    """The ASGI dispatcher a team writes by hand: odd tenants on v2, the rest on v1."""
+    assign = {t.encode(): ("v2" if i % 2 else "v1") for i, t in enumerate(TENANTS)}
+
+    async def hand_written(scope: Any, receive: Any, send: Any) -> None:
+        for name, value in scope["headers"]:
+            if name == b"host":
+                await apps[assign[value.split(b".", 1)[0]]](scope, receive, send)
+                return
+
+    return hand_written
+
+
+def wsgi_cases(loops: int, repeats: int) -> dict[str, float]:
+    apps = {"v1": wsgi_app, "v2": wsgi_app}
+    hand_written = hand_written_wsgi(apps)
 
     # Path-prefix mounts, the way DispatcherMiddleware is used for side-by-side versions.
     dispatcher = DispatcherMiddleware(wsgi_app, {"/v1": wsgi_app, "/v2": wsgi_app})
@@ -155,16 +175,8 @@ async def asgi_app(scope: Any, receive: Any, send: Any) -> None:
 
 def asgi_cases(loops: int, repeats: int) -> dict[str, float]:
     apps = {"v1": asgi_app, "v2": asgi_app}
-    assign = {t.encode(): ("v2" if i % 2 else "v1") for i, t in enumerate(TENANTS)}
-
-    async def hand_written(scope: Any, receive: Any, send: Any) -> None:
-        for name, value in scope["headers"]:
-            if name == b"host":
-                await apps[assign[value.split(b".", 1)[0]]](scope, receive, send)
-                return
-
     router = steady_router(apps)
-    cases = {"bare app": asgi_app, "hand-written": hand_written, "CohortRouter": router}
+    cases = {"bare app": asgi_app, "hand-written": hand_written_asgi(apps), "CohortRouter": router}
     return bench_asgi(cases, loops, repeats, warm=[router])
 
 

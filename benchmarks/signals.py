@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from hot_path import TENANTS, bench_asgi, bench_wsgi
+from hot_path import TENANTS, bench_asgi, bench_wsgi, hand_written_asgi, hand_written_wsgi
 
 from cohortroute import CohortRouter, SignalsConfig
 from cohortroute._clock import SYSTEM
@@ -63,15 +63,10 @@ def _router(apps: dict[str, Any], signals: bool) -> Any:
 
 def request_cost(loops: int, repeats: int) -> dict[str, float]:
     apps = {"v1": wsgi_app, "v2": wsgi_app}
-    assign = {t: ("v2" if i % 2 else "v1") for i, t in enumerate(TENANTS)}
-
-    def hand_written(environ: dict[str, Any], start_response: Any) -> Any:
-        return apps[assign[environ["HTTP_HOST"].split(".", 1)[0]]](environ, start_response)
-
     off, on = _router(apps, False), _router(apps, True)
     cases = {
         "bare app": wsgi_app,
-        "hand-written": hand_written,
+        "hand-written": hand_written_wsgi(apps),
         "signals off": off,
         "signals on": on,
     }
@@ -94,18 +89,10 @@ async def asgi_app(scope: Any, receive: Any, send: Any) -> None:
 
 def asgi_request_cost(loops: int, repeats: int) -> dict[str, float]:
     apps = {"v1": asgi_app, "v2": asgi_app}
-    assign = {t.encode(): ("v2" if i % 2 else "v1") for i, t in enumerate(TENANTS)}
-
-    async def hand_written(scope: Any, receive: Any, send: Any) -> None:
-        for name, value in scope["headers"]:
-            if name == b"host":
-                await apps[assign[value.split(b".", 1)[0]]](scope, receive, send)
-                return
-
     off, on = _router(apps, False), _router(apps, True)
     cases = {
         "bare app": asgi_app,
-        "hand-written": hand_written,
+        "hand-written": hand_written_asgi(apps),
         "signals off": off,
         "signals on": on,
     }

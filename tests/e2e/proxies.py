@@ -7,8 +7,13 @@ the server's own syntax check, ``*_command`` runs it in the foreground.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 APACHE_MODULES = Path("/usr/lib/apache2/modules")
@@ -17,6 +22,29 @@ APACHE_MODULES = Path("/usr/lib/apache2/modules")
 def installed(program: str) -> bool:
     """Whether Debian's ``program`` (nginx, haproxy, apache2) is on this machine."""
     return shutil.which(program) is not None or Path(f"/usr/sbin/{program}").exists()
+
+
+@contextlib.contextmanager
+def world_readable(prefix: str) -> Iterator[Path]:
+    """A directory the proxies' unprivileged workers (www-data, nobody) can read."""
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
+    directory.chmod(0o755)
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def http_backend(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
+    """``handler`` served on a free loopback port (yielded) until the block ends."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _binary(program: str) -> str:

@@ -4,12 +4,9 @@ validation rejects, the default for IP literals, the tenant's pool otherwise."""
 from __future__ import annotations
 
 import contextlib
-import shutil
 import socket
-import tempfile
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -62,23 +59,14 @@ class _Ok(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def backend() -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
+    with proxies.http_backend(_Ok) as port:
+        yield port
 
 
 @pytest.fixture
 def directory() -> Iterator[Path]:
-    made = Path(tempfile.mkdtemp(prefix="cohortroute-hosts-"))
-    made.chmod(0o755)
-    try:
+    with proxies.world_readable("cohortroute-hosts-") as made:
         yield made
-    finally:
-        shutil.rmtree(made, ignore_errors=True)
 
 
 def status(port: int, host: str) -> int:

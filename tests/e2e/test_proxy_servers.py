@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -112,12 +110,8 @@ def upstreams() -> Iterator[dict[str, int]]:
 @pytest.fixture
 def world_readable() -> Iterator[Path]:
     """A directory the proxies' unprivileged workers (www-data, nobody) can read."""
-    directory = Path(tempfile.mkdtemp(prefix="cohortroute-proxy-"))
-    directory.chmod(0o755)
-    try:
+    with proxies.world_readable("cohortroute-proxy-") as directory:
         yield directory
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def seed(url: str) -> None:

@@ -118,13 +118,18 @@ def _no_host(scope: Scope) -> bytes:
     return b""
 
 
-def _version_state(scope: Scope) -> None:
-    """Give the request a copy of its version's lifespan state instead of the server's."""
+def _version_state(scope: Scope, version: str | None = None) -> None:
+    """Give the request a copy of ``version``'s lifespan state instead of the server's (by
+    default the version its decision names; one call on the router's path)."""
+    if version is None:
+        decision = scope[DECISION_KEY]
+        if decision is None:
+            return
+        version = decision.version
     state = scope.get("state")
     states = None if state is None else state.get(STATES_KEY)
-    decision = scope[DECISION_KEY]
-    if states is not None and decision is not None:
-        mine = states.get(decision.version)
+    if states is not None:
+        mine = states.get(version)
         if mine is not None:
             scope["state"] = mine.copy()
 
@@ -134,12 +139,7 @@ def _with_version_state(app: ASGIApp, version: str) -> ASGIApp:
     gave the versions theirs) whichever version the router's cached entry named."""
 
     async def with_state(scope: Scope, receive: Receive, send: Send) -> None:
-        state = scope.get("state")
-        states = None if state is None else state.get(STATES_KEY)
-        if states is not None:
-            mine = states.get(version)
-            if mine is not None:
-                scope["state"] = mine.copy()
+        _version_state(scope, version)
         await app(scope, receive, send)
 
     return with_state
