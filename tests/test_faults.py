@@ -581,8 +581,9 @@ def test_repeated_outages_leak_no_thread_and_no_file_descriptor(
 ) -> None:
     # pytest keeps every log record of a test, and a warning that carries an exception (the
     # failed tenant registration, psycopg's note on the broken pipeline under it) keeps its
-    # traceback, its frames and so the router alive: warnings are not recorded here.
-    caplog.set_level(logging.ERROR)
+    # traceback, its frames and so the router alive: warnings are not recorded here. psycopg
+    # sets its own logger to WARNING, so the root's level alone does not silence it.
+    quiet_warnings(caplog)
     direct.pin("acme", "v1")  # the operator's connection is open before counting
     gc.collect()
     threads, fds = threading.active_count(), open_fds()
@@ -612,6 +613,14 @@ def test_repeated_outages_leak_no_thread_and_no_file_descriptor(
         f"before: {threads} threads, {fds} fds; after: {threading.active_count()} threads, "
         f"{open_fds()} fds; router {'alive' if alive() else 'collected'}; {thread_stacks()}"
     )
+
+
+def quiet_warnings(caplog: pytest.LogCaptureFixture) -> None:
+    """Record only errors, from the root and from every logger that set a level of its own."""
+    caplog.set_level(logging.ERROR)
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if isinstance(logger, logging.Logger) and logging.NOTSET < logger.level < logging.ERROR:
+            caplog.set_level(logging.ERROR, logger=name)
 
 
 def thread_stacks() -> str:
