@@ -24,6 +24,12 @@ WINDOW = 60
 WORST = 10
 """How many tenants the worst-tenants table lists per version."""
 
+ACTIONS = 20
+"""How many of the guard's latest actions the page lists (``cohortroute report`` has them all)."""
+
+LEFT_OUT_SHOWN = 10
+"""How many tenants left out of the guard's judgement (pinned) the page names."""
+
 
 def series(
     rows: list[SignalRow], tickets: list[Ticket], minutes: list[int]
@@ -117,7 +123,10 @@ def _gate(gate: dict[str, Any]) -> str:
         return "met"
     text = f"{gate['have_expected']} of {gate['needed_expected']} expected events"
     more = gate.get("more_requests")
-    return f"{text} ({more} more requests)" if more is not None else text
+    if more is not None:
+        return f"{text} ({more:,} more requests)"
+    reason = gate.get("reason")
+    return f"{text} (more requests needed: {reason})" if reason else text
 
 
 def _fmt(value: float | None) -> str:
@@ -134,13 +143,30 @@ def _guard(ctx: Ctx, sink: Any, now: float) -> Html:
         return Html(tag("h2", "Guard") + tag("p", "No rollout to judge."))
     report = build(assessment, ctx.store.history(None, 5000), limit=WORST)
     gate = report["gate"]
+    pinned = report["evidence"]["pinned"]
     facts = definitions(
         {
             "Verdict": report["verdict"],
             "State": report["state"],
             "Promotion gate": _gate(gate),
+            "Left out": _left_out(pinned),
         }
     )
+    actions = table(
+        "The guard's actions in this rollout (newest first)",
+        ["When", "Action", "Tenant", "Why"],
+        [
+            (
+                when(x["at"]),
+                x["action"],
+                link(f"{ctx.base}/tenants/{x['tenant']}", x["tenant"]) if x["tenant"] else "-",
+                x["line"] or "",
+            )
+            for x in reversed(report["actions"][-ACTIONS:])
+        ],
+    )
+    if not report["actions"]:
+        actions = Html(tag("p", "The guard has not acted in this rollout."))
     worst = Html("")
     for version in report["versions"]:
         worst += table(
@@ -169,4 +195,17 @@ def _guard(ctx: Ctx, sink: Any, now: float) -> Html:
                 for t in version["tenants"]
             ],
         )
-    return Html(tag("h2", "Guard") + facts + worst)
+    return Html(tag("h2", "Guard") + facts + actions + worst)
+
+
+def _left_out(pinned: list[str]) -> str:
+    """The tenants on the candidate by a pin or tag rule, which the guard neither judges nor
+    moves (the first few named)."""
+    if not pinned:
+        return "none (every tenant on the candidate is there by the rollout)"
+    shown = ", ".join(pinned[:LEFT_OUT_SHOWN])
+    more = f" and {len(pinned) - LEFT_OUT_SHOWN} more" if len(pinned) > LEFT_OUT_SHOWN else ""
+    return (
+        f"{len(pinned)} tenant{'s' if len(pinned) != 1 else ''} on the candidate by a pin or "
+        f"tag rule, neither judged nor moved: {shown}{more}"
+    )
