@@ -27,6 +27,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -117,16 +118,23 @@ def _fresh(stamp: float, now: float, window: float, what: str) -> None:
 
 def _number(text: str | None, what: str) -> float:
     try:
-        return float(text or "")
+        value = float(text or "")
     except ValueError:
-        raise Refused(401, f"missing or malformed {what}") from None
+        value = math.nan
+    if not math.isfinite(value):  # "nan" would pass any window check
+        raise Refused(401, f"missing or malformed {what}: send Unix seconds")
+    return value
 
 
 def _time(value: Any) -> float | None:
     """A Unix time from seconds or an ISO 8601 string (``...Z`` included); a string without a
     UTC offset is UTC, never the server's local time (help desks send UTC)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            return math.inf
+        return None if math.isnan(number) else number
     if isinstance(value, str) and value:
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -180,7 +188,9 @@ def zendesk(d: Delivery) -> TicketEvent:
         org = {}
     tenant = _tenant(org.get("external_id"))
     domains = org.get("domain_names") or org.get("domain") or []
-    for domain in [domains] if isinstance(domains, str) else list(domains):
+    if not isinstance(domains, list):
+        domains = [domains] if isinstance(domains, str) else []
+    for domain in domains:
         tenant = tenant or _tenant(_mapped(d.mapping, str(domain)))
     return TicketEvent(
         tenant,
@@ -221,7 +231,8 @@ def intercom(d: Delivery) -> TicketEvent:
     when = _time(data.get("created_at"))
     if when is not None:
         _fresh(when, d.now, d.event_window, "the notification's created_at")
-    item = (data.get("data") or {}).get("item") or {}
+    wrapper = data.get("data")
+    item = (wrapper.get("item") if isinstance(wrapper, dict) else None) or {}
     company = _find(item, "company_id")
     tenant = _tenant(company) if company else None
     if company and _mapped(d.mapping, company):
