@@ -22,7 +22,7 @@ from .._types import Receive, Scope, Send
 from ..decision import Decision
 from ._lease import Lender, Lent
 from .errors import failure
-from .headers import has_body, request_headers, response_headers
+from .headers import has_body, no_cookie_jar, request_headers, response_headers
 
 if TYPE_CHECKING:
     from .target import Upstream
@@ -134,7 +134,10 @@ class UpstreamASGI:
             uds=upstream.address.socket_path, limits=upstream.limits(), retries=0
         )
         client = httpx.AsyncClient(
-            transport=transport, timeout=upstream.timeout(), follow_redirects=False
+            transport=transport,
+            timeout=upstream.timeout(),
+            follow_redirects=False,
+            cookies=no_cookie_jar(),
         )
         client.headers.clear()  # no User-Agent, Accept... of httpx's own
         return client

@@ -9,6 +9,7 @@ own are added: the build trusts them to name the tenant.
 
 from __future__ import annotations
 
+import http.cookiejar
 import logging
 from collections.abc import Iterable
 
@@ -73,12 +74,34 @@ def _node(address: str) -> str:
 
 
 def _appended(pairs: Headers, name: bytes, value: bytes) -> None:
-    """Append ``value`` to the (first) ``name`` header, comma-separated, or add it."""
-    for index, (existing, current) in enumerate(pairs):
-        if existing == name:
-            pairs[index] = (name, current + b", " + value)
-            return
-    pairs.append((name, value))
+    """Append ``value`` to the ``name`` header, comma-separated, or add it. Repeated ``name``
+    headers are merged into the first one, in order, first: appending to the first alone
+    would leave a later, client-sent one last, where the build reads the nearest hop."""
+    values = [current for existing, current in pairs if existing == name]
+    if not values:
+        pairs.append((name, value))
+        return
+    first = next(index for index, (existing, _) in enumerate(pairs) if existing == name)
+    merged = b", ".join([*values, value])
+    pairs[:] = [pair for pair in pairs if pair[0] != name]
+    pairs.insert(first, (name, merged))
+
+
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
+    """A cookie policy that neither stores nor sends a cookie."""
+
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: object) -> bool:
+        return False
+
+    def return_ok(self, cookie: http.cookiejar.Cookie, request: object) -> bool:
+        return False
+
+
+def no_cookie_jar() -> http.cookiejar.CookieJar:
+    """The pooled clients' cookie jar, which keeps nothing. A ``Set-Cookie`` from a build is
+    the client's, relayed to it; a jar shared by the router's requests would send one
+    visitor's session cookie on every later visitor's request."""
+    return http.cookiejar.CookieJar(policy=_NoCookies())
 
 
 def request_headers(

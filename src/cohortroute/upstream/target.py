@@ -189,6 +189,7 @@ class Upstream:
         import httpx
 
         from ._unix import unix_transport
+        from .headers import no_cookie_jar
 
         path = self.address.socket_path
         transport = (
@@ -196,7 +197,12 @@ class Upstream:
             if path is not None
             else httpx.HTTPTransport(limits=self.limits(), retries=0)
         )
-        client = httpx.Client(transport=transport, timeout=self.timeout(), follow_redirects=False)
+        client = httpx.Client(
+            transport=transport,
+            timeout=self.timeout(),
+            follow_redirects=False,
+            cookies=no_cookie_jar(),
+        )
         client.headers.clear()  # no User-Agent, Accept... of httpx's own
         return client
 
