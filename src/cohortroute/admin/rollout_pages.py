@@ -4,12 +4,13 @@ confirmation page that says what will happen before anything changes."""
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 
 from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response
 
-from ..errors import CohortRouteError
+from ..errors import CohortRouteError, ValidationError
 from ..policy import format_percent
 from ..rollout import Preview
 from .app import Ctx
@@ -165,6 +166,22 @@ def result_page(ctx: Ctx, title: str, work: Callable[[], object], back: str) -> 
     )
 
 
+def dwell(text: str) -> float | None:
+    """The start form's minimum seconds per step: None when blank or 0, else a finite number of
+    seconds (ValidationError otherwise: ``nan`` or ``inf`` would make every later step's dwell
+    check meaningless)."""
+    try:
+        seconds = float(text.strip() or 0)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValidationError(
+            f"minimum seconds per step {text.strip()!r:.40}: enter a number of seconds, like "
+            "7200 (0 or blank: no minimum)"
+        )
+    return seconds or None
+
+
 def do_action(ctx: Ctx, action: str) -> Response:
     """``POST /rollout/<action>``."""
     back = ctx.base + "/rollout"
@@ -172,13 +189,12 @@ def do_action(ctx: Ctx, action: str) -> Response:
     form_data = ctx.request.form
     if action == "start":
         plan = [p.strip() for p in form_data.get("plan", "").split(",") if p.strip()]
-        every = float(form_data.get("every") or 0) or None
-        return result_page(
-            ctx,
-            "Start",
-            lambda: controller.start(form_data.get("candidate", ""), plan=plan, every=every),
-            back,
-        )
+
+        def start() -> object:
+            every = dwell(form_data.get("every", ""))
+            return controller.start(form_data.get("candidate", ""), plan=plan, every=every)
+
+        return result_page(ctx, "Start", start, back)
     if action == "advance":
         return result_page(ctx, "Advance", controller.advance, back)
     if action == "halt":
