@@ -59,9 +59,7 @@ def open_store(url: str | Store, *, create: bool = True) -> Store:
     if isinstance(url, Store):
         return url
     if not isinstance(url, str) or "://" not in url:
-        hint = ""
-        if isinstance(url, str) and url.strip():
-            hint = f" (did you mean 'sqlite:///{url.strip()}'?)"
+        hint = _missing_slashes_hint(url.strip()) if isinstance(url, str) else ""
         raise ConfigurationError(
             f"store must be a URL like 'sqlite:///state.db' or a Store object, got {url!r}"
             f"{hint}; known schemes: {', '.join(known_schemes())}"
@@ -90,6 +88,22 @@ def open_store(url: str | Store, *, create: bool = True) -> Store:
     if not create and "create" in inspect.signature(cls.from_url).parameters:
         return cls.from_url(url, create=False)  # type: ignore[call-arg]
     return cls.from_url(url)
+
+
+def _missing_slashes_hint(given: str) -> str:
+    """The "did you mean" for a store URL without ``://``: a bare path is a SQLite file; a
+    known scheme followed by too few slashes keeps its scheme (``sqlite:/x.db``, ``redis:h``)."""
+    if not given:
+        return ""
+    scheme, colon, rest = given.partition(":")
+    if colon and scheme.lower() in known_schemes():
+        scheme, rest = scheme.lower(), rest.lstrip("/")
+        if scheme == "sqlite":
+            return (
+                f" (did you mean 'sqlite:///{rest}' (relative) or 'sqlite:////{rest}' (absolute)?)"
+            )
+        return f" (did you mean '{scheme}://{rest}'?)"
+    return f" (did you mean 'sqlite:///{given}'?)"
 
 
 def _load_plugins(scheme: str) -> None:
