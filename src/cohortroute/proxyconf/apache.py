@@ -27,9 +27,10 @@ def map_file(table: Table) -> str:
 
 
 def _member(address: str) -> str:
+    # upgrade=websocket: a websocket handshake is tunnelled to the build (Apache 2.4.47+).
     if address.startswith("unix:"):
-        return f'    BalancerMember "{address}|http://localhost"'
-    return f'    BalancerMember "http://{address}"'
+        return f'    BalancerMember "{address}|http://localhost" upgrade=websocket'
+    return f'    BalancerMember "http://{address}" upgrade=websocket'
 
 
 def config(setup: ProxySetup, prg_command: list[str] | None = None) -> str:
@@ -53,6 +54,8 @@ def config(setup: ProxySetup, prg_command: list[str] | None = None) -> str:
         f"    ServerName {domain}",
         f"    ServerAlias *.{domain}" + "".join(f" {d} *.{d}" for d in others),
         "    ProxyPreserveHost On",
+        "    # An encoded slash (/a%2Fb) reaches the build as sent, not a 404 from Apache.",
+        "    AllowEncodedSlashes NoDecode",
         "    RequestHeader unset X-Cohortroute-Tenant",
         "    RequestHeader unset X-Cohortroute-Version",
         "    RequestHeader unset X-Cohortroute-Reason",

@@ -65,7 +65,8 @@ def _location(setup: ProxySetup, decide: str | None) -> list[str]:
     forward = [
         "        proxy_pass http://$cohortroute_pool;",
         "        proxy_http_version 1.1;",
-        '        proxy_set_header Connection "";',
+        "        proxy_set_header Upgrade $http_upgrade;  # websockets: see the map above",
+        "        proxy_set_header Connection $cohortroute_connection;",
         "        proxy_set_header Host $host;  # the build may resolve the tenant itself",
         "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
         "        proxy_set_header X-Forwarded-Proto $scheme;",
@@ -121,6 +122,14 @@ def config(setup: ProxySetup, decide: str | None = None) -> str:
             "}",
             "",
         ]
+    out += [  # after the sizes: a map before them would fix nginx's defaults
+        "# Connection to the builds: kept alive, or `upgrade` for a websocket handshake.",
+        "map $http_upgrade $cohortroute_connection {",
+        "    default upgrade;",
+        '    "" "";',
+        "}",
+        "",
+    ]
     for version, servers in setup.pools.servers.items():
         out.append(f"upstream {pool_name(version)} {{  # version {version}")
         out += [f"    server {_server(address)};" for address in servers]
