@@ -331,6 +331,11 @@ def _ordered(backends: list[AssignmentBackend]) -> tuple[AssignmentBackend, ...]
 
 
 def _check(backend: object) -> None:
+    if isinstance(backend, type):
+        raise ConfigurationError(
+            f"assignment backend {backend.__name__} is a class: give an instance, "
+            f"{backend.__name__}() (its assign(query) is called on the object)"
+        )
     name = getattr(backend, "name", None)
     if not isinstance(name, str) or not name or name in ("override", "default"):
         raise ConfigurationError(
