@@ -204,10 +204,12 @@ def render(report: dict[str, Any]) -> list[str]:
             )
         else:
             more = gate["more_requests"]
+            why = gate.get("reason") if more is None else None
             lines.append(
                 f"promotion gate: not met -- needs {'more' if more is None else f'~{more:,} more'} "
                 f"requests on the candidate to detect a {gate['theta']:g}x regression "
                 f"({gate['have_expected']:g} of {gate['needed_expected']:g} expected errors)"
+                + (f"; how many more cannot be estimated: {why}" if why else "")
             )
     for action in report["actions"]:
         lines.append(f"guard {_when(action['at'])}: {action['action']}: {action['line'] or ''}")
