@@ -30,10 +30,10 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlencode, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from .._backoff import attempt_delay
-from ..errors import ConfigurationError, StoreError
+from ..errors import ConfigurationError, StoreError, StoreUnavailableError
 from ..policy import AuditEntry, Policy, TenantRecord
 from ._codec import Codec, encode_audit, encode_policy, encode_tenant
 from ._network import NetworkStore
@@ -206,12 +206,28 @@ class RedisStore(NetworkStore["redis.Redis"], scheme=("redis", "rediss")):
         """This process's client, created on first use (and again after a fork or close)."""
         client = self._connections()
         if not self._schema_checked:
-            with self._errors("checking the schema version"):
-                raw = client.get(self._k_schema)
+            try:
+                with self._errors("checking the schema version"):
+                    raw = client.get(self._k_schema)
+            except StoreError as exc:
+                self._refuse_bad_db(exc)
+                raise
             self._check_schema(raw, f"prefix {self.prefix!r}")
             self._schema_checked = True
         self._used()
         return client
+
+    def _refuse_bad_db(self, exc: StoreError) -> None:
+        """A database number the server does not have is a mistake in the URL: say so (as
+        unavailable, like a wrong host or a PostgreSQL database that does not exist)."""
+        if "DB index is out of range" not in str(exc.__cause__):
+            return
+        db = urlsplit(self._driver_url).path.strip("/") or "0"
+        raise StoreUnavailableError(
+            f"the Redis server at {self.url} has no database {db}: the database number is out "
+            "of range (a server has 16, /0 to /15, unless its `databases` setting says "
+            "otherwise). Use another number in the URL, like /0, or a ?prefix= of your own."
+        ) from exc.__cause__
 
     # --- decoding ---------------------------------------------------------------------------
 
