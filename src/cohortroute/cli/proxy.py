@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import shlex
 import shutil
@@ -147,8 +148,11 @@ def _decider(args: argparse.Namespace, ctx: Context) -> Any:
     from ..proxyconf.decider import Decider, Pools
     from ..tenancy import DEFAULT_RESERVED
 
-    if args.interval <= 0:
-        raise UsageError("--interval must be seconds > 0")
+    if not math.isfinite(args.interval) or args.interval <= 0:
+        raise UsageError(
+            f"--interval {args.interval}: --interval must be a number of seconds > 0, "
+            "e.g. --interval 1"
+        )
     return Decider(
         ctx.store,
         Pools.parse(args.upstreams),
