@@ -33,3 +33,28 @@ def test_start_form_takes_a_blank_or_a_finite_dwell(store: Store) -> None:
     assert post(client, "/rollout/start", form).status_code == 200
     rollout = store.policy().rollout
     assert rollout is not None and rollout.every == 3600
+
+
+@pytest.mark.parametrize("plan", [None, [10, 50]])
+def test_advance_confirmation_without_a_next_step_says_so(
+    store: Store, plan: list[int] | None
+) -> None:
+    # a rollout started at a percentage (no plan), or at its plan's last step: nothing to
+    # preview; the confirmation page was a 500 (the preview's ConflictError)
+    from cohortroute import RolloutController
+
+    controller = RolloutController(store, actor="ops")
+    if plan is None:
+        controller.start("v2", percent=50)
+    else:
+        controller.start("v2", plan=plan)
+        controller.advance(force=True)
+    client = Client(app_for(store))
+    login(client, OPS_TOKEN)
+    response = get(client, "/rollout/confirm?action=advance")
+    assert response.status_code == 409, response.text
+    assert "no next step" in response.text
+    assert "Confirm advance" not in response.text
+    assert 'href="/rollout"' in response.text
+    for action in ("halt", "rollback"):
+        assert get(client, f"/rollout/confirm?action={action}").status_code == 200

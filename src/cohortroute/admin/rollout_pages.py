@@ -139,12 +139,18 @@ def confirm(ctx: Ctx) -> Response:
     action = ctx.request.args.get("action", "")
     if action not in ACTIONS:
         raise NotFound("Unknown rollout action.")
+    back = tag("p", link(ctx.base + "/rollout", "Cancel and go back"))
+    try:
+        what = _what_happens(ctx, action)
+    except CohortRouteError as exc:  # advance with no next step: nothing to confirm
+        log.info("cohortroute admin: %s cannot be confirmed: %s", action, exc)
+        why = tag("p", f"The rollout cannot {action} now: {exc}", role="alert")
+        return ctx.render(f"Cannot {action} the rollout", Html(why + back), status=409)
     body = form(
         ctx.base + f"/rollout/{action}",
-        _what_happens(ctx, action) + button(f"Confirm {action}", class_="danger"),
+        what + button(f"Confirm {action}", class_="danger"),
         ctx.csrf,
     )
-    back = tag("p", link(ctx.base + "/rollout", "Cancel and go back"))
     return ctx.render(f"Confirm: {action} the rollout", Html(body + back))
 
 
