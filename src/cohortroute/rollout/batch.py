@@ -47,30 +47,63 @@ def run_batch(
                 running[pool.submit(move, name)] = name
 
         submit(workers)
-        while running:
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                del running[future]
-                error = future.exception()
-                if error is not None:  # the runner crashed: start nobody else
-                    crashed.append(error)
-                    continue
-                outcome = future.result()
-                result.results.append(outcome)
-                if progress is not None:
-                    progress(outcome)
-                failures = len(result.failures)
-                if max_failures is not None and failures > max_failures and not result.halted:
-                    result.halted = (
-                        f"{failures} tenants failed to migrate (more than max_failures="
-                        f"{max_failures}); see `cohortroute rollout status`"
-                    )
-                    log.warning("halting the rollout: %s", result.halted)
-                    halt(result.halted)
-            if not crashed and not result.halted:
-                submit(len(done))
+        try:
+            _drive(running, submit, result, crashed, max_failures, progress, halt)
+        except KeyboardInterrupt:
+            _say_interrupted(action, sorted(running.values()))
+            raise
     if crashed:
         raise crashed[0]
     for name in queue:
         result.results.append(TenantResult(name, "skipped", error="the rollout was halted"))
     return result
+
+
+def _drive(
+    running: dict[Future[TenantResult], str],
+    submit: Callable[[int], None],
+    result: RunResult,
+    crashed: list[BaseException],
+    max_failures: int | None,
+    progress: Callable[[TenantResult], None] | None,
+    halt: Callable[[str], object],
+) -> None:
+    """Collect finished tenants and start the next ones until none is running."""
+    while running:
+        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in done:
+            del running[future]
+            error = future.exception()
+            if error is not None:  # the runner crashed: start nobody else
+                crashed.append(error)
+                continue
+            outcome = future.result()
+            result.results.append(outcome)
+            if progress is not None:
+                progress(outcome)
+            failures = len(result.failures)
+            if max_failures is not None and failures > max_failures and not result.halted:
+                result.halted = (
+                    f"{failures} tenants failed to migrate (more than max_failures="
+                    f"{max_failures}); see `cohortroute rollout status`"
+                )
+                log.warning("halting the rollout: %s", result.halted)
+                halt(result.halted)
+        if not crashed and not result.halted:
+            submit(len(done))
+
+
+def _say_interrupted(action: str, names: list[str]) -> None:
+    """Ctrl-C: the tenants being moved finish their current work before the command exits
+    (stopping a step halfway would leave their data half-moved); say so, and how not to wait."""
+    if not names:
+        return
+    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    log.warning(
+        "cohortroute: interrupted: waiting for the %s of %d tenant(s) in progress to finish "
+        "(%s); press Ctrl-C again to stop now: they then stay in maintenance (503) until a "
+        "later `cohortroute rollout run` resumes them once their lease expires",
+        action,
+        len(names),
+        shown,
+    )
