@@ -88,3 +88,21 @@ def test_intercom_fields_of_the_wrong_type_are_no_500(world: World) -> None:
     nan_item = b'{"data": {"item": {"id": 2, "company_id": "t1", "created_at": NaN}}}'
     assert _intercom(app, nan_item)[0] == 200
     assert all(math.isfinite(t.at) for t in world.sink.tickets(0))
+
+
+def test_a_ticket_source_with_control_characters_is_refused(world: World) -> None:
+    # Redis keeps a ticket under "source\x1fexternal_id": a source holding \x1f read back as
+    # another source and id, and its duplicate was not found
+    from cohortroute.errors import ValidationError
+    from cohortroute.tickets import open_ticket
+
+    for source in ("a\x1fb", "line\nbreak", ""):
+        with pytest.raises(ValidationError, match="source"):
+            open_ticket(world.store, "t1", "x", source=source, sink=world.sink)
+    app = _app(world)
+    body = b'{"tenant": "t1", "external_id": "S-1", "source": "desk\\u001fX"}'
+    status, answer = _post(app, "/generic", body, _signed_generic(world, body))
+    assert status == 400 and "source" in answer["error"]
+    assert world.sink.tickets(0) == []
+    _, new = open_ticket(world.store, "t1", "x", source="freshdesk", sink=world.sink)
+    assert new and [t.source for t in world.sink.tickets(0)] == ["freshdesk"]

@@ -101,6 +101,11 @@ def open_ticket(
     ident = external_id if external_id is not None else secrets.token_hex(8)
     if not ident or len(ident) > 200 or not ident.isprintable():
         raise ValidationError("a ticket id is 1-200 printable characters")
+    if not source or len(source) > 40 or not source.isprintable():
+        # a control character (the Redis sink's \x1f separator) would not read back
+        raise ValidationError(
+            f"a ticket source is 1-40 printable characters, like zendesk, not {source!r:.50}"
+        )
     opened = sink is None
     if sink is None:
         from ..signals import open_sink
