@@ -74,9 +74,12 @@ def act(controller: RolloutController, a: Assessment, interval: float) -> list[s
             done.append(f"could not send {tenant} back ({exc}; not retried): {line}")
         _halt(controller, f"guard: {line}", done)
     kind = a.verdict.kind
+    if kind in ("rollback", "halt") and _done_already(store, rollout, kind):
+        return done
     if kind in ("rollback", "halt"):
         line = verdict_line(a)
-        store.write(note(f"guard-{kind}", None, {"line": line, **a.verdict.to_json()}), actor=ACTOR)
+        evidence = {"line": line, "salt": rollout.salt, **a.verdict.to_json()}
+        store.write(note(f"guard-{kind}", None, evidence), actor=ACTOR)
         if kind == "rollback":
             try:
                 controller.rollback()
@@ -90,6 +93,16 @@ def act(controller: RolloutController, a: Assessment, interval: float) -> list[s
         if extended:
             done.append(extended)
     return done
+
+
+def _done_already(store: Store, rollout: Rollout, kind: str) -> bool:
+    """Whether a cohort verdict has nothing left to do: the rollout is halted and a halt is all
+    it asks for, or the guard already tried to roll it back (a gated rollout it cannot move
+    data back for, halted instead). Not repeated at every check: one audit entry, one
+    revision. A rollout an operator resumed is not halted: the guard acts on it again."""
+    if not rollout.halted:
+        return False
+    return kind == "halt" or _said(store, rollout, "guard-rollback")
 
 
 def _said(store: Store, rollout: Rollout, action: str, tenant: str | None = None) -> bool:
