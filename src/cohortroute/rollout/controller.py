@@ -42,6 +42,7 @@ from ..policy import (
     rollout_to_output,
 )
 from ..store.base import Store, open_store
+from ..versions import check_serving
 from . import endings, jobs
 from .context import Progress, RolloutContext
 from .imports import import_tenants
@@ -308,6 +309,7 @@ class RolloutController:
         now = self._ctx.now()
 
         def update(policy: Policy) -> Policy:
+            check_serving(policy, candidate)  # unknown or retired: say that, not what data needs
             gated = version_needs.gated(policy, candidate, self.migrations)
             return begin_rollout(
                 policy,
