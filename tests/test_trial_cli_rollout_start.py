@@ -64,3 +64,11 @@ def test_the_controller_raises_unknown_version(url: str) -> None:
         assert rc.start("v2", percent=5).candidate == "v2"  # a known one still starts
     finally:
         rc.store.close()
+
+
+def test_auto_with_a_zero_dwell_says_the_dwell_is_the_problem(url: str) -> None:
+    # It used to ask for "--plan ... and --every DURATION too", both of which were given.
+    result = cli("rollout", "start", "v2", "--plan", "1,5", "--every", "0", "--auto", store=url)
+    assert result.code == 2, result.out + result.err
+    assert "--every 0" in result.err and "above 0" in result.err
+    assert "give it --plan" not in result.err

@@ -262,6 +262,11 @@ def _register_runner_verbs(actions: Subparsers) -> None:
 
 def cmd_rollout_start(args: argparse.Namespace, ctx: Context) -> int:
     """Start rolling out a version to a share of tenants (a fresh salt picks which)."""
+    if args.auto and args.plan and args.every is not None and args.every <= 0:
+        raise UsageError(
+            f"--auto with --every {args.every:g} would pass every step at once: give each step "
+            "a dwell above 0, like --every 2h"
+        )
     if args.auto and not (args.plan and args.every):
         raise UsageError(
             "--auto moves through a plan on a timer: give it --plan P,P,... and --every "
