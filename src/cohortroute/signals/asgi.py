@@ -1,7 +1,8 @@
 """The ASGI signal wrapper: counts each HTTP request of one version until its final body message.
 
 ``send`` is wrapped to note the status of ``http.response.start`` and to count the request when
-the ``http.response.body`` message with ``more_body`` false is handed to the server; bodies pass
+the ``http.response.body`` message with ``more_body`` false (or the extensions' final
+``http.response.pathsend`` / ``http.response.zerocopysend``) is handed to the server; bodies pass
 through untouched. An exception before that counts as 5xx (and is raised); a response never
 finished counts as 5xx; a client gone while the last body is sent does not make it a 5xx.
 Websocket and lifespan scopes pass through uncounted. CPU time is not sampled: an event loop's
@@ -29,6 +30,17 @@ from .recorder import Recorder
 from .tenants import Tenants
 
 log = logging.getLogger(__name__)
+
+
+#: Extension messages that can end a response instead of a body message with ``more_body``
+#: false: Starlette's FileResponse ends with ``http.response.pathsend`` when the server offers
+#: it (Granian), and ``http.response.zerocopysend`` streams a file with ``more_body``.
+_FINAL_EXTENSIONS = frozenset({"http.response.pathsend", "http.response.zerocopysend"})
+
+
+def _final(message: Message) -> bool:
+    """Whether an extension message (see :data:`_FINAL_EXTENSIONS`) completes the response."""
+    return message["type"] == "http.response.pathsend" or not message.get("more_body", False)
 
 
 class SignalsASGI(VersionCounter):
@@ -66,7 +78,7 @@ class SignalsASGI(VersionCounter):
                 column = status_column(int(message["status"]))
             elif (
                 kind == "http.response.body" and not counted and not message.get("more_body", False)
-            ):
+            ) or (kind in _FINAL_EXTENSIONS and not counted and _final(message)):
                 counted = True
                 record(tenant, column, began, read_clock(), False, 0.0)
             return send(message)
