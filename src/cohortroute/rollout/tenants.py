@@ -84,7 +84,8 @@ def parse_tenant_lines(lines: Iterable[str]) -> tuple[list[str], dict[str, list[
     names: list[str] = []
     tags: dict[str, list[str]] = {}
     for number, line in enumerate(lines, 1):
-        text = line.strip()
+        # A spreadsheet's "CSV UTF-8" starts with a byte order mark: not part of the first cell.
+        text = (line.removeprefix("\ufeff") if number == 1 else line).strip()
         if not text or text.startswith("#"):
             continue
         try:
