@@ -4,7 +4,10 @@
 the ``http.response.body`` message with ``more_body`` false (or the extensions' final
 ``http.response.pathsend`` / ``http.response.zerocopysend``) is handed to the server; bodies pass
 through untouched. An exception before that counts as 5xx (and is raised); a response never
-finished counts as 5xx; a client gone while the last body is sent does not make it a 5xx.
+finished counts as 5xx, unless the app had received ``http.disconnect`` (a stream the client
+closed, which Starlette's StreamingResponse ends by returning): then it counts with the status
+it started with, or as 4xx when none (nginx's 499); a client gone while the last body is sent
+does not make it a 5xx.
 Websocket and lifespan scopes pass through uncounted. CPU time is not sampled: an event loop's
 thread time belongs to every task on it.
 
@@ -38,6 +41,10 @@ log = logging.getLogger(__name__)
 _FINAL_EXTENSIONS = frozenset({"http.response.pathsend", "http.response.zerocopysend"})
 
 
+#: The status column of a request whose client left before a response was started.
+CLIENT_GONE = 4
+
+
 def _final(message: Message) -> bool:
     """Whether an extension message (see :data:`_FINAL_EXTENSIONS`) completes the response."""
     return message["type"] == "http.response.pathsend" or not message.get("more_body", False)
@@ -66,16 +73,17 @@ class SignalsASGI(VersionCounter):
         tenant = scope.get(TENANT_KEY) or self._tenants.of_scope(scope)
         token = CURRENT.set((tenant, self.version)) if self._log_context and READERS[0] else None
         column = FIVE_XX
-        counted = False
+        counted = started = gone = False
 
         # A plain function returning the server's send(message) awaitable: a message costs one
         # call, not a coroutine of its own (measured: a coroutine or an object per request
         # costs several times more on this path).
         def observe(message: Message) -> Awaitable[None]:
-            nonlocal column, counted
+            nonlocal column, counted, started
             kind = message["type"]
             if kind == "http.response.start":
                 column = status_column(int(message["status"]))
+                started = True
             elif (
                 kind == "http.response.body" and not counted and not message.get("more_body", False)
             ) or (kind in _FINAL_EXTENSIONS and not counted and _final(message)):
@@ -83,8 +91,16 @@ class SignalsASGI(VersionCounter):
                 record(tenant, column, began, read_clock(), False, 0.0)
             return send(message)
 
+        async def watch() -> Message:
+            # notes the client leaving: a stream it stops then is not the version's failure
+            nonlocal gone
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                gone = True
+            return message
+
         try:
-            await self.app(scope, receive, observe)
+            await self.app(scope, watch, observe)
         except BaseException:
             if not counted:
                 counted = True
@@ -94,7 +110,9 @@ class SignalsASGI(VersionCounter):
             if token is not None:
                 CURRENT.reset(token)
         if not counted:  # the app returned without finishing its response
-            record(tenant, FIVE_XX, began, read_clock(), False, 0.0)
+            # the client left: the status it was sent, or 4xx (nginx's 499); else a 5xx
+            final = (column if started else CLIENT_GONE) if gone else FIVE_XX
+            record(tenant, final, began, read_clock(), False, 0.0)
 
     def _closing_at_shutdown(self, send: Send) -> Send:
         """``send``, writing the counts (closing the recorder) before it passes on the app's
