@@ -78,7 +78,11 @@ STATUS = JsonShape(
         ("rollout", "`null`, or the rollout object"),
         ("tenants.stored", "tenants with a stored record"),
         ("tenants.by_version", "version -> stored tenants it serves (every known version)"),
-        ("tenants.by_reason", "reason -> stored tenants (`pin`, `tag`, `rollout`, `default`)"),
+        (
+            "tenants.by_reason",
+            "reason -> stored tenants (`pin`, `tag`, `rollout`, `default`; `backend` for those a "
+            "custom backend given with `--assign` decides)",
+        ),
     ),
 )
 
@@ -87,7 +91,11 @@ EXPLAIN = JsonShape(
     (
         ("tenant", "the tenant, lower-cased"),
         ("version", "the version a router serves it"),
-        ("reason", "`pin`, `tag`, `rollout`, `default` or `unmounted` (not mounted where served)"),
+        (
+            "reason",
+            "`pin`, `tag`, `rollout`, `default`, `backend` (a custom backend given with "
+            "`--assign` decided) or `unmounted` (not mounted where served)",
+        ),
         ("detail", "the decision's one-line explanation"),
         ("bucket", "its bucket 0..9999 in the running rollout, else `null`"),
         ("default", "the store's default version"),
