@@ -146,6 +146,8 @@ def assess(
         last = int(subject.ended_at // 60)
         rows = [r for r in rows if r.minute <= last]
         tickets = [t for t in tickets if t.at <= subject.ended_at]
+        if subject.ended == "finalized":
+            rows = _without_newcomers(rows, rollout.candidate, start, last)
     before = [r for r in rows if r.minute < start and r.version == subject.stable]
     buckets = slow_buckets(before)
     global_bucket = buckets.pop("", 14)
@@ -186,6 +188,20 @@ def assess(
     exclude = held | pinned | {OVERFLOW_TENANT}
     verdict = replace(judge(evidence, config, exclude=exclude), pinned=tuple(sorted(pinned)))
     return Assessment(subject, now, evidence, verdict, held, signals, buckets, pinned, blind)
+
+
+def _without_newcomers(
+    rows: list[SignalRow], candidate: str, start: int, last: int
+) -> list[SignalRow]:
+    """A finalized rollout's last minute also counts every tenant served the candidate once it
+    became the default: keep that minute's candidate rows only for the tenants the rollout had
+    served it before."""
+    before = {r.tenant for r in rows if r.version == candidate and start <= r.minute < last}
+    return [
+        r
+        for r in rows
+        if r.minute != last or r.version != candidate or r.tenant in before or start == last
+    ]
 
 
 def slow_buckets(rows: Iterable[SignalRow]) -> dict[str, int]:
