@@ -38,7 +38,7 @@ def run_batch(
     result = RunResult(action)
     queue: Iterator[str] = iter(names)
     workers = min(concurrency, max(len(names), 1))
-    crashed: list[BaseException] = []
+    crashed: list[tuple[str, BaseException]] = []
     with ThreadPoolExecutor(workers, thread_name_prefix=f"cohortroute-{action}") as pool:
         running: dict[Future[TenantResult], str] = {}
 
@@ -53,7 +53,8 @@ def run_batch(
             _say_interrupted(action, sorted(running.values()))
             raise
     if crashed:
-        raise crashed[0]
+        _say_crashed(action, result, sorted(name for name, _ in crashed))
+        raise crashed[0][1]
     for name in queue:
         result.results.append(TenantResult(name, "skipped", error="the rollout was halted"))
     return result
@@ -63,7 +64,7 @@ def _drive(
     running: dict[Future[TenantResult], str],
     submit: Callable[[int], None],
     result: RunResult,
-    crashed: list[BaseException],
+    crashed: list[tuple[str, BaseException]],
     max_failures: int | None,
     progress: Callable[[TenantResult], None] | None,
     halt: Callable[[str], object],
@@ -72,10 +73,10 @@ def _drive(
     while running:
         done, _ = wait(running, return_when=FIRST_COMPLETED)
         for future in done:
-            del running[future]
+            name = running.pop(future)
             error = future.exception()
             if error is not None:  # the runner crashed: start nobody else
-                crashed.append(error)
+                crashed.append((name, error))
                 continue
             outcome = future.result()
             result.results.append(outcome)
@@ -105,5 +106,20 @@ def _say_interrupted(action: str, names: list[str]) -> None:
         "later `cohortroute rollout run` resumes them once their lease expires",
         action,
         len(names),
+        shown,
+    )
+
+
+def _say_crashed(action: str, result: RunResult, names: list[str]) -> None:
+    """The runner itself failed (the store went away, say): the error is raised, and lost with
+    it what was done before, and which tenants it was moving. Say both, and what to do."""
+    moved = sum(1 for r in result.results if r.outcome == "moved")
+    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    log.warning(
+        "cohortroute: the %s stopped on an error after moving %d tenant(s); it was moving %s, "
+        "which may be left in maintenance (503): once the cause is fixed, run it again (it "
+        "resumes them when their lease expires), or see `cohortroute rollout status`",
+        action,
+        moved,
         shown,
     )
