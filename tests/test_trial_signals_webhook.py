@@ -106,3 +106,22 @@ def test_a_ticket_source_with_control_characters_is_refused(world: World) -> Non
     assert world.sink.tickets(0) == []
     _, new = open_ticket(world.store, "t1", "x", source="freshdesk", sink=world.sink)
     assert new and [t.source for t in world.sink.tickets(0)] == ["freshdesk"]
+
+
+class _DownSink:
+    """A sink whose store is unreachable."""
+
+    def rows(self, *args: Any, **kwargs: Any) -> Any:
+        from cohortroute.errors import StoreUnavailableError
+
+        raise StoreUnavailableError("cannot read signal rows in Redis at 127.0.0.1:6379: refused")
+
+    add_ticket = tickets = rows
+
+
+def test_a_store_that_is_down_answers_503_so_the_help_desk_retries(world: World) -> None:
+    app = TicketWebhook(world.store, {"generic": SECRET}, sink=_DownSink(), clock=world.clock)  # type: ignore[arg-type]
+    body = b'{"tenant": "t1", "external_id": "D-1"}'
+    status, answer = _post(app, "/generic", body, _signed_generic(world, body))
+    assert status == 503, answer
+    assert not answer["ok"] and "retry" in answer["error"]

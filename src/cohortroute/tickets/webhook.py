@@ -6,7 +6,8 @@ secret answers 404: nothing is accepted unsigned. Answers: 200 with ``{"ok": tru
 ...}`` (``new`` false for a delivery already recorded), 202 when the event names no known
 tenant, 400 for a malformed body (an unknown severity, a ticket time older than
 ``event_window``), 401 for a bad signature or a delivery outside the replay
-window, 405 for anything but POST, 413 for a body over :data:`MAX_BODY`.
+window, 405 for anything but POST, 413 for a body over :data:`MAX_BODY`, 503 when the store
+fails (help desks deliver again later).
 
 **Mount it on its own host or an internal path, never behind the cohort router**: a request
 that reaches it through a tenant's Host could be made by that tenant's users. ``hosts=`` makes
@@ -22,7 +23,7 @@ from typing import Any
 
 from .._clock import SYSTEM, Clock
 from .._types import Receive, Scope, Send, StartResponse, WSGIEnvironment
-from ..errors import ValidationError
+from ..errors import StoreError, ValidationError
 from ..signals.model import SignalSink
 from ..store.base import Store
 from . import check_severity, open_ticket
@@ -42,6 +43,7 @@ _REASONS = {
     405: "Method Not Allowed",
     413: "Payload Too Large",
     500: "Internal Server Error",
+    503: "Service Unavailable",
 }
 
 
@@ -140,6 +142,9 @@ class TicketWebhook:
             return exc.status, {"ok": False, "error": str(exc)}
         except ValidationError as exc:
             return 400, {"ok": False, "error": str(exc)}
+        except StoreError as exc:  # a 5xx: help desks deliver it again later
+            log.warning("ticket webhook %s: the store failed: %s", source, exc)
+            return 503, {"ok": False, "error": f"the store failed ({exc}); retry later"}
         return 200, {"ok": True, "new": new, "tenant": ticket.tenant, "version": ticket.version}
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
