@@ -58,3 +58,22 @@ def test_advance_confirmation_without_a_next_step_says_so(
     assert 'href="/rollout"' in response.text
     for action in ("halt", "rollback"):
         assert get(client, f"/rollout/confirm?action={action}").status_code == 200
+
+
+def test_signals_page_with_the_signals_store_down_says_so(store: Store) -> None:
+    from typing import Any
+
+    from cohortroute import AdminApp
+    from cohortroute.errors import StoreUnavailableError
+
+    class Down:
+        def rows(self, *args: Any, **kwargs: Any) -> Any:
+            raise StoreUnavailableError("cannot read signal rows in Redis at 127.0.0.1:6379")
+
+        tickets = rows
+
+    admin = AdminApp(store, anonymous="read-only", signals=Down())
+    response = Client(admin).get("/signals")
+    assert response.status_code == 503
+    assert "cannot read signal rows" in response.text and "retry" in response.text
+    assert Client(admin).get("/").status_code == 200

@@ -9,7 +9,7 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from ..errors import CohortRouteError
+from ..errors import CohortRouteError, StoreError
 from ..report import p95
 from ..signals.model import SignalRow, Ticket
 from .app import Ctx
@@ -79,8 +79,13 @@ def signals(ctx: Ctx) -> Response:
         sink = ctx.admin.signals_sink()
     except CohortRouteError as exc:
         return ctx.render("Signals", tag("p", str(exc), role="alert"))
-    rows = sink.rows(minutes[0], last + 1)
-    tickets = sink.tickets(minutes[0] * 60.0)
+    try:
+        rows = sink.rows(minutes[0], last + 1)
+        tickets = sink.tickets(minutes[0] * 60.0)
+    except StoreError as exc:
+        log.warning("cohortroute admin: signals unavailable: %s", exc)
+        text = f"The signals cannot be read now: {exc}. Reload to retry."
+        return ctx.render("Signals", tag("p", text, role="alert"), status=503)
     charts = Html("") if rows or tickets else tag("p", f"No signals in the last {window} minutes.")
     # The current minute is still counting: the table shows the last complete one.
     complete = f"{minute_label(minutes[-2])} UTC"
