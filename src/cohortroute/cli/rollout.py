@@ -414,12 +414,12 @@ def _rollout_run(args: argparse.Namespace, ctx: Context) -> int:
             if not passes or controller.current() is not None:
                 raise
             continue  # the rollout ended between the check and the run
-        passes = True
+        first, passes = not passes, True
         failed |= not result.ok
         if args.once or result.halted:
             code = _report(args, ctx, result)
             return EXIT_ERROR if failed else code
-        if result.results:
+        if result.results or first:  # the first pass says what it found, even if nothing
             ctx.print(result.summary())
         ctx.sleep(args.interval)
 
