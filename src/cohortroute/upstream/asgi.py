@@ -109,8 +109,12 @@ def forwarded_headers(upstream: Upstream, scope: Scope) -> list[tuple[bytes, byt
     )
 
 
-async def _body(receive: Receive) -> AsyncIterator[bytes]:
-    while True:
+async def _body(receive: Receive, first: bytes = b"", more: bool = True) -> AsyncIterator[bytes]:
+    """The request body as it is received (after ``first``, a piece received already, and
+    only that when ``more`` is False)."""
+    if first:
+        yield first
+    while more:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientGone
@@ -205,7 +209,17 @@ class UpstreamASGI:
         upstream = self.upstream
         decision: Decision | None = scope.get(_DECISION_KEY)
         headers = forwarded_headers(upstream, scope)
-        content = _body(receive) if has_body(scope["headers"]) else None
+        content: AsyncIterator[bytes] | None = None
+        if has_body(scope["headers"]):
+            content = _body(receive)
+        elif scope.get("http_version") not in ("1.0", "1.1"):
+            # HTTP/2 and 3 end a body with the stream: one without a length may still come.
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            first, more = bytes(message.get("body", b"")), bool(message.get("more_body"))
+            if first or more:
+                content = _body(receive, first, more)
         lent = self._borrow()
         try:
             await self._forward(lent.client, scope, receive, send, decision, headers, content)
