@@ -7,6 +7,7 @@ so every store backend persists the same shapes and the state round-trips throug
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -320,7 +321,7 @@ def begin_rollout(
         )
     if candidate == policy.default:
         raise ConflictError(f"{candidate} is already the default version; nothing to roll out")
-    if every is not None and every < 0:
+    if every is not None and not (math.isfinite(every) and every >= 0):
         raise ValidationError("every must be a non-negative number of seconds, like 7200")
     bucket_function(bucketer)  # refuses an unknown name
     step = max((i for i, p in enumerate(plan) if p <= percent), default=-1)
