@@ -25,7 +25,7 @@ from .._types import Receive, Scope, Send
 from ..store._urls import redact
 from .asgi import _DECISION_KEY, forwarded_headers, target
 from .errors import client_body, why
-from .headers import WEBSOCKET_HANDSHAKE
+from .headers import WEBSOCKET_HANDSHAKE, response_headers
 
 if TYPE_CHECKING:
     from .target import Upstream
@@ -46,6 +46,7 @@ class Remote:
         self.stream = stream
         self.protocol = protocol
         self.events: list[Any] = []  # received, not yet relayed
+        self.accept_headers: list[tuple[bytes, bytes]] = []  # the build's, for the client
         self._writing = anyio.Lock()  # both directions write (pongs and close replies too)
 
     async def flush(self) -> None:
@@ -112,11 +113,21 @@ async def _open(upstream: Upstream, scope: Scope) -> Remote:
                     break
             if protocol.handshake_exc is not None:
                 raise protocol.handshake_exc
+            for event in remote.events:
+                if isinstance(event, Response):
+                    remote.accept_headers = _accept_headers(event.headers.raw_items())
             remote.events = [e for e in remote.events if not isinstance(e, Response)]
         except BaseException:
             await anyio.aclose_forcefully(remote.stream)
             raise
     return remote
+
+
+def _accept_headers(items: Any) -> list[tuple[bytes, bytes]]:
+    """The build's handshake response headers to pass on in the client's accept (a Set-Cookie,
+    say): end-to-end ones, less those of the handshake itself and Date and Server."""
+    pairs = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in items]
+    return [(n, v) for n, v in response_headers(pairs) if n not in WEBSOCKET_HANDSHAKE]
 
 
 async def refuse(upstream: Upstream, scope: Scope, send: Send, exc: Exception) -> None:
@@ -153,7 +164,13 @@ async def forward_websocket(upstream: Upstream, scope: Scope, receive: Receive, 
     except Exception as exc:  # any failure to open is the gateway's failure to report
         await refuse(upstream, scope, send, exc)
         return
-    await send({"type": "websocket.accept", "subprotocol": remote.protocol.subprotocol})
+    accept: dict[str, Any] = {
+        "type": "websocket.accept",
+        "subprotocol": remote.protocol.subprotocol,
+    }
+    if remote.accept_headers:
+        accept["headers"] = remote.accept_headers
+    await send(accept)
     try:
         async with anyio.create_task_group() as group:
 
@@ -226,6 +243,11 @@ async def _from_upstream(remote: Remote, send: Send) -> None:
                         break
                     await send({"type": "websocket.send", "text": decoded})
     received = protocol.close_rcvd  # the build's close frame, None when it just hung up
-    code = received.code if received is not None and received.code not in (1005, 1006) else 1000
+    code, reason = 1000, ""
+    if received is not None and received.code not in (1005, 1006):
+        code, reason = received.code, received.reason
+    close: dict[str, Any] = {"type": "websocket.close", "code": code}
+    if reason:
+        close["reason"] = reason
     with contextlib.suppress(Exception):  # the client may be gone already
-        await send({"type": "websocket.close", "code": code})
+        await send(close)
