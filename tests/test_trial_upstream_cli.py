@@ -25,3 +25,23 @@ def test_an_interval_that_is_not_finite_seconds_is_refused(
     assert "--interval must be a number of seconds > 0" in err
     assert out == ""
     assert not (tmp_path / "m.map").exists()
+
+
+@pytest.mark.parametrize(
+    "address", ["/run/haproxy/admin.sock", "unix:relative.sock", "ipv4@127.0.0.1:9999", "9999"]
+)
+def test_a_malformed_runtime_api_is_refused_before_watching(
+    url: str,  # noqa: F811 - the fixture
+    tmp_path: Path,
+    address: str,
+) -> None:
+    # Without the check, the watch started and retried an address that can never work.
+    code, out, err = proxy(
+        url, tmp_path, "haproxy", "--upstream", "2026.11=127.0.0.1:8001",
+        "--watch", "--runtime-api", address,
+    )  # fmt: skip
+    assert code == 2
+    assert f"--runtime-api {address!r}" in err
+    assert "unix:/" in err  # says what to give
+    assert out == ""
+    assert not (tmp_path / "m.map").exists()

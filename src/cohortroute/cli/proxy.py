@@ -236,6 +236,8 @@ def _cmd_config(args: argparse.Namespace, ctx: Context) -> int:
         notify = reload_command(_reload_command(args.reload_command))
     if getattr(args, "decide", None):
         split_host_port(args.decide, "--decide")
+    if getattr(args, "runtime_api", None):
+        _runtime_api(args.runtime_api)
     decider = _decider(args, ctx)
     try:
         module: Any = {"nginx": nginx, "apache": apache, "haproxy": haproxy}[args.format]
@@ -273,6 +275,20 @@ def _cmd_config(args: argparse.Namespace, ctx: Context) -> int:
     finally:
         decider.close()
     return EXIT_OK
+
+
+def _runtime_api(address: str) -> None:
+    """Refuse now a ``--runtime-api`` that can never be reached (the watch retries the rest)."""
+    from ..errors import ConfigurationError
+    from ..proxyconf.options import check_server
+
+    try:
+        check_server(address, "--runtime-api")
+    except ConfigurationError:
+        raise UsageError(
+            f"--runtime-api {address!r}: give unix:/path/to/admin.sock (HAProxy's "
+            "`stats socket PATH level admin`) or HOST:PORT"
+        ) from None
 
 
 def _write(path: str, text: str) -> None:
