@@ -26,13 +26,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 
 from .. import _forksafe
 from ..decision import Decision, Reason, gated, per_request_note
 from ..errors import ConfigurationError
 from ..policy import Policy, TenantRecord
+from ._calls import DaemonCalls
 from .backend import Assignment, AssignmentBackend, Query
 from .builtin import BUILTINS, PIN, ROLLOUT, TAG
 
@@ -89,7 +90,7 @@ class Chain:
         self.quiet = False
         self._logged: set[str] = set()
         self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: DaemonCalls | None = None
         self._running = 0
         self.custom = any(b not in BUILTINS for b in self.backends)
         self._steps = tuple((b, is_request_aware(b)) for b in self.backends)
@@ -216,9 +217,7 @@ class Chain:
                 raise BackendBusyError(f"{MAX_WAITING} earlier calls are still running")
             self._running += 1
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(
-                    MAX_WAITING, thread_name_prefix="cohortroute-assign"
-                )
+                self._pool = DaemonCalls(MAX_WAITING, "cohortroute-assign")
             pool = self._pool
         future = pool.submit(backend.assign, query)
         future.add_done_callback(self._finished)
@@ -253,7 +252,7 @@ class Chain:
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+            pool.close()
 
     def _after_fork(self) -> None:
         # The parent's pool threads do not exist in the child.
