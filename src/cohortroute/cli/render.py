@@ -25,6 +25,7 @@ from ..policy import (
     rollout_to_output,
     stored_rollout_to_output,
 )
+from ..rollout.endings import ROLLING_BACK
 from ..versions import retired
 
 if TYPE_CHECKING:
@@ -299,9 +300,18 @@ def rollout_status_text(
         lines.extend(f"  {name}: {printable(why)}" for name, why in sorted(failed.items())[:20])
         if len(failed) > 20:
             lines.append(f"  ... and {len(failed) - 20} more (--json lists them all)")
+    rolling_back = rollout is not None and rollout.halted and rollout.halt_reason == ROLLING_BACK
+    if failed and rolling_back:
+        lines.append(
+            f"  the rollback stopped on them: fix their downgrades, then `{command} rollout "
+            "rollback --app ...` again (`--tenant T --force` moves one back leaving its data)"
+        )
+    elif failed:
         lines.append(f"  `{command} rollout run --retry-failed --app ...` retries them")
     if rollout is None:
         lines.append(f"start one with `{command} rollout start VERSION`")
+    elif rolling_back:
+        lines.append(f"being rolled back: `{command} rollout rollback --app ...` finishes it")
     elif rollout.halted:
         lines.append(f"`{command} rollout resume` continues it")
     return lines

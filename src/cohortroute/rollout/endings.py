@@ -19,6 +19,9 @@ from . import jobs
 from .context import Progress, RolloutContext
 from .results import RunResult, TenantResult
 
+ROLLING_BACK = "rolling back"
+"""The halt reason of a rollout being rolled back (it stays so while a tenant failed to move)."""
+
 log = logging.getLogger(__name__)
 
 
@@ -43,7 +46,7 @@ def rollback(
         ]
         if not force:
             jobs.refuse_missing_downgrades(ctx.migrations, policy, records)
-        ctx.halt("rolling back")
+        ctx.halt(ROLLING_BACK)
         result = ctx.batch(
             "rollback",
             [r.name for r in records],
