@@ -8,6 +8,8 @@ and the whole file was refused ("line 1: invalid tenant"), as was a file without
 
 from __future__ import annotations
 
+import io
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,3 +58,32 @@ def test_lines_given_in_python_may_start_with_one_too() -> None:
 def test_a_mark_inside_the_file_is_still_refused() -> None:
     with pytest.raises(ValueError, match="line 2"):
         parse_tenant_lines(["acme", "\ufeffglobex"])
+
+
+def _stdin(monkeypatch: pytest.MonkeyPatch, content: bytes) -> None:
+    stream = io.TextIOWrapper(io.BytesIO(content), encoding="latin-1", errors="surrogateescape")
+    monkeypatch.setattr(sys, "stdin", stream)
+
+
+def test_stdin_that_is_not_utf8_is_refused_as_a_file_is(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It used to be decoded with the locale's codec: garbage was reported as "invalid tenant
+    # '\\udc90...'" (or, under a Latin-1 locale, imported as other names).
+    _stdin(monkeypatch, b"acme\n\xff\xfeglobex\n")
+    result = cli("tenants", "import", "-", store=url)
+    assert result.code == 2, result.out + result.err
+    assert "standard input is not UTF-8 text (line 2)" in result.err
+
+
+def test_stdin_is_read_as_utf8_with_its_byte_order_mark_skipped(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _stdin(monkeypatch, b"\xef\xbb\xbftenant,tags\nacme,beta\n")
+    result = cli("tenants", "import", "-", store=url)
+    assert result.code == 0, result.err
+    store = open_store(url)
+    try:
+        assert store.tenant("acme").tags == {"beta"}
+    finally:
+        store.close()

@@ -7,10 +7,11 @@ import argparse
 import logging
 import os
 import sys
-from typing import IO
+from collections.abc import Iterable
 
 from ..policy import check_tag_name, check_tenant_name
 from ..rollout.imports import import_tenants
+from ..rollout.tenants import decode_lines
 from . import render
 from .context import EXIT_OK, Context, UsageError
 from .loader import controller_for
@@ -138,7 +139,10 @@ def cmd_rule(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_tenants_import(args: argparse.Namespace, ctx: Context) -> int:
     """Import tenants from a file (one per line, or CSV with tags); '-' reads stdin."""
-    source: str | IO[str] = sys.stdin if args.file == "-" else args.file
+    source: str | Iterable[str] = args.file
+    if args.file == "-":  # its bytes, decoded as a file's are (the locale's codec may differ)
+        stdin = getattr(sys.stdin, "buffer", None)
+        source = sys.stdin if stdin is None else decode_lines(stdin, "standard input")
     if isinstance(source, str):
         if not os.path.exists(source):
             raise UsageError(f"no such file: {render.printable(source)}")

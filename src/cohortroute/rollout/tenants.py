@@ -66,14 +66,20 @@ def read_lines(source: str | os.PathLike[str] | Iterable[str]) -> Iterator[str]:
         yield from source
         return
     with Path(source).open("rb") as handle:  # decoded per line, to name the line that is not
-        for number, raw in enumerate(handle, 1):
-            try:
-                yield raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise ValidationError(
-                    f"{os.fspath(source)!r:.200} is not UTF-8 text (line {number}): save it as "
-                    "UTF-8, one tenant per line or CSV name,tag,tag..."
-                ) from None
+        yield from decode_lines(handle, f"{os.fspath(source)!r:.200}")
+
+
+def decode_lines(handle: Iterable[bytes], name: str) -> Iterator[str]:
+    """The lines of a binary stream as UTF-8 text; ValidationError naming the first that is not
+    (``name`` says what is read: a file's quoted path, or "standard input")."""
+    for number, raw in enumerate(handle, 1):
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValidationError(
+                f"{name} is not UTF-8 text (line {number}): save it as UTF-8, one tenant per "
+                "line or CSV name,tag,tag..."
+            ) from None
 
 
 def parse_tenant_lines(lines: Iterable[str]) -> tuple[list[str], dict[str, list[str]]]:
