@@ -203,6 +203,24 @@ def check_text(args: argparse.Namespace) -> None:
             )
 
 
+MAX_SALT = 200
+"""The longest ``--salt``: a Unleash groupId or a word of your own, hashed on every decision."""
+
+
+def salt(text: str) -> str:
+    """``--salt``: one printable line of at most :data:`MAX_SALT` characters."""
+    if not text.isprintable():
+        raise argparse.ArgumentTypeError(
+            f"{text!r:.60} has control characters (a newline, a tab, an escape): give the salt "
+            "on one line, like my-toggle"
+        )
+    if len(text) > MAX_SALT:
+        raise argparse.ArgumentTypeError(
+            f"it is {len(text)} characters long: give a salt of at most {MAX_SALT}"
+        )
+    return text
+
+
 def bucketer(text: str) -> str:
     """``--bucketer``: one of the registered bucket functions (``cohortroute.bucketing``)."""
     if text not in BUCKETERS:

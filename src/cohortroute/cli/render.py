@@ -64,7 +64,7 @@ def describe_rollout(rollout: Rollout | None) -> str:
     if rollout is None:
         return "none"
     text = f"{rollout.candidate} at {format_percent(rollout.percent)}"
-    notes = [f"salt {rollout.salt}", f"started {when(rollout.started_at)} UTC"]
+    notes = [f"salt {printable(rollout.salt)}", f"started {when(rollout.started_at)} UTC"]
     if rollout.bucketer != "sha256":  # the default goes unsaid, as in the stored rollout
         notes.insert(1, f"bucketer {rollout.bucketer}")
     if rollout.plan:

@@ -28,6 +28,7 @@ from .options import (
     bucketer,
     count,
     percent,
+    salt,
     seconds,
     whole_number,
 )
@@ -157,6 +158,7 @@ def _register_plan_verbs(actions: Subparsers) -> None:
     add_assign_option(p)
     p.add_argument(
         "--salt",
+        type=salt,
         default=None,
         help="bucketing salt (default: a fresh random one, so each rollout picks new tenants); "
         "with --bucketer unleash, the toggle's Unleash groupId (by default its name)",
