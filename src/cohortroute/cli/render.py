@@ -279,6 +279,7 @@ def rollout_status_json(status: dict[str, Any], policy: Policy, now: float) -> d
         "rollout": rollout_to_output(policy.rollout, now),
         "tenants": status["tenants"],
         "failed": status["failed"],
+        "migrating": status["migrating"],
     }
 
 
@@ -294,6 +295,22 @@ def rollout_status_text(
         f"{counts['migrating']} migrating, {counts['ratchet']} kept by the ratchet, "
         f"{counts['held']} rolled back"
     )
+    migrating: dict[str, dict[str, Any]] = status["migrating"]
+    if migrating:
+        lines.append(f"migrating: {len(migrating)} tenant(s), answered 503 until done")
+        for name, lease in sorted(migrating.items())[:20]:
+            held = (
+                f"by {printable(lease['owner'])}, lease until {when(lease['expires'])} UTC"
+                if lease["owner"] and isinstance(lease["expires"], int | float)
+                else "no runner holds it"
+            )
+            lines.append(f"  {name}: {held}")
+        if len(migrating) > 20:
+            lines.append(f"  ... and {len(migrating) - 20} more (--json lists them all)")
+        lines.append(
+            f"  a runner that stopped leaves them so: `{command} rollout run --app ...` resumes "
+            "them once their lease has expired"
+        )
     failed: dict[str, str] = status["failed"]
     if failed:
         lines.append(f"failed:    {len(failed)} tenant(s)")

@@ -155,6 +155,11 @@ ROLLOUT_STATUS = JsonShape(
         ("tenants.migrating", "tenants being migrated now (their requests get 503)"),
         ("tenants.held", "tenants rolled back from this rollout (they stay on the default)"),
         ("failed", "tenant -> `failed: ERROR` or `broken: ERROR` for failed migrations"),
+        (
+            "migrating",
+            'tenant -> `{"owner", "expires"}` for tenants being migrated: the runner holding '
+            "its lease and until when (Unix time; both `null` when none holds it)",
+        ),
     ),
 )
 

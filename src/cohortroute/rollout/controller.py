@@ -39,7 +39,6 @@ from ..policy import (
     next_step_index,
     parse_percent,
     parse_plan,
-    rollout_to_output,
 )
 from ..store.base import Store, open_store
 from ..versions import check_serving
@@ -50,6 +49,7 @@ from .percent import set_percent
 from .preview import compute_preview, preview_target
 from .results import PercentChange, Preview, RunResult, TenantResult
 from .runner import EventHook, MigrationRunner
+from .status import rollout_status
 from .tenants import format_duration
 
 log = logging.getLogger(__name__)
@@ -207,29 +207,9 @@ class RolloutController:
         return self.store.history(name, limit)
 
     def status(self) -> dict[str, Any]:
-        """The rollout as it stands, and tenants per state: registered, migrated, failing..."""
-        policy = self.store.policy()
-        now = self._ctx.now()
-        rollout = None if policy.rollout is None else policy.rollout.at(now)
-        counts = {"registered": 0, "ratchet": 0, "migrated": 0, "migrating": 0, "held": 0}
-        failed: dict[str, str] = {}
-        for record in self.store.tenants():
-            counts["registered"] += record.registered
-            if rollout is not None:
-                counts["ratchet"] += record.ratchet == rollout.candidate
-                counts["migrated"] += record.data_version == rollout.candidate
-                counts["held"] += record.held_salt == rollout.salt
-            status = record.migration_status
-            counts["migrating"] += status == "migrating"
-            if status in ("failed", "broken"):
-                error = record.migration.error if record.migration is not None else None
-                failed[record.name] = f"{status}: {error}"
-        return {
-            "default": policy.default,
-            "tenants": counts,
-            "failed": failed,
-            "rollout": rollout_to_output(policy.rollout, now),
-        }
+        """The rollout as it stands, and tenants per state: registered, migrated, failing...
+        (:func:`~cohortroute.rollout.status.rollout_status`)."""
+        return rollout_status(self.store, self._ctx.now())
 
     # --- the registry ---------------------------------------------------------------------
 
