@@ -96,14 +96,16 @@ def _drive(
 
 def _say_interrupted(action: str, names: list[str]) -> None:
     """Ctrl-C: the tenants being moved finish their current work before the command exits
-    (stopping a step halfway would leave their data half-moved); say so, and how not to wait."""
+    (stopping a step halfway would leave their data half-moved); say so, and how not to wait.
+    A second Ctrl-C does not stop them either: the interpreter waits for the worker threads."""
     if not names:
         return
     shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
     log.warning(
-        "cohortroute: interrupted: waiting for the %s of %d tenant(s) in progress to finish "
-        "(%s); press Ctrl-C again to stop now: they then stay in maintenance (503) until a "
-        "later `cohortroute rollout run` resumes them once their lease expires",
+        "cohortroute: interrupted: letting the %s of %d tenant(s) in progress finish (%s), so "
+        "no tenant's data is left half-moved; to stop at once, kill the process (SIGKILL): "
+        "they then stay in maintenance (503) until a later `cohortroute rollout run` resumes "
+        "them once their lease expires",
         action,
         len(names),
         shown,
