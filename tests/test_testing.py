@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from werkzeug.test import Client
 
-from cohortroute import CohortRouter, UnknownVersionError
+from cohortroute import CohortRouter, UnknownVersionError, ValidationError
 from cohortroute.testing import CohortOverrides, force_version
 
 from .apps import wsgi_version
@@ -57,3 +57,18 @@ def test_cohort_fixture_forces_for_one_test(cohort: CohortOverrides, router: Coh
     assert body(router, "initech.example.com").startswith("v2 initech override")
     cohort.reset()
     assert body(router, "initech.example.com").startswith("v1 initech default")
+
+
+@pytest.mark.parametrize("name", ["acme.example.com", "Bad_Name", "a" * 300, "ümlaut"])
+def test_forcing_a_tenant_no_request_can_have_is_refused(router: CohortRouter, name: str) -> None:
+    # The router resolves a tenant to the subdomain's label: a full host or a name that is not
+    # one DNS label could never match, and the force would silently do nothing.
+    with pytest.raises(ValidationError, match="acme.example.com -> 'acme'"):
+        with force_version(router, "v2", tenant=name):
+            pass  # pragma: no cover
+    overrides = CohortOverrides()
+    with pytest.raises(ValidationError):
+        overrides.force(router, "v2", tenant=name)
+    overrides.reset()
+    assert body(router, "acme.example.com") == "v1 acme default |/"
+

@@ -9,12 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 
 from ..errors import UnknownVersionError
+from ..policy import check_tenant_name
 
 
 class Overrides:
     """Forced versions keyed by tenant (``None``: every request), checked against the mounts.
 
     ``on_change`` is called after every change, so decisions cached before it are dropped.
+    Every tenant a router serves is one DNS label (a ``tenant_resolver``'s answers too), so a
+    force for anything else (``"acme.example.com"``, ``"Bad_Name"``) could never match a request
+    and is refused rather than silently doing nothing.
     """
 
     def __init__(self, versions: Collection[str], on_change: Callable[[], None]) -> None:
@@ -27,6 +31,8 @@ class Overrides:
         ``version=None``; returns the previous forced version, to restore it later."""
         if version is not None and version not in self._versions:
             raise UnknownVersionError(version, self._versions)
+        if tenant is not None:
+            check_tenant_name(tenant)
         key = None if tenant is None else tenant.lower()
         previous = self._forced.get(key)
         if version is None:
