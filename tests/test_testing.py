@@ -63,12 +63,13 @@ def test_cohort_fixture_forces_for_one_test(cohort: CohortOverrides, router: Coh
 def test_forcing_a_tenant_no_request_can_have_is_refused(router: CohortRouter, name: str) -> None:
     # The router resolves a tenant to the subdomain's label: a full host or a name that is not
     # one DNS label could never match, and the force would silently do nothing.
-    with pytest.raises(ValidationError, match="acme.example.com -> 'acme'"):
-        with force_version(router, "v2", tenant=name):
-            pass  # pragma: no cover
+    with (
+        pytest.raises(ValidationError, match=r"acme\.example\.com -> 'acme'"),
+        force_version(router, "v2", tenant=name),
+    ):
+        pass  # pragma: no cover
     overrides = CohortOverrides()
     with pytest.raises(ValidationError):
         overrides.force(router, "v2", tenant=name)
     overrides.reset()
     assert body(router, "acme.example.com") == "v1 acme default |/"
-
