@@ -179,6 +179,20 @@ def tally(
     return Tally(stored=stored, counts=counts)
 
 
+def _held_back_hint(
+    decision: Decision, rollout: Rollout, record: TenantRecord, command: str
+) -> str:
+    """Why a tenant outside the rollout's buckets (a tag rule or backend wanted the candidate,
+    its data did not follow) is on the default while the rollout runs."""
+    if record.migration_status == "failed" and record.data_version != rollout.candidate:
+        return (
+            f"its migration to {rollout.candidate} failed (and was undone): fix the cause, then "
+            f"`{command} rollout run --app MODULE:ATTR --retry-failed` migrates it again"
+        )
+    why = decision.detail or "the rollout does not reach it"
+    return f"on {decision.version} while the rollout of {rollout.candidate} runs: {why}"
+
+
 def hints(
     decision: Decision,
     policy: Policy,
@@ -225,6 +239,8 @@ def hints(
         found.append(f"a pin beats tag rules: `{command} pin {name} VERSION`")
     elif rollout is not None and decision.bucket is not None:
         found.extend(_rollout_hints(decision, rollout, record, policy, command))
+    elif rollout is not None:
+        found.append(_held_back_hint(decision, rollout, record, command))
     else:
         found.append(
             f"on the default version ({decision.version}) and no rollout is running: "
