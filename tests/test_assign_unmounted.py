@@ -124,3 +124,19 @@ def test_explain_hints_name_the_backend_without_the_note_in_the_middle() -> None
         "assignment backend typo decided v9 (typo: nonexistent version): change the data it "
         "reads, or a pin or tag rule ranked before it",
     ]
+
+
+def test_status_counts_a_tenant_as_its_routers_serve_it_like_explain() -> None:
+    # `cohortroute status` tallies every stored tenant: a backend naming an unmounted version
+    # counted the tenant on v9 (reason backend) while explain said v1 (reason unmounted).
+    from cohortroute.explain import tally
+
+    handle = router(Typo())
+    handle.store.register_tenants(["acme", "globex"])
+    assert get(handle, "globex").startswith("v1 ")  # what the routers serve
+    policy = handle.store.policy()
+    counted = tally(policy, handle.store.tenants(), NOW, handle.chain)
+    said = explain(policy, handle.store.tenant("globex"), now=NOW, chain=handle.chain)
+    assert (said.decision.version, said.decision.reason) == ("v1", Reason.UNMOUNTED)
+    assert "v9" not in counted.counts
+    assert counted.counts["v1"] == {"default": 1, "unmounted": 1}

@@ -167,13 +167,18 @@ def tally(
     policy: Policy, records: Iterable[TenantRecord], now: float, chain: Chain | None = None
 ) -> Tally:
     """Decide every stored record as a router would (with ``chain``'s custom backends when
-    given), and count by version and reason."""
+    given), and count by version and reason. A decision naming a version the routers do not
+    mount (:func:`serving_versions`) is counted as they serve it, reason ``unmounted``, as
+    :func:`explain` says."""
     counts: dict[str, dict[str, int]] = {version: {} for version in sorted(policy.versions)}
+    mounted = serving_versions(policy)
     stored = 0
     for record in records:
         stored += 1
         if policy.default is not None:
             decision = decide(policy, record, policy.default, now=now, chain=chain)
+            if mounted is not None:
+                decision = served(decision, mounted, policy.default, policy.default)
             reasons = counts.setdefault(decision.version, {})
             reasons[decision.reason.value] = reasons.get(decision.reason.value, 0) + 1
     return Tally(stored=stored, counts=counts)
