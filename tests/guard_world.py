@@ -108,6 +108,15 @@ class World:
             )
             self.clock.advance(60)
 
-    def guard(self, holder: str = "g1", config: GuardConfig | None = None) -> Guard:
+    def guard(
+        self, holder: str = "g1", config: GuardConfig | None = None, *, log_actions: bool = True
+    ) -> Guard:
         """A guard on this world."""
-        return Guard(self.store, self.sink, config=config, clock=self.clock, holder=holder)
+        return Guard(
+            self.store,
+            self.sink,
+            config=config,
+            clock=self.clock,
+            holder=holder,
+            log_actions=log_actions,
+        )

@@ -111,6 +111,7 @@ def _guard(args: argparse.Namespace, ctx: Context, interval: float) -> Guard:
         holder=getattr(args, "holder", None),
         interval=interval,
         migrations=load_migrations(getattr(args, "app", None)),
+        log_actions=False,  # printed by the command: a warning too would say each twice
     )
 
 

@@ -57,6 +57,8 @@ class Guard:
         least three minutes).
     :param migrations: the app's migrations, so a gated rollout can be rolled back (without
         them the guard halts it instead).
+    :param log_actions: log each action it takes as a warning (``cohortroute.guard.evaluator``);
+        the CLI prints them instead, so it turns this off.
     """
 
     def __init__(
@@ -69,8 +71,10 @@ class Guard:
         holder: str | None = None,
         interval: float = 60.0,
         migrations: Migrations | None = None,
+        log_actions: bool = True,
     ) -> None:
         self.store = store
+        self.log_actions = log_actions
         self.sink = sink
         self.config = config or GuardConfig()
         self.clock = clock
@@ -96,8 +100,9 @@ class Guard:
         if assessment is None:
             return Check(True)
         actions = act(self.controller, assessment, self.interval)
-        for line in actions:
-            log.warning("cohortroute guard: %s", line)
+        if self.log_actions:
+            for line in actions:
+                log.warning("cohortroute guard: %s", line)
         return Check(True, assessment, actions)
 
     def release(self) -> None:
