@@ -26,3 +26,27 @@ def test_a_finite_every_is_kept() -> None:
     store.start_rollout("v2", 0, plan=[1, 10, 50, 100], every=7200.0)
     rollout = store.policy().rollout
     assert rollout is not None and rollout.every == 7200.0
+
+
+@pytest.mark.parametrize(
+    ("salt", "says"), [("s" * 201, "at most 200"), ("a\nb\x1b[31m", "control characters")]
+)
+def test_a_rollout_started_from_python_checks_its_salt_like_the_cli(salt: str, says: str) -> None:
+    # --salt refused these; Store.start_rollout and the controller stored them.
+    store = open_store("memory://")
+    store.register_versions(["v1", "v2"], "v1")
+    with pytest.raises(ValidationError, match=says):
+        store.start_rollout("v2", 5, salt=salt)
+    assert store.policy().rollout is None
+
+
+def test_a_long_value_in_an_error_keeps_its_closing_quote() -> None:
+    from cohortroute.errors import quoted
+
+    assert quoted("x" * 500, 20) == "'" + "x" * 15 + "...'"
+    assert len(quoted("x" * 500, 20)) == 20
+    assert quoted("short") == "'short'"
+    with pytest.raises(ValidationError) as caught:
+        store = open_store("memory://")
+        store.pin("y" * 300, "v1")
+    assert "...'" in str(caught.value)

@@ -8,6 +8,7 @@ drove the operator's terminal (``ESC[31m`` went out raw).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,13 @@ def test_a_salt_with_spaces_or_unicode_is_fine(url: str) -> None:
 
 def test_status_prints_a_stored_salt_on_one_safe_line(url: str) -> None:
     store = open_store(url)  # written by another program, or before the check existed
-    store.start_rollout("v2", percent=5, salt="a\nb\x1b[31m" + "x" * 5000)
+    # Python refuses such a salt now too: write it past the check, as an old version did.
+    store.start_rollout("v2", percent=5, salt="ok")
+    bad = "a\nb\x1b[31m" + "x" * 5000
+    store.update_policy(
+        "rollout-start",
+        lambda p: replace(p, rollout=replace(p.rollout, salt=bad)) if p.rollout else p,
+    )
     store.close()
     for verb in (("status",), ("rollout", "status")):
         result = cli(*verb, store=url)

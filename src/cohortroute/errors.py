@@ -74,3 +74,13 @@ def sentence(exc: BaseException) -> str:
     """A driver's error message as one line ending in punctuation, to quote inside ours."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if text[-1] in ".?!" else text + "."
+
+
+def quoted(value: object, limit: int = 80) -> str:
+    """``repr(value)`` for an error message, shortened to about ``limit`` characters with its
+    closing quote kept (``'aaaa...'``): a bare ``{value!r:.80}`` cut the quote off."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    end = text[-1] if text[-1] in "'\"" else ""
+    return text[: max(limit - 3 - len(end), 1)] + "..." + end

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .bucketing import bucket_function
-from .errors import ConflictError, ValidationError
+from .errors import ConflictError, ValidationError, quoted
 from .tenancy import is_valid_label
 
 # Part of the data model, so importable from here; kept in their own module for size.
@@ -31,7 +31,7 @@ def check_version_name(version: str) -> str:
     """Return ``version`` if it is a valid version name, else raise ValidationError."""
     if not isinstance(version, str) or _VERSION.match(version) is None:
         raise ValidationError(
-            f"invalid version name {version!r:.80}: use 1-64 of letters, digits and . _ + - "
+            f"invalid version name {quoted(version, 80)}: use 1-64 of letters, digits and . _ + - "
             "(for example '2026.12')"
         )
     return version
@@ -44,9 +44,9 @@ def check_tenant_name(tenant: str) -> str:
     """
     if not isinstance(tenant, str) or not tenant.isascii() or not is_valid_label(tenant.lower()):
         raise ValidationError(
-            f"invalid tenant {tenant!r:.80}: a tenant is one DNS label (1-63 of ASCII a-z, 0-9 "
-            "and '-', not starting or ending with '-'; an xn-- label must be valid IDNA), as in "
-            "acme.example.com -> 'acme'"
+            f"invalid tenant {quoted(tenant, 80)}: a tenant is one DNS label (1-63 of ASCII a-z, "
+            "0-9 and '-', not starting or ending with '-'; an xn-- label must be valid IDNA), as "
+            "in acme.example.com -> 'acme'"
         )
     return tenant.lower()
 
@@ -55,7 +55,7 @@ def check_tag_name(tag: str) -> str:
     """Return the tag lower-cased if valid (1-63 of a-z 0-9 . _ -), else raise ValidationError."""
     if not isinstance(tag, str) or _TAG.match(tag.lower()) is None:
         raise ValidationError(
-            f"invalid tag {tag!r:.80}: use 1-63 of a-z, 0-9 and . _ - (for example 'beta')"
+            f"invalid tag {quoted(tag, 80)}: use 1-63 of a-z, 0-9 and . _ - (for example 'beta')"
         )
     return tag.lower()
 
@@ -72,12 +72,14 @@ def parse_percent(value: str | float | int) -> int:
     match = re.fullmatch(r"([0-9]{1,3})(?:\.([0-9]{1,2}))?", text)
     if match is None:
         raise ValidationError(
-            f"invalid percentage {value!r:.40}: give a number from 0 to 100 with at most two "
+            f"invalid percentage {quoted(value, 40)}: give a number from 0 to 100 with at most two "
             "decimals, like 5, 0.5 or 12.25%"
         )
     points = int(match.group(1)) * 100 + int((match.group(2) or "").ljust(2, "0"))
     if points > 10_000:
-        raise ValidationError(f"invalid percentage {value!r:.40}: it must be between 0 and 100")
+        raise ValidationError(
+            f"invalid percentage {quoted(value, 40)}: it must be between 0 and 100"
+        )
     return points
 
 
@@ -293,6 +295,26 @@ def parse_plan(plan: Iterable[float | str]) -> RampPlan:
     return steps
 
 
+MAX_SALT = 200
+"""The longest rollout salt: a Unleash groupId or a word of your own, hashed on every decision."""
+
+
+def check_salt(salt: str) -> str:
+    """Return ``salt`` if it is one printable line of at most :data:`MAX_SALT` characters, else
+    raise ValidationError (a long salt is hashed on every decision and printed whole; a control
+    character in it drives the terminal of whoever reads ``status``)."""
+    if not isinstance(salt, str) or not salt.isprintable():
+        raise ValidationError(
+            f"salt {quoted(salt, 60)} has control characters (a newline, a tab, an escape): give "
+            "the salt on one line, like my-toggle"
+        )
+    if len(salt) > MAX_SALT:
+        raise ValidationError(
+            f"the salt is {len(salt)} characters long: give a salt of at most {MAX_SALT}"
+        )
+    return salt
+
+
 def begin_rollout(
     policy: Policy,
     candidate: str,
@@ -324,6 +346,7 @@ def begin_rollout(
     if every is not None and not (math.isfinite(every) and every >= 0):
         raise ValidationError("every must be a non-negative number of seconds, like 7200")
     bucket_function(bucketer)  # refuses an unknown name
+    check_salt(salt)
     step = max((i for i, p in enumerate(plan) if p <= percent), default=-1)
     rollout = Rollout(
         candidate=candidate,

@@ -28,7 +28,7 @@ import re
 from collections.abc import Callable, Iterable
 
 from ._idna import is_valid_a_label
-from .errors import ConfigurationError, InvalidHostError
+from .errors import ConfigurationError, InvalidHostError, quoted
 
 TenantResolver = Callable[[str], "str | None"]
 """Maps a validated, normalised host name (lower case, no port, no trailing dot) to a tenant or
@@ -156,7 +156,7 @@ def normalise_extra_host(name: str) -> str:
         )
     if not host or name.strip() != name or ":" in name:
         raise ConfigurationError(
-            f"invalid extra host {name!r:.80}: give a bare host name like 'localhost' or "
+            f"invalid extra host {quoted(name, 80)}: give a bare host name like 'localhost' or "
             "'shop-svc' (no scheme or port: every port is served)"
         )
     return host

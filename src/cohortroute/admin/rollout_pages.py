@@ -10,7 +10,7 @@ from collections.abc import Callable
 from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response
 
-from ..errors import CohortRouteError, ValidationError
+from ..errors import CohortRouteError, ValidationError, quoted
 from ..policy import format_percent
 from ..rollout import Preview
 from .app import Ctx
@@ -182,7 +182,7 @@ def dwell(text: str) -> float | None:
         seconds = math.nan
     if not math.isfinite(seconds) or seconds < 0:
         raise ValidationError(
-            f"minimum seconds per step {text.strip()!r:.40}: enter a number of seconds, like "
+            f"minimum seconds per step {quoted(text.strip(), 40)}: enter a number of seconds, like "
             "7200 (0 or blank: no minimum)"
         )
     return seconds or None

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from ..errors import CohortRouteError, ConfigurationError
+from ..errors import CohortRouteError, ConfigurationError, quoted
 from .context import EXIT_OK, Context, UsageError
 from .loader import add_app_option, load_migrations
 from .options import Subparsers, add_command, add_json, seconds
@@ -48,7 +48,7 @@ def action(text: str) -> tuple[str, str]:
 
     if metric not in METRICS or what not in ("rollback", "halt"):
         raise argparse.ArgumentTypeError(
-            f"{text!r:.40}: give METRIC=ACTION with METRIC one of {', '.join(METRICS)} and "
+            f"{quoted(text, 40)}: give METRIC=ACTION with METRIC one of {', '.join(METRICS)} and "
             "ACTION rollback or halt, like 5xx=halt"
         )
     return metric, what

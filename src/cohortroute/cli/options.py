@@ -14,8 +14,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from .. import policy
 from ..bucketing import BUCKETERS
-from ..errors import ValidationError
+from ..errors import ValidationError, quoted
 from ..policy import parse_percent
 from .context import ENV_STORE, Context
 from .shapes import JsonShape
@@ -109,10 +110,12 @@ def whole_number(text: str, *, minimum: int, maximum: int) -> int:
     digits only.
     """
     if _WHOLE.match(text) is None:
-        raise argparse.ArgumentTypeError(f"{text!r:.40} is not a whole number like {minimum}")
+        raise argparse.ArgumentTypeError(f"{quoted(text, 40)} is not a whole number like {minimum}")
     value = int(text) if len(text) <= 18 else maximum + 1
     if not minimum <= value <= maximum:
-        raise argparse.ArgumentTypeError(f"{text!r:.40}: give a number from {minimum} to {maximum}")
+        raise argparse.ArgumentTypeError(
+            f"{quoted(text, 40)}: give a number from {minimum} to {maximum}"
+        )
     return value
 
 
@@ -141,7 +144,7 @@ def seconds(minimum: float, maximum: float, *, zero: bool = True) -> Callable[[s
     def parse(text: str) -> float:
         if _DECIMAL.match(text) is None:
             raise argparse.ArgumentTypeError(
-                f"{text!r:.40} is not a number of seconds: give plain digits, like 30 or 2.5"
+                f"{quoted(text, 40)} is not a number of seconds: give plain digits, like 30 or 2.5"
             )
         value = float(text)
         if not minimum <= value <= maximum or (value == 0 and not zero):
@@ -165,7 +168,9 @@ def percent(text: str) -> str:
 def port(text: str) -> int:
     """``--port``: 0-65535, where 0 lets the system pick a free port."""
     if _WHOLE.match(text) is None or len(text) > 5 or int(text) > 65535:
-        raise argparse.ArgumentTypeError(f"{text!r:.40}: a port is 0-65535 (0 picks a free one)")
+        raise argparse.ArgumentTypeError(
+            f"{quoted(text, 40)}: a port is 0-65535 (0 picks a free one)"
+        )
     return int(text)
 
 
@@ -188,14 +193,14 @@ def check_text(args: argparse.Namespace) -> None:
                 text.encode("utf-8")
             except UnicodeEncodeError:
                 raise argparse.ArgumentTypeError(
-                    f"{text!r:.60} (the {dest.replace('_', ' ')}) is not valid UTF-8 text; "
+                    f"{quoted(text, 60)} (the {dest.replace('_', ' ')}) is not valid UTF-8 text; "
                     "check the terminal's encoding, or type the value in UTF-8"
                 ) from None
     actor = getattr(args, "actor", None)
     if actor is not None:
         if not actor.isprintable() or not actor.strip():
             raise argparse.ArgumentTypeError(
-                f"--actor {actor!r:.60}: give a name on one line, without control characters"
+                f"--actor {quoted(actor, 60)}: give a name on one line, without control characters"
             )
         if len(actor) > MAX_ACTOR:
             raise argparse.ArgumentTypeError(
@@ -203,22 +208,16 @@ def check_text(args: argparse.Namespace) -> None:
             )
 
 
-MAX_SALT = 200
+MAX_SALT = policy.MAX_SALT
 """The longest ``--salt``: a Unleash groupId or a word of your own, hashed on every decision."""
 
 
 def salt(text: str) -> str:
     """``--salt``: one printable line of at most :data:`MAX_SALT` characters."""
-    if not text.isprintable():
-        raise argparse.ArgumentTypeError(
-            f"{text!r:.60} has control characters (a newline, a tab, an escape): give the salt "
-            "on one line, like my-toggle"
-        )
-    if len(text) > MAX_SALT:
-        raise argparse.ArgumentTypeError(
-            f"it is {len(text)} characters long: give a salt of at most {MAX_SALT}"
-        )
-    return text
+    try:
+        return policy.check_salt(text)
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("salt ")) from None
 
 
 def bucketer(text: str) -> str:

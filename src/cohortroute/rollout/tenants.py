@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ..errors import ValidationError
+from ..errors import ValidationError, quoted
 from ..policy import check_tag_name, check_tenant_name
 
 
@@ -41,14 +41,15 @@ def parse_duration(text: str | float) -> float:
             parts = re.findall(r"([0-9]+(?:\.[0-9]+)?)([smhd])", value)
             if not parts or "".join(n + u for n, u in parts) != value:
                 raise ValidationError(
-                    f"invalid duration {text!r:.60}: use seconds or a number with s, m, h or d, "
-                    "like 2h or 90m"
+                    f"invalid duration {quoted(text, 60)}: use seconds or a number with s, m, h "
+                    "or d, like 2h or 90m"
                 )
             factor = {"s": 1, "m": 60, "h": 3600, "d": 86400}
             seconds = sum(float(n) * factor[u] for n, u in parts)
     if not 0 <= seconds <= MAX_DURATION:
         raise ValidationError(
-            f"invalid duration {text!r:.60}: give 0 to {MAX_DURATION // 86400:.0f} days, like 2h"
+            f"invalid duration {quoted(text, 60)}: give 0 to {MAX_DURATION // 86400:.0f} days, "
+            "like 2h"
         )
     return seconds
 
@@ -66,7 +67,7 @@ def read_lines(source: str | os.PathLike[str] | Iterable[str]) -> Iterator[str]:
         yield from source
         return
     with Path(source).open("rb") as handle:  # decoded per line, to name the line that is not
-        yield from decode_lines(handle, f"{os.fspath(source)!r:.200}")
+        yield from decode_lines(handle, f"{quoted(os.fspath(source), 200)}")
 
 
 def decode_lines(handle: Iterable[bytes], name: str) -> Iterator[str]:

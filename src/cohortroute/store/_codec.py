@@ -15,7 +15,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import StoreError
+from ..errors import StoreError, quoted
 from ..policy import (
     AuditEntry,
     Policy,
@@ -89,7 +89,7 @@ class Codec:
     def _object(self, data: Any, where: str) -> Mapping[str, Any] | None:
         if data is None or isinstance(data, Mapping):
             return data
-        raise self.corrupt(where, f"expected a JSON object, got {data!r:.80}")
+        raise self.corrupt(where, f"expected a JSON object, got {quoted(data, 80)}")
 
     def policy(self, data: Any, revision: int, where: str) -> Policy:
         """A policy from its parsed JSON (None = the empty policy)."""
@@ -135,7 +135,7 @@ class Codec:
             try:
                 raw = int(raw)
             except ValueError as exc:
-                raise self.corrupt(where, f"not an integer: {raw!r:.80}", exc) from exc
+                raise self.corrupt(where, f"not an integer: {quoted(raw, 80)}", exc) from exc
         if not isinstance(raw, int) or isinstance(raw, bool) or raw < 0:
-            raise self.corrupt(where, f"revision {raw!r:.80}")
+            raise self.corrupt(where, f"revision {quoted(raw, 80)}")
         return raw

@@ -19,7 +19,7 @@ import secrets
 from collections import Counter
 
 from .._clock import SYSTEM, Clock
-from ..errors import ValidationError
+from ..errors import ValidationError, quoted
 from ..explain import decide_for
 from ..policy import check_tenant_name
 from ..signals.model import SEVERITIES, SignalSink, Ticket
@@ -39,7 +39,7 @@ def check_severity(severity: str) -> str:
     value = str(severity).strip().lower()
     if value not in SEVERITIES:
         raise ValidationError(
-            f"unknown severity {severity!r:.40}: use one of {', '.join(SEVERITIES)}"
+            f"unknown severity {quoted(severity, 40)}: use one of {', '.join(SEVERITIES)}"
         )
     return value
 
@@ -104,7 +104,7 @@ def open_ticket(
     if not source or len(source) > 40 or not source.isprintable():
         # a control character (the Redis sink's \x1f separator) would not read back
         raise ValidationError(
-            f"a ticket source is 1-40 printable characters, like zendesk, not {source!r:.50}"
+            f"a ticket source is 1-40 printable characters, like zendesk, not {quoted(source, 50)}"
         )
     opened = sink is None
     if sink is None:
