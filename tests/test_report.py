@@ -100,3 +100,24 @@ def test_cli_report_text_and_json(tmp_path: Path) -> None:
     guard = cli("guard", "--once", "--json", store=url)
     assert guard.code == 0 and json.loads(guard.out)["kind"] == "no-traffic"
     assert cli("guard", "--once", "--action", "cpu=halt", store=url).code == 2
+
+
+def test_a_halted_rollout_says_why_in_json_and_text() -> None:
+    # After the guard's breaker paused the rollout, the report said "halted" and never why.
+    world = World()
+    reached = world.start(25)
+    broken = reached[-1]
+    guard = world.guard()
+    for _ in range(30):
+        world.minutes(1, error=lambda t, v: 0.3 if (t, v) == (broken, "v2") else 0.002)
+        guard.check()
+    rollout = world.store.policy().rollout
+    assert rollout is not None and rollout.halted and rollout.halt_reason
+    a = world.guard().assess()
+    assert a is not None
+    data = build(a, world.store.history(None, 5000))
+    assert data["rollout"]["halt_reason"] == rollout.halt_reason
+    assert f"-- halted: {rollout.halt_reason}" in render(data)[1]
+    world.controller.resume()
+    a = world.guard().assess()
+    assert a is not None and build(a, [])["rollout"]["halt_reason"] is None

@@ -88,6 +88,7 @@ def build(a: Assessment, history: Iterable[AuditEntry], limit: int = 20) -> dict
             "percent": float(format_percent(rollout.at(a.now).percent).rstrip("%")),
             "started_at": rollout.started_at,
             "halted": rollout.halted,
+            "halt_reason": rollout.halt_reason if rollout.halted else None,
             "ended": a.subject.ended,
             "ended_at": a.subject.ended_at,
         },
@@ -194,7 +195,11 @@ def render(report: dict[str, Any]) -> list[str]:
     lines.append(
         f"rollout: {r['candidate']} (candidate) against {r['stable']} (stable), "
         f"{r['percent']:g}%, started {_when(r['started_at'])}{ended}"
-        + (" -- halted" if r["halted"] and not r["ended"] else "")
+        + (
+            f" -- halted{': ' + r['halt_reason'] if r['halt_reason'] else ''}"
+            if r["halted"] and not r["ended"]
+            else ""
+        )
     )
     gate = report["gate"]
     if not r["ended"]:

@@ -32,7 +32,8 @@ REPORT = JsonShape(
         ("state", "`holding`, `halted`, `rolled back` or `finalized`"),
         (
             "rollout",
-            "`candidate`, `stable`, `percent`, `started_at`, `halted`, `ended`, `ended_at`",
+            "`candidate`, `stable`, `percent`, `started_at`, `halted`, `halt_reason` (why it "
+            "was halted, by whom it says; `null` when not halted), `ended`, `ended_at`",
         ),
         (
             "evidence",
