@@ -55,6 +55,10 @@ def test_advance_confirmation_without_a_next_step_says_so(
     assert response.status_code == 409, response.text
     assert "no next step" in response.text
     assert "Confirm advance" not in response.text
+    # said as commands an operator runs, not as Python calls
+    assert "call preview(" not in response.text
+    if plan is None:
+        assert "run `cohortroute rollout preview --percent 50`" in response.text
     assert 'href="/rollout"' in response.text
     for action in ("halt", "rollback"):
         assert get(client, f"/rollout/confirm?action={action}").status_code == 200

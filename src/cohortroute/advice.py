@@ -72,3 +72,10 @@ def advise(error: type[E], template: str, **calls: Call) -> E:
     exc = error(advice.render(Call.in_python))
     exc.advice = advice
     return exc
+
+
+def said(exc: BaseException, program: str = "cohortroute") -> str:
+    """``exc``'s message with its advice said as commands (``--force``, not ``force=True``):
+    the words of an operator's interfaces, the CLI and the admin console."""
+    advice = getattr(exc, "advice", None)
+    return str(exc) if advice is None else advice.render(lambda c: c.in_cli(program))

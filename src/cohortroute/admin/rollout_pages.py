@@ -10,6 +10,7 @@ from collections.abc import Callable
 from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response
 
+from ..advice import said
 from ..errors import CohortRouteError, ValidationError, quoted
 from ..policy import format_percent
 from ..rollout import Preview
@@ -78,7 +79,7 @@ def rollout_page(ctx: Ctx) -> Response:
             body + tag("h2", "Who moves at the next step") + describe_preview(preview, ctx.base)
         )
     except CohortRouteError as exc:
-        body = Html(body + tag("h2", "Who moves at the next step") + tag("p", str(exc)))
+        body = Html(body + tag("h2", "Who moves at the next step") + tag("p", said(exc)))
     return ctx.render("Rollout", body)
 
 
@@ -144,7 +145,7 @@ def confirm(ctx: Ctx) -> Response:
         what = _what_happens(ctx, action)
     except CohortRouteError as exc:  # advance with no next step: nothing to confirm
         log.info("cohortroute admin: %s cannot be confirmed: %s", action, exc)
-        why = tag("p", f"The rollout cannot {action} now: {exc}", role="alert")
+        why = tag("p", f"The rollout cannot {action} now: {said(exc)}", role="alert")
         return ctx.render(f"Cannot {action} the rollout", Html(why + back), status=409)
     body = form(
         ctx.base + f"/rollout/{action}",
@@ -162,7 +163,7 @@ def result_page(ctx: Ctx, title: str, work: Callable[[], object], back: str) -> 
         log.info("cohortroute admin: %s refused: %s", title, exc)
         return ctx.render(
             f"{title}: refused",
-            Html(tag("p", str(exc), role="alert") + tag("p", link(back, "Back"))),
+            Html(tag("p", said(exc), role="alert") + tag("p", link(back, "Back"))),
             status=409,
         )
     summary = getattr(outcome, "summary", None)

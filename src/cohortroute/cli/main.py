@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from .. import __version__
+from ..advice import said
 from ..errors import (
     CohortRouteError,
     ConfigurationError,
@@ -143,8 +144,7 @@ def _fail(err: TextIO, exc: BaseException, code: int, program: str = "cohortrout
     Advice the error carries is said the CLI's way (``--force``, not ``force=True``), with
     ``program`` (``cohortroute --store URL``) before each command.
     """
-    advice = getattr(exc, "advice", None)
-    message = str(exc) if advice is None else advice.render(lambda c: c.in_cli(program))
+    message = said(exc, program)
     cause = exc.__cause__
     if isinstance(exc, StoreError) and cause is not None:
         detail = " ".join(str(cause).split())
