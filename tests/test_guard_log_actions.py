@@ -44,3 +44,19 @@ def test_the_cli_guard_prints_its_actions_instead_of_logging_them_too() -> None:
     args = argparse.Namespace(action=None, holder=None, app=None)
     guard = _guard(args, ctx, 60.0)  # type: ignore[arg-type]
     assert guard.log_actions is False
+
+
+def test_a_long_verdict_halts_with_a_shortened_reason() -> None:
+    # A halt reason holds at most 500 characters; the guard's verdict line names every tenant it
+    # sent back and may be longer: it halts anyway, with the line shortened.
+    from cohortroute.guard.actions import _halt
+    from cohortroute.policy import MAX_HALT_REASON
+
+    world = World()
+    world.start(25)
+    done: list[str] = []
+    _halt(world.controller, "sent back: " + ", ".join(f"t{i}" for i in range(400)), done)
+    rollout = world.store.policy().rollout
+    assert rollout is not None and rollout.halted and rollout.halt_reason is not None
+    assert len(rollout.halt_reason) == MAX_HALT_REASON and rollout.halt_reason.endswith("...")
+    assert done and done[0].startswith("halted the rollout: sent back: t0, t1")

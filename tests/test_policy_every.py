@@ -50,3 +50,21 @@ def test_a_long_value_in_an_error_keeps_its_closing_quote() -> None:
         store = open_store("memory://")
         store.pin("y" * 300, "v1")
     assert "...'" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("reason", "says"), [("r" * 501, "at most 500"), ("line\nbreak", "control characters")]
+)
+def test_a_halt_reason_is_one_line_of_at_most_500_characters(reason: str, says: str) -> None:
+    # It is stored in the policy every router reads: 100,000 characters were accepted.
+    from cohortroute import RolloutController
+
+    store = open_store("memory://")
+    store.register_versions(["v1", "v2"], "v1")
+    controller = RolloutController(store, actor="ops")
+    controller.start("v2", percent=5)
+    with pytest.raises(ValidationError, match=says):
+        controller.halt(reason)
+    rollout = store.policy().rollout
+    assert rollout is not None and not rollout.halted
+    assert controller.halt("r" * 500).halt_reason == "r" * 500

@@ -15,49 +15,19 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .bucketing import bucket_function
-from .errors import ConflictError, ValidationError, quoted
-from .tenancy import is_valid_label
 
-# Part of the data model, so importable from here; kept in their own module for size.
+# Part of the data model, so importable from here; kept in their own modules for size.
+from .checks import MAX_HALT_REASON as MAX_HALT_REASON
+from .checks import MAX_SALT as MAX_SALT
+from .checks import check_halt_reason as check_halt_reason
+from .checks import check_salt as check_salt
+from .checks import check_tag_name as check_tag_name
+from .checks import check_tenant_name as check_tenant_name
+from .checks import check_version_name as check_version_name
+from .errors import ConflictError, ValidationError, quoted
 from .tenant_state import Lease as Lease
 from .tenant_state import MigrationState as MigrationState
 from .tenant_state import MigrationStatus as MigrationStatus
-
-_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}\Z")
-_TAG = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}\Z")
-
-
-def check_version_name(version: str) -> str:
-    """Return ``version`` if it is a valid version name, else raise ValidationError."""
-    if not isinstance(version, str) or _VERSION.match(version) is None:
-        raise ValidationError(
-            f"invalid version name {quoted(version, 80)}: use 1-64 of letters, digits and . _ + - "
-            "(for example '2026.12')"
-        )
-    return version
-
-
-def check_tenant_name(tenant: str) -> str:
-    """Return the tenant name lower-cased if it is one DNS label, else raise ValidationError.
-
-    ASCII only, checked before lower-casing: ``'\u212a'`` (KELVIN SIGN) lower-cases to ``'k'``.
-    """
-    if not isinstance(tenant, str) or not tenant.isascii() or not is_valid_label(tenant.lower()):
-        raise ValidationError(
-            f"invalid tenant {quoted(tenant, 80)}: a tenant is one DNS label (1-63 of ASCII a-z, "
-            "0-9 and '-', not starting or ending with '-'; an xn-- label must be valid IDNA), as "
-            "in acme.example.com -> 'acme'"
-        )
-    return tenant.lower()
-
-
-def check_tag_name(tag: str) -> str:
-    """Return the tag lower-cased if valid (1-63 of a-z 0-9 . _ -), else raise ValidationError."""
-    if not isinstance(tag, str) or _TAG.match(tag.lower()) is None:
-        raise ValidationError(
-            f"invalid tag {quoted(tag, 80)}: use 1-63 of a-z, 0-9 and . _ - (for example 'beta')"
-        )
-    return tag.lower()
 
 
 def parse_percent(value: str | float | int) -> int:
@@ -293,26 +263,6 @@ def parse_plan(plan: Iterable[float | str]) -> RampPlan:
             + ", ".join(format_percent(s) for s in steps)
         )
     return steps
-
-
-MAX_SALT = 200
-"""The longest rollout salt: a Unleash groupId or a word of your own, hashed on every decision."""
-
-
-def check_salt(salt: str) -> str:
-    """Return ``salt`` if it is one printable line of at most :data:`MAX_SALT` characters, else
-    raise ValidationError (a long salt is hashed on every decision and printed whole; a control
-    character in it drives the terminal of whoever reads ``status``)."""
-    if not isinstance(salt, str) or not salt.isprintable():
-        raise ValidationError(
-            f"salt {quoted(salt, 60)} has control characters (a newline, a tab, an escape): give "
-            "the salt on one line, like my-toggle"
-        )
-    if len(salt) > MAX_SALT:
-        raise ValidationError(
-            f"the salt is {len(salt)} characters long: give a salt of at most {MAX_SALT}"
-        )
-    return salt
 
 
 def begin_rollout(

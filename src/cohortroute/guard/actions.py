@@ -21,7 +21,7 @@ from typing import Any
 
 from ..changes import ChangeFn, Mutation, StateReader, update_rollout
 from ..errors import CohortRouteError, ConfigurationError
-from ..policy import Policy, Rollout
+from ..policy import MAX_HALT_REASON, Policy, Rollout
 from ..rollout.controller import RolloutController
 from ..store.base import Store
 from .assess import Assessment
@@ -126,7 +126,12 @@ def _said(store: Store, rollout: Rollout, action: str, tenant: str | None = None
 def _halt(controller: RolloutController, reason: str, done: list[str]) -> None:
     current = controller.current()
     if current is not None and not current.halted:
-        controller.halt(reason)
+        # the verdict line (sent-back tenants and all) may be longer than a halt reason holds:
+        # the whole line is in the audit log's evidence
+        short = " ".join(reason.split())
+        if len(short) > MAX_HALT_REASON:
+            short = short[: MAX_HALT_REASON - 3] + "..."
+        controller.halt(short)
         done.append(f"halted the rollout: {reason}")
 
 

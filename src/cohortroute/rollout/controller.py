@@ -33,6 +33,7 @@ from ..policy import (
     Policy,
     Rollout,
     begin_rollout,
+    check_halt_reason,
     check_tag_name,
     check_tenant_name,
     format_percent,
@@ -366,8 +367,9 @@ class RolloutController:
 
     def halt(self, reason: str | None = None) -> Rollout:
         """Freeze the rollout where it is (a timed plan stops moving on; ``run`` migrates no one
-        new). Nobody moves: the percentage stays, so nobody leaves the candidate."""
-        return self._ctx.halt(reason)
+        new). Nobody moves: the percentage stays, so nobody leaves the candidate. ``reason`` is
+        one printable line of at most 500 characters (``ValidationError`` otherwise)."""
+        return self._ctx.halt(check_halt_reason(reason))
 
     def resume(self) -> Rollout:
         """Continue a halted rollout; a timed plan's current step starts its dwell again."""
