@@ -47,3 +47,21 @@ def test_the_two_bucketers_name_different_tenants_for_the_demo_s_group() -> None
     assert min(candidates, key=lambda t: bucket(GROUP, t)) != min(
         candidates, key=lambda t: unleash_bucket(GROUP, t)
     )
+
+
+def test_the_demos_help_does_not_promise_it_reads_the_store_variable() -> None:
+    # The demo ignores $COHORTROUTE_STORE (it seeds its own store); its --store help said the
+    # variable was the default, as every other command's does.
+    import argparse
+
+    from cohortroute.cli.main import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    demo = " ".join(commands.choices["demo"].format_help().split())
+    status = " ".join(commands.choices["status"].format_help().split())
+    assert (
+        "--store URL the store for the demo's state (default: sqlite:///cohortroute-demo.db;"
+        in demo
+    )
+    assert "(default: $COHORTROUTE_STORE)" not in demo
+    assert "(default: $COHORTROUTE_STORE)" in status

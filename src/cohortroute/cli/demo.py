@@ -24,6 +24,10 @@ def register(commands: Subparsers) -> None:
             "(./cohortroute-demo.db unless --store is given; $COHORTROUTE_STORE is ignored "
             "so the demo never writes into your real store)."
         ),
+        store_help=(
+            "the store for the demo's state (default: sqlite:///cohortroute-demo.db; "
+            "$COHORTROUTE_STORE is not read)"
+        ),
     )
     p.add_argument("--port", type=port, default=8000, help="port to listen on (default 8000)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")

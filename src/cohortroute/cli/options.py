@@ -30,19 +30,18 @@ Subparsers = Any
 """What ``add_subparsers`` returns (argparse keeps its type private)."""
 
 
-def _common_options() -> argparse.ArgumentParser:
+STORE_HELP = f"the store URL, e.g. sqlite:///state.db (default: ${ENV_STORE})"
+"""What ``--store`` says in every command's help but those that choose their own store."""
+
+
+def _common_options(store_help: str = STORE_HELP) -> argparse.ArgumentParser:
     """Options accepted before or after the command (``--store X status`` = ``status --store X``).
 
     Defaults are SUPPRESS so a value given before the command is not reset by the subparser.
     """
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("common options")
-    group.add_argument(
-        "--store",
-        metavar="URL",
-        default=argparse.SUPPRESS,
-        help=f"the store URL, e.g. sqlite:///state.db (default: ${ENV_STORE})",
-    )
+    group.add_argument("--store", metavar="URL", default=argparse.SUPPRESS, help=store_help)
     group.add_argument(
         "--actor",
         metavar="NAME",
@@ -62,13 +61,18 @@ def add_command(
     handler: Handler,
     help: str,
     description: str | None = None,
+    store_help: str | None = None,
 ) -> argparse.ArgumentParser:
-    """Register one command: ``handler(args, ctx)`` runs it and returns the exit code."""
+    """Register one command: ``handler(args, ctx)`` runs it and returns the exit code.
+
+    ``store_help`` replaces what ``--store`` says, for a command that does not read
+    ``$COHORTROUTE_STORE`` (the demo).
+    """
     parser: argparse.ArgumentParser = subparsers.add_parser(
         name,
         help=help,
         description=description or help,
-        parents=[COMMON],
+        parents=[COMMON if store_help is None else _common_options(store_help)],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.set_defaults(handler=handler)
