@@ -68,3 +68,12 @@ def test_a_halt_reason_is_one_line_of_at_most_500_characters(reason: str, says: 
     rollout = store.policy().rollout
     assert rollout is not None and not rollout.halted
     assert controller.halt("r" * 500).halt_reason == "r" * 500
+
+
+def test_a_tenant_in_another_script_is_told_the_name_browsers_send() -> None:
+    store = open_store("memory://")
+    store.register_versions(["v1", "v2"], "v1")
+    with pytest.raises(ValidationError, match="browsers send 'xn--mlaut-jva' for it"):
+        store.pin("ümlaut", "v2")
+    store.pin("xn--mlaut-jva", "v2")  # the name the router resolves ümlaut.example.com to
+    assert store.tenant("xn--mlaut-jva").pin == "v2"

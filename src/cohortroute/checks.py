@@ -32,9 +32,20 @@ def check_tenant_name(tenant: str) -> str:
         raise ValidationError(
             f"invalid tenant {quoted(tenant, 80)}: a tenant is one DNS label (1-63 of ASCII a-z, "
             "0-9 and '-', not starting or ending with '-'; an xn-- label must be valid IDNA), as "
-            "in acme.example.com -> 'acme'"
+            f"in acme.example.com -> 'acme'{_ascii_form(tenant)}"
         )
     return tenant.lower()
+
+
+def _ascii_form(tenant: object) -> str:
+    """``; browsers send 'xn--mlaut-jva' for it`` for a name in another script, when it has one."""
+    if not isinstance(tenant, str) or tenant.isascii() or "." in tenant:
+        return ""
+    try:
+        label = tenant.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return ""
+    return f"; browsers send {label!r} for it" if is_valid_label(label) else ""
 
 
 def check_tag_name(tag: str) -> str:
