@@ -16,6 +16,7 @@ import logging
 from collections.abc import AsyncIterator, Hashable
 from typing import TYPE_CHECKING
 
+import anyio
 import httpx
 
 from .._types import Receive, Scope, Send
@@ -109,9 +110,19 @@ def forwarded_headers(upstream: Upstream, scope: Scope) -> list[tuple[bytes, byt
     )
 
 
-async def _body(receive: Receive, first: bytes = b"", more: bool = True) -> AsyncIterator[bytes]:
+class _Request:
+    """Whether the request body has been read to its end (then ``receive()`` is free to wait
+    for the client's disconnect)."""
+
+    def __init__(self, read: bool) -> None:
+        self.read = read
+
+
+async def _body(
+    receive: Receive, request: _Request, first: bytes = b"", more: bool = True
+) -> AsyncIterator[bytes]:
     """The request body as it is received (after ``first``, a piece received already, and
-    only that when ``more`` is False)."""
+    only that when ``more`` is False); marks ``request`` read at its end."""
     if first:
         yield first
     while more:
@@ -121,7 +132,21 @@ async def _body(receive: Receive, first: bytes = b"", more: bool = True) -> Asyn
         body = message.get("body", b"")
         if body:
             yield body
-        if not message.get("more_body", False):
+        more = bool(message.get("more_body", False))
+    request.read = True
+
+
+async def _until_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    """Cancel ``scope`` (the relay of the response) once the client has disconnected: servers
+    drop what is sent after that without an error, so an endless stream would go on.
+
+    Once the body is read, ``receive()`` waits for the disconnect. The request's message is
+    still queued when a bodiless request's was never asked for, so one other message is
+    skipped; a second ends the watch (a server not keeping to the protocol).
+    """
+    for _ in range(2):
+        if (await receive())["type"] == "http.disconnect":
+            scope.cancel()
             return
 
 
@@ -210,8 +235,10 @@ class UpstreamASGI:
         decision: Decision | None = scope.get(_DECISION_KEY)
         headers = forwarded_headers(upstream, scope)
         content: AsyncIterator[bytes] | None = None
+        request = _Request(read=True)
         if has_body(scope["headers"]):
-            content = _body(receive)
+            request.read = False
+            content = _body(receive, request)
         elif scope.get("http_version") not in ("1.0", "1.1"):
             # HTTP/2 and 3 end a body with the stream: one without a length may still come.
             message = await receive()
@@ -219,10 +246,13 @@ class UpstreamASGI:
                 return
             first, more = bytes(message.get("body", b"")), bool(message.get("more_body"))
             if first or more:
-                content = _body(receive, first, more)
+                request.read = False
+                content = _body(receive, request, first, more)
         lent = self._borrow()
         try:
-            await self._forward(lent.client, scope, receive, send, decision, headers, content)
+            await self._forward(
+                lent.client, scope, receive, send, (decision, request), headers, content
+            )
         finally:
             await self._give_back(lent)
 
@@ -232,11 +262,12 @@ class UpstreamASGI:
         scope: Scope,
         receive: Receive,
         send: Send,
-        decision: Decision | None,
+        decided: tuple[Decision | None, _Request],
         headers: list[tuple[bytes, bytes]],
         content: AsyncIterator[bytes] | None,
     ) -> None:
         upstream = self.upstream
+        decision, sent = decided
         try:
             request = client.build_request(
                 scope["method"],
@@ -272,9 +303,13 @@ class UpstreamASGI:
                     "headers": response_headers(response.headers.raw),
                 }
             )
-            async for chunk in response.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
+            async with anyio.create_task_group() as relay:
+                if sent.read:  # else receive() is the body's still (an early answer)
+                    relay.start_soon(_until_disconnect, receive, relay.cancel_scope)
+                async for chunk in response.aiter_raw():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b""})
+                relay.cancel_scope.cancel()
         finally:
             await response.aclose()
 
