@@ -22,7 +22,7 @@ import httpx
 from .._types import Receive, Scope, Send
 from ..decision import Decision
 from ._lease import Lender, Lent
-from .errors import failure
+from .errors import failure, send_again
 from .headers import has_body, no_cookie_jar, request_headers, response_headers
 
 if TYPE_CHECKING:
@@ -275,7 +275,16 @@ class UpstreamASGI:
                 headers=headers,
                 content=content,
             )
-            response = await client.send(request, stream=True)
+            try:
+                response = await client.send(request, stream=True)
+            except httpx.TransportError as exc:
+                if not send_again(request.method, content is not None, exc):
+                    raise
+                log.info(
+                    "cohortroute: %s closed a kept-alive connection; sending again",
+                    decision.version if decision is not None else "?",
+                )
+                response = await client.send(request, stream=True)
         except ClientGone:
             return
         except Exception as exc:  # any failure to connect is the gateway's 502

@@ -89,3 +89,20 @@ def client_body(status: int, version: str) -> str:
         f"{status} {title}: version {version} is unavailable (its server {slow}); "
         "the operator's log has the details.\n"
     )
+
+
+RETRIED_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+"""Methods sent once more when a kept-alive connection turns out to be closed: idempotent, and
+forwarded here without a body."""
+
+_CLOSED_UNDER_US = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+
+
+def send_again(method: str, has_content: bool, exc: BaseException) -> bool:
+    """Whether a request that failed with ``exc`` goes out once more, on another connection.
+
+    A build closes an idle kept-alive connection after its own timeout (uvicorn 5 s, gunicorn
+    2 s); a request sent as it does fails before any answer. An idempotent request without a
+    body is then sent again once, as nginx does; anything else is the gateway's 502.
+    """
+    return method in RETRIED_METHODS and not has_content and isinstance(exc, _CLOSED_UNDER_US)

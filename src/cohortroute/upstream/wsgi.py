@@ -19,7 +19,7 @@ import httpx
 
 from .._types import StartResponse, WSGIEnvironment
 from ..decision import Decision
-from .errors import failure
+from .errors import failure, send_again
 from .headers import has_body, request_headers, response_headers
 
 if TYPE_CHECKING:
@@ -122,7 +122,13 @@ def forward(
             headers=headers,
             content=content,
         )
-        response = client.send(request, stream=True)
+        try:
+            response = client.send(request, stream=True)
+        except httpx.TransportError as exc:
+            if not send_again(request.method, content is not None, exc):
+                raise
+            log.info("cohortroute: %s closed a kept-alive connection; sending again", version)
+            response = client.send(request, stream=True)
     except httpx.TransportError as exc:
         upstream.give_back(lent)
         status, title, text = failure(version, str(address), exc)
