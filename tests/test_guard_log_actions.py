@@ -60,3 +60,11 @@ def test_a_long_verdict_halts_with_a_shortened_reason() -> None:
     assert rollout is not None and rollout.halted and rollout.halt_reason is not None
     assert len(rollout.halt_reason) == MAX_HALT_REASON and rollout.halt_reason.endswith("...")
     assert done and done[0].startswith("halted the rollout: sent back: t0, t1")
+
+
+def test_a_tiny_p_value_reads_p_less_than() -> None:
+    from cohortroute.guard.explain import p_clause
+
+    assert p_clause(1e-20) == "p < 1e-12"
+    assert p_clause(0.0004) == "p = 0.0004"
+    assert p_clause(1.0) == "p = 1"

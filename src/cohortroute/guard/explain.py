@@ -37,6 +37,12 @@ def times(ratio: float) -> str:
     return "above none expected" if math.isinf(ratio) else f"{ratio:.1f}x"
 
 
+def p_clause(p: float) -> str:
+    """``p = 0.0004``, or ``p < 1e-12`` (not ``p = < 1e-12``)."""
+    text = p_text(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
 def p_text(p: float) -> str:
     """``0.0004``, ``< 1e-12`` or ``1``."""
     if p < 1e-12:
@@ -92,7 +98,7 @@ def verdict_line(a: Assessment) -> str:
     if v.trigger is None and not v.breakers and all(m.p > NEUTRAL_P for m in v.metrics):
         line = f"{prefix}: no regression on {candidate}: {_neutral(v.metrics)}"
     else:
-        line = f"{prefix}: {metric_clause(shown)}; p = {p_text(shown.p)}"
+        line = f"{prefix}: {metric_clause(shown)}; {p_clause(shown.p)}"
     if v.breakers:
         line += f"; sent back: {', '.join(sorted({t for t, _, _ in v.breakers}))}"
     if a.subject.ended is None and v.trigger is None and not v.gate.met:
@@ -130,5 +136,5 @@ def tenant_line(a: Assessment, tenant: str, metric: str) -> str:
     p = stats.p_value(stats.log_mixture(o, e))
     return (
         f"{tenant}: {metric} {_against(ratio)}, {tally.raw} vs {tally.expected:.1f} "
-        f"expected; p = {p_text(p)}"
+        f"expected; {p_clause(p)}"
     )
