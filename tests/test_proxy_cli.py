@@ -116,6 +116,19 @@ def test_a_reload_command_that_cannot_run_is_a_usage_error(url: str, tmp_path: P
     assert "--reload-command 'nosuchcmd -s reload': 'nosuchcmd' is not an executable" in err
 
 
+@pytest.mark.parametrize(
+    ("fmt", "option", "value"),
+    [("nginx", "--reload-command", "nginx -s reload"), ("haproxy", "--runtime-api", "unix:/x")],
+)
+def test_a_live_update_option_without_watch_is_a_usage_error(
+    url: str, tmp_path: Path, fmt: str, option: str, value: str
+) -> None:
+    # Without --watch the map is written once: the option was silently ignored.
+    code, out, err = proxy(url, tmp_path, fmt, "--upstream", "2026.11=127.0.0.1:1", option, value)
+    assert (code, out) == (2, "")
+    assert f"{option} tells the proxy about a changed map, which only --watch writes" in err
+
+
 def test_a_reload_that_cannot_run_later_is_logged_not_raised(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -106,7 +106,7 @@ def register(commands: Subparsers) -> None:
             )
             p.add_argument(
                 "--reload-command",
-                default="nginx -s reload",
+                default=None,
                 metavar="COMMAND",
                 help="run after the map changed, with --watch (default: nginx -s reload)",
             )
@@ -232,8 +232,15 @@ def _cmd_config(args: argparse.Namespace, ctx: Context) -> int:
     if args.config_path:
         _writable(args.config_path, "--config")
     notify: Notify | None = None
+    for option in ("reload_command", "runtime_api"):
+        if getattr(args, option, None) is not None and not args.watch:
+            flag = "--" + option.replace("_", "-")
+            raise UsageError(
+                f"{flag} tells the proxy about a changed map, which only --watch writes: add "
+                f"--watch, or leave {flag} out to write the map once"
+            )
     if args.watch and args.format == "nginx" and not args.decide:
-        notify = reload_command(_reload_command(args.reload_command))
+        notify = reload_command(_reload_command(args.reload_command or "nginx -s reload"))
     if getattr(args, "decide", None):
         split_host_port(args.decide, "--decide")
     if getattr(args, "runtime_api", None):
