@@ -262,8 +262,7 @@ class MigrationRunner:
                 migrations.restore(name, snapshot)
                 self._set_modules(name, token, job.start_modules)
             else:
-                for step in reversed(done):
-                    undo = migrations.reverse(step)
+                for undo in _undo_steps(migrations, job, done):
                     if undo.run is None:
                         raise RuntimeError(f"no {undo.direction}grade is declared for {undo}")
                     self._run_one(name, token, generation, undo)
@@ -454,6 +453,22 @@ class Heartbeat:
                 self._runner.renew(self._name, self._token)
             except Exception as exc:  # the next beat, or the lease expiry, takes over
                 log.warning("could not renew the lease on %s: %r", self._name, exc)
+
+
+def _undo_steps(migrations: Migrations, job: Job, done: list[MigrationStep]) -> list[MigrationStep]:
+    """The steps that put a tenant's data back where its old version needs it.
+
+    A fresh run undoes the steps it applied. A resumed run (a crashed runner's tenant) also
+    undoes the steps the crashed run applied, which ``done`` does not list: it goes back to
+    the source version's modules, else the tenant would be marked failed and served its old
+    version on half-migrated data.
+    """
+    if not job.resume:
+        return [migrations.reverse(step) for step in reversed(done)]
+    current = dict(job.start_modules)
+    for step in done:
+        current[step.module] = step.after
+    return migrations.steps_between(current, jobs.modules_for(migrations, job.source))
 
 
 def _describe_start(before: TenantRecord, after: TenantRecord) -> tuple[Any, Any]:

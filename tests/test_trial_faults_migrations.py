@@ -1,0 +1,95 @@
+"""An unlucky operator's migrations: crashed runs, resumed runs that fail, paused runners."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from cohortroute._clock import ManualClock
+from cohortroute.decision import decide
+from cohortroute.migrations import Migrations
+from cohortroute.rollout import RolloutController
+from cohortroute.store import MemoryStore, Store
+
+
+class Crash(BaseException):
+    """Stands for SIGKILL: the runner stops where it is, its lease left behind."""
+
+
+def _world(data: dict[str, int], fail: set[str]) -> Migrations:
+    migrations = Migrations()
+    migrations.version("v1", 1)
+    migrations.version("v2", 3)
+
+    def up(n: int) -> None:
+        @migrations.upgrade(n)
+        def step(tenant: str) -> None:
+            if f"up{n}" in fail:
+                raise RuntimeError("disk full")
+            data[tenant] = n
+
+    def down(n: int) -> None:
+        @migrations.downgrade(n)
+        def step(tenant: str) -> None:
+            data[tenant] = n - 1
+
+    for n in (1, 2, 3):
+        up(n)
+    for n in (2, 3):
+        down(n)
+    return migrations
+
+
+def _served(store: Store, clock: ManualClock, tenant: str) -> str:
+    decision = decide(store.policy(), store.tenant(tenant), "v1", now=clock.time())
+    return "503" if decision.maintenance else decision.version
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_a_resumed_migration_that_fails_puts_back_what_the_crashed_run_did() -> None:
+    data = {"acme": 1}
+    fail: set[str] = set()
+    migrations = _world(data, fail)
+    clock = ManualClock(1000.0)
+    store = MemoryStore()
+    store.clock = clock
+    store.register_versions(["v1", "v2"], "v1")
+
+    def crash_after_a_step(event: str, tenant: str) -> None:
+        if event == "step":
+            raise Crash
+
+    def controller(on_event: Callable[[str, str], None] | None = None) -> RolloutController:
+        return RolloutController(
+            store,
+            migrations=migrations,
+            clock=clock,
+            drain=0,
+            settle=0,
+            lease_ttl=30,
+            on_event=on_event,
+        )
+
+    first = controller(on_event=crash_after_a_step)
+    first.register(["acme"])
+    first.start("v2", percent=100)
+    with pytest.raises(Crash):
+        first.run()
+    assert data["acme"] == 2 and _served(store, clock, "acme") == "503"
+
+    clock.advance(60)  # the crashed runner's lease expires; the next run resumes, and fails
+    fail.add("up3")
+    result = controller().run()
+    assert not result.ok
+    record = store.tenant("acme")
+    assert record.migration_status == "failed"
+    # Served its old version again: so its data must be back where v1 needs it (it stayed at
+    # step 2, half-migrated, under v1).
+    assert _served(store, clock, "acme") == "v1"
+    assert data["acme"] == 1
+    assert record.state.get("modules") == {"app": 1}
+
+    fail.clear()  # once fixed, a retry moves it all the way
+    assert controller().run(retry_failed=True).ok
+    assert data["acme"] == 3 and _served(store, clock, "acme") == "v2"
