@@ -14,7 +14,9 @@ If an app fails to start (it answers ``lifespan.startup.failed``, or raises or r
 receiving ``lifespan.startup`` without answering), the apps already started are shut down in
 reverse order, the server is told ``lifespan.startup.failed`` and the app's exception is raised,
 as a bare app does (test clients raise it at enter). An app that raises or returns before it
-calls ``receive()`` does not speak lifespan (the ASGI spec allows it) and is left out. Shutdown
+calls ``receive()`` does not speak lifespan (the ASGI spec allows it) and is left out; so is one
+that sends a message other than a lifespan one first (a bare app answering every scope with a
+response): that send raises in the app, as a server's does. Shutdown
 failures are reported the same way. WSGI versions never see lifespan.
 
 When every app has shut down, ``on_shutdown`` runs (in a worker thread: it writes to the store):
@@ -59,7 +61,7 @@ class _Child:
 
     async def run(self) -> None:
         try:
-            await self._app(self.scope, self._receive, self._outbox_in.send)
+            await self._app(self.scope, self._receive, self._send)
         except Exception as exc:
             self.error = exc
         finally:
@@ -69,6 +71,18 @@ class _Child:
     async def _receive(self) -> Message:
         self.received = True
         return await self._inbox.receive()
+
+    async def _send(self, message: Message) -> None:
+        # As servers do: a message that is not a lifespan one raises in the app, so an app that
+        # answers every scope with a response does not speak lifespan (it is left out, as
+        # uvicorn and hypercorn serve it bare) instead of failing the whole router's startup.
+        kind = str(message.get("type", ""))
+        if not kind.startswith("lifespan."):
+            raise RuntimeError(
+                f"sent {kind!r} in the lifespan scope: an ASGI app that does not support "
+                'lifespan should raise or return on scope["type"] == "lifespan"'
+            )
+        await self._outbox_in.send(message)
 
     async def exchange(self, kind: str) -> tuple[str, str]:
         """Send ``lifespan.<kind>``; return (outcome, text): complete, failed or unsupported."""
