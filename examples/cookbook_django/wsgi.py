@@ -2,8 +2,8 @@
 
 Serve it with gunicorn::
 
-    SHOP_DATA=shop-data COHORTROUTE_STORE=sqlite:///cohortroute.db \
-        gunicorn examples.cookbook_django.wsgi:app
+    export SHOP_DATA=shop-data COHORTROUTE_STORE=sqlite:///cohortroute.db
+    gunicorn examples.cookbook_django.wsgi:app
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ Each version is its own FastAPI app with its own lifespan (what the lifespan yie
 ``request.state`` in that version's requests only) and reads the tenant's decision through a
 dependency. Serve it with uvicorn::
 
-    COHORTROUTE_STORE=sqlite:///cohortroute.db uvicorn examples.cookbook_fastapi.app:app
+    export COHORTROUTE_STORE=sqlite:///cohortroute.db   # the router and the CLI share it
+    uvicorn examples.cookbook_fastapi.app:app
+    # in another terminal, with the same export:
     cohortroute pin acme 2026.12
     curl -H 'Host: acme.localhost:8000' http://127.0.0.1:8000/
 """

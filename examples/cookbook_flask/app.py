@@ -3,8 +3,11 @@
 The application factory is shared; what differs between versions is the set of blueprints it
 registers. Serve it with gunicorn (every version is WSGI)::
 
-    COHORTROUTE_STORE=sqlite:///cohortroute.db gunicorn -w 2 examples.cookbook_flask.app:app
+    export COHORTROUTE_STORE=sqlite:///cohortroute.db   # the router and the CLI share it
+    gunicorn -w 2 examples.cookbook_flask.app:app
+    # in another terminal, with the same export:
     cohortroute tag acme beta && cohortroute rule beta 2026.12
+    curl -H 'Host: acme.localhost:8000' http://127.0.0.1:8000/checkout/
 """
 
 from __future__ import annotations

@@ -5,8 +5,11 @@ because one version is, and it runs the Flask version on worker threads (PEP 333
 uvicorn serves both. Move tenants with pins, tags or a rollout; move one back with
 ``cohortroute rollout rollback --tenant acme``::
 
-    COHORTROUTE_STORE=sqlite:///cohortroute.db uvicorn examples.flask_to_fastapi.app:app
+    export COHORTROUTE_STORE=sqlite:///cohortroute.db   # the router and the CLI share it
+    uvicorn examples.flask_to_fastapi.app:app
+    # in another terminal, with the same export:
     cohortroute pin qa 2026.12
+    curl -H 'Host: qa.localhost:8000' http://127.0.0.1:8000/orders/1
     cohortroute rollout start 2026.12 --plan 5,25,100 --every 1d
 """
 
