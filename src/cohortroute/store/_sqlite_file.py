@@ -210,7 +210,12 @@ def failure(exc: sqlite3.Error, path: str, timeout: float) -> StoreError:
             "fix the permissions of the file, its -wal and -shm files and its directory"
         )
     if code == FULL:
-        return StoreError(f"cannot write the SQLite store {path}: the disk is full")
+        return StoreError(
+            f"cannot write the SQLite store {path}: the disk is full, so this change was not "
+            f"written (the store is intact). Free space on the file system that holds "
+            f"{os.path.dirname(path) or '.'} (its -wal file grows with each write until a "
+            "checkpoint), then retry"
+        )
     if code in (CORRUPT, NOTADB):
         return StoreError(f"the SQLite store {path} is damaged ({exc}); restore it from a backup")
     return StoreError(f"the SQLite store {path} failed: {exc}")
