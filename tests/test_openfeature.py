@@ -130,3 +130,15 @@ def test_every_cohortroute_reason_has_an_openfeature_reason() -> None:
         Reason.UNMOUNTED: "DEFAULT",
     }
     assert flag_reason("something-new") == "UNKNOWN"
+
+
+def test_a_host_as_targeting_key_is_an_invalid_context_not_a_logged_exception(
+    flags: OpenFeatureClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Passing the request's Host instead of the tenant is an easy mistake: the SDK logged a
+    # traceback ("Unable to correctly evaluate flag") and answered GENERAL.
+    details = flags.get_boolean_details("new-checkout", True, EvaluationContext("acme.example.com"))
+    assert (details.value, details.error_code) == (True, ErrorCode.INVALID_CONTEXT)
+    assert details.error_message is not None
+    assert "targeting key" in details.error_message and "'acme'" in details.error_message
+    assert not [record for record in caplog.records if record.exc_info]

@@ -21,8 +21,9 @@ override; the variant is the version's name::
     flags.get_boolean_value("new-checkout", False, EvaluationContext("acme"))
 
 A version the flag does not name gets the caller's default value (reason ``DEFAULT``); an
-unknown flag is ``FLAG_NOT_FOUND`` and a value of the wrong type ``TYPE_MISMATCH``, both with the
-caller's default, as the specification asks.
+unknown flag is ``FLAG_NOT_FOUND``, a value of the wrong type ``TYPE_MISMATCH`` and a targeting
+key that is not a tenant's name (a full host, say) ``INVALID_CONTEXT``, all with the caller's
+default, as the specification asks.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from openfeature.flag_evaluation import Reason as FlagReason
 from openfeature.provider import AbstractProvider, Metadata
 
 from .decision import Decision, Reason
+from .errors import ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +122,16 @@ class CohortRouteProvider(AbstractProvider):
                 error_message=f"no flag {key!r}: cohortroute knows {sorted(self._flags)}",
                 reason=FlagReason.ERROR,
             )
-        decided = self._decided(context)
+        try:
+            decided = self._decided(context)
+        except ValidationError as error:
+            # A host ("acme.example.com") or any other non-tenant as the targeting key.
+            return FlagResolutionDetails(
+                default,
+                error_code=ErrorCode.INVALID_CONTEXT,
+                error_message=f"{error}; pass the tenant's name as the targeting key",
+                reason=FlagReason.ERROR,
+            )
         if decided is None:
             # No tenant: served the default version, whose value (if any) is not known here.
             return FlagResolutionDetails(default, reason=FlagReason.DEFAULT)
