@@ -10,7 +10,12 @@ trio; at most anyio's default thread limiter at a time, 40 unless the app change
 
 * streams the response (each chunk sent as the app yields it, with the headers held until the
   first non-empty chunk as PEP 3333 says) and the request body (:mod:`.wsgi_environ`);
-* calls ``close()`` on the response iterable however the request ends;
+* calls ``close()`` on the response iterable however the request ends, and ends a streamed
+  response once the client has disconnected (the next ``write()`` raises
+  :class:`~.wsgi_environ.ClientDisconnected`, as a write to a closed socket does under gunicorn):
+  servers drop what is sent after a disconnect silently, so an endless stream (server-sent
+  events) would go on for ever on a worker thread. The disconnect is watched for from the first
+  streamed chunk on, once the request body was received whole (``receive()`` then waits for it);
 * gives the app a working ``write()`` and honours ``start_response(..., exc_info)``;
 * costs the loop one thread hop per request for a list or a response whose
   ``Content-Length`` is reached (the usual framework response), plus one per further chunk.
@@ -28,7 +33,7 @@ import anyio.from_thread
 import anyio.to_thread
 
 from .._types import Message, OptExcInfo, Receive, Scope, Send, WSGIApp
-from .wsgi_environ import body_stream, build_environ
+from .wsgi_environ import ClientDisconnected, body_ended, body_stream, build_environ
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +41,14 @@ log = logging.getLogger(__name__)
 class _Response:
     """One request's response, written by the app in a worker thread, sent on the loop."""
 
-    def __init__(self, send: Send) -> None:
+    def __init__(self, send: Send, watch: Any = None) -> None:
         self._send = send
         self.start: Message | None = None
         self.started = False  # the start message went out
         self.finished = False  # the last body message went out
+        self.disconnected = False  # the client went away (set on the loop)
         self._left: int | None = None  # Content-Length bytes not sent yet
+        self._watch = watch  # starts watching for the disconnect (on the loop), once
 
     def start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
@@ -79,12 +86,19 @@ class _Response:
         return out
 
     def write(self, data: bytes) -> None:
-        """PEP 3333's ``write()``: sent before it returns."""
+        """PEP 3333's ``write()``: sent before it returns; raises once the client is gone."""
+        if self.disconnected:
+            raise ClientDisconnected("the client disconnected; the response cannot be sent")
         if not self.finished:
             anyio.from_thread.run(self._send_all, self.messages(data))
 
     async def _send_all(self, messages: list[Message]) -> None:
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch()
         for message in messages:
+            if self.disconnected:
+                return
             await self._send(message)
 
     def run(self, app: WSGIApp, environ: dict[str, Any]) -> list[Message]:
@@ -118,6 +132,13 @@ class _Response:
         return pending
 
 
+async def _until_disconnect(receive: Receive, response: _Response) -> None:
+    """Mark ``response`` disconnected when the client goes (the body was received whole)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    response.disconnected = True
+
+
 class WSGIVersion:
     """A WSGI app as an ASGI app for the router (see the module docstring)."""
 
@@ -138,8 +159,27 @@ class WSGIVersion:
             data, more = message.get("body", b""), bool(message.get("more_body"))
         body = body_stream(data, more, receive, anyio.from_thread.run)
         environ = build_environ(scope, body)
-        response = _Response(send)
-        pending = await anyio.to_thread.run_sync(response.run, self.app, environ)
+        pending: list[Message] = []
+        failure: Exception | None = None
+        async with anyio.create_task_group() as group:
+
+            def watch() -> None:  # on the loop, at the first streamed chunk
+                if body_ended(body):  # else the app may still call receive() for the body
+                    group.start_soon(_until_disconnect, receive, response)
+
+            response = _Response(send, watch)
+            try:
+                pending = await anyio.to_thread.run_sync(response.run, self.app, environ)
+            except Exception as exc:  # raised outside the group: never an ExceptionGroup
+                failure = exc
+            finally:
+                group.cancel_scope.cancel()
+        if failure is not None and not (
+            isinstance(failure, ClientDisconnected) and response.disconnected
+        ):
+            raise failure
+        if response.disconnected:
+            return  # the stream was ended for it: nothing more to send
         for message in response.ending(pending):
             await send(message)
 

@@ -41,6 +41,11 @@ class _Body(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    @property
+    def ended(self) -> bool:
+        """The whole body was received: ``receive()`` is no longer called for it."""
+        return not self._more
+
     def readinto(self, buffer: Any) -> int:
         while not self._chunk and self._more:
             message = self._on_loop(self._receive)
@@ -59,6 +64,12 @@ def body_stream(
 ) -> io.BufferedReader:
     """``wsgi.input``: ``first`` (the body of the first ``http.request``), then the rest."""
     return io.BufferedReader(_Body(first, more, receive, on_loop))
+
+
+def body_ended(body: io.BufferedReader) -> bool:
+    """True once the request body of :func:`body_stream` was received whole."""
+    raw = body.raw
+    return isinstance(raw, _Body) and raw.ended
 
 
 def build_environ(scope: Scope, body: io.BufferedReader) -> WSGIEnvironment:
