@@ -9,7 +9,7 @@ import pytest
 from cohortroute._clock import ManualClock
 from cohortroute.decision import decide
 from cohortroute.migrations import Migrations
-from cohortroute.rollout import RolloutController
+from cohortroute.rollout import RolloutController, RunResult
 from cohortroute.store import MemoryStore, Store
 
 
@@ -93,3 +93,50 @@ def test_a_resumed_migration_that_fails_puts_back_what_the_crashed_run_did() -> 
     fail.clear()  # once fixed, a retry moves it all the way
     assert controller().run(retry_failed=True).ok
     assert data["acme"] == 3 and _served(store, clock, "acme") == "v2"
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_a_rollback_while_a_runner_migrates_never_serves_the_default_on_new_data() -> None:
+    """The operator rolls back while another runner is mid-step on a tenant: the rollback
+    finds it busy and ends the rollout; the runner must not then flip the tenant (which the
+    default would serve on the candidate's data) but move its data back."""
+    data = {"acme": 1}
+    migrations = _world(data, set())
+    clock = ManualClock(1000.0)
+    store = MemoryStore()
+    store.clock = clock
+    store.register_versions(["v1", "v2"], "v1")
+
+    def controller() -> RolloutController:
+        return RolloutController(
+            store, migrations=migrations, clock=clock, drain=0, settle=0, lease_ttl=30
+        )
+
+    operator = controller()
+    rolled_back: list[RunResult] = []
+
+    def roll_back_once(event: str, tenant: str) -> None:
+        if event == "step" and not rolled_back:  # between two steps of the runner
+            rolled_back.append(operator.rollback())
+
+    runner = RolloutController(
+        store,
+        migrations=migrations,
+        clock=clock,
+        drain=0,
+        settle=0,
+        lease_ttl=30,
+        on_event=roll_back_once,
+    )
+    runner.register(["acme"])
+    runner.start("v2", percent=100)
+    result = runner.run()
+
+    (rollback,) = rolled_back
+    assert [r.outcome for r in rollback.results] == ["busy"]
+    assert store.policy().rollout is None
+    (moved,) = result.results
+    assert moved.outcome == "failed" and "moved its data back to v1" in (moved.error or "")
+    assert _served(store, clock, "acme") == "v1"
+    assert data["acme"] == 1
+    assert store.tenant("acme").state.get("modules") == {"app": 1}

@@ -235,3 +235,19 @@ def plan_job(
         resume=busy,
         hold=rollout.salt if hold else (migration.hold if busy else None),
     )
+
+
+def undo_steps(migrations: Migrations, job: Job, done: list[MigrationStep]) -> list[MigrationStep]:
+    """The steps that put a tenant's data back where its old version needs it.
+
+    A fresh run undoes the steps it applied. A resumed run (a crashed runner's tenant) also
+    undoes the steps the crashed run applied, which ``done`` does not list: it goes back to
+    the source version's modules, else the tenant would be marked failed and served its old
+    version on half-migrated data.
+    """
+    if not job.resume:
+        return [migrations.reverse(step) for step in reversed(done)]
+    current = dict(job.start_modules)
+    for step in done:
+        current[step.module] = step.after
+    return migrations.steps_between(current, modules_for(migrations, job.source))

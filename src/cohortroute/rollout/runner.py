@@ -158,25 +158,34 @@ class MigrationRunner:
             try:
                 if not job.resume and job.steps and self.drain > 0:
                     self._sleep(self.drain)  # every router sees "migrating" before data moves
-                error = self._run_steps(name, token, generation, job, force)
+                snapshot = self._snapshot(name, job)
+                error = self._run_steps(name, token, generation, job, force, snapshot)
+                if error is None:
+                    self._event("migrated", name)
+                    error = self._flip(name, token, job, started)
+                    if error is not None:  # its version is gone: its data goes back
+                        done = list(job.steps)
+                        error = self._restore(name, token, generation, job, done, snapshot, error)
                 if error is not None:
                     return self._fail(name, token, job, error, started)
-                self._event("migrated", name)
-                self._flip(name, token, job, started)
             except LeaseLost as exc:
                 return self._lost(name, generation, job, exc, started)
         self._event("flipped", name)
         elapsed = self.clock.time() - started
         return TenantResult(name, "moved", job.source, job.target, duration=elapsed)
 
-    def _run_steps(
-        self, name: str, token: str, generation: int, job: Job, force: bool
-    ) -> str | None:
-        """Run the job's steps; the error text of the one that failed, or None."""
-        snapshot = None
+    def _snapshot(self, name: str, job: Job) -> Any:
+        """The app's snapshot of the tenant's data before a fresh run (its ``restore`` hook
+        puts it back), or None."""
         migrations = self.migrations
         if migrations is not None and migrations.snapshot is not None and not job.resume:
-            snapshot = migrations.snapshot(name)
+            return migrations.snapshot(name)
+        return None
+
+    def _run_steps(
+        self, name: str, token: str, generation: int, job: Job, force: bool, snapshot: Any
+    ) -> str | None:
+        """Run the job's steps; the error text of the one that failed, or None."""
         done: list[MigrationStep] = []
         for step in job.steps:
             if step.run is not None:
@@ -262,7 +271,7 @@ class MigrationRunner:
                 migrations.restore(name, snapshot)
                 self._set_modules(name, token, job.start_modules)
             else:
-                for undo in _undo_steps(migrations, job, done):
+                for undo in jobs.undo_steps(migrations, job, done):
                     if undo.run is None:
                         raise RuntimeError(f"no {undo.direction}grade is declared for {undo}")
                     self._run_one(name, token, generation, undo)
@@ -360,17 +369,31 @@ class MigrationRunner:
         self._event("failed", name)
         return TenantResult(name, status, job.source, job.target, error, finished - started)
 
-    def _flip(self, name: str, token: str, job: Job, started: float) -> None:
+    def _flip(self, name: str, token: str, job: Job, started: float) -> str | None:
+        """Serve the tenant the version its data is now at, in one write; or, when that
+        version is no longer the candidate nor the default (the rollout was rolled back or
+        replaced while the steps ran), write nothing and say why: the caller moves the data
+        back, else the tenant would be served the default on the candidate's data."""
         ended = MigrationState(
             "ok", job.source, job.target, started=started, finished=self.clock.time()
         )
+        stale: list[str] = []
 
         def update(record: TenantRecord, policy: Policy) -> TenantRecord:
             state = self._owned(record, token)
+            rollout = policy.rollout
+            stale.clear()
+            if job.target != policy.default and (
+                rollout is None or rollout.candidate != job.target
+            ):
+                stale.append(
+                    f"the rollout of {job.target} ended (or another one replaced it) while "
+                    f"{name}'s data was migrated to it; moved its data back to {job.source}"
+                )
+                return record
             self._released(record, state)
             state[STATE_MODULES] = dict(job.target_modules)
             state[STATE_MIGRATION] = ended.to_json()
-            rollout = policy.rollout
             ratchet: str | None = None
             if rollout is not None and job.target == rollout.candidate:
                 state[STATE_DATA] = job.target
@@ -399,6 +422,7 @@ class MigrationRunner:
                 },
             ),
         )
+        return stale[0] if stale else None
 
     def renew(self, name: str, token: str) -> None:
         """Extend the lease ``token`` holds on ``name`` by ``lease_ttl`` (if it still holds it)."""
@@ -453,22 +477,6 @@ class Heartbeat:
                 self._runner.renew(self._name, self._token)
             except Exception as exc:  # the next beat, or the lease expiry, takes over
                 log.warning("could not renew the lease on %s: %r", self._name, exc)
-
-
-def _undo_steps(migrations: Migrations, job: Job, done: list[MigrationStep]) -> list[MigrationStep]:
-    """The steps that put a tenant's data back where its old version needs it.
-
-    A fresh run undoes the steps it applied. A resumed run (a crashed runner's tenant) also
-    undoes the steps the crashed run applied, which ``done`` does not list: it goes back to
-    the source version's modules, else the tenant would be marked failed and served its old
-    version on half-migrated data.
-    """
-    if not job.resume:
-        return [migrations.reverse(step) for step in reversed(done)]
-    current = dict(job.start_modules)
-    for step in done:
-        current[step.module] = step.after
-    return migrations.steps_between(current, jobs.modules_for(migrations, job.source))
 
 
 def _describe_start(before: TenantRecord, after: TenantRecord) -> tuple[Any, Any]:
