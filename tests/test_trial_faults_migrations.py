@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
 from cohortroute._clock import ManualClock
 from cohortroute.decision import decide
 from cohortroute.migrations import Migrations
-from cohortroute.rollout import RolloutController, RunResult
+from cohortroute.rollout import RolloutController
 from cohortroute.store import MemoryStore, Store
 
 
@@ -96,28 +97,24 @@ def test_a_resumed_migration_that_fails_puts_back_what_the_crashed_run_did() -> 
 
 
 @pytest.mark.filterwarnings("ignore")
-def test_a_rollback_while_a_runner_migrates_never_serves_the_default_on_new_data() -> None:
-    """The operator rolls back while another runner is mid-step on a tenant: the rollback
-    finds it busy and ends the rollout; the runner must not then flip the tenant (which the
-    default would serve on the candidate's data) but move its data back."""
+def test_a_rollout_ended_while_a_runner_migrates_never_serves_the_default_on_new_data() -> None:
+    """A rollback lists the tenants to move back, then halts: a runner that took a tenant in
+    between is not on its list, and the rollback ends the rollout under it. The runner must not
+    then flip the tenant (the default would serve it on the candidate's data): its data goes
+    back and it is recorded failed."""
     data = {"acme": 1}
     migrations = _world(data, set())
     clock = ManualClock(1000.0)
     store = MemoryStore()
     store.clock = clock
     store.register_versions(["v1", "v2"], "v1")
+    ended: list[int] = []
 
-    def controller() -> RolloutController:
-        return RolloutController(
-            store, migrations=migrations, clock=clock, drain=0, settle=0, lease_ttl=30
-        )
-
-    operator = controller()
-    rolled_back: list[RunResult] = []
-
-    def roll_back_once(event: str, tenant: str) -> None:
-        if event == "step" and not rolled_back:  # between two steps of the runner
-            rolled_back.append(operator.rollback())
+    def end_the_rollout_once(event: str, tenant: str) -> None:
+        if event == "step" and not ended:  # between two steps of the runner
+            ended.append(
+                store.update_rollout("rollout-rollback", lambda p: replace(p, rollout=None))
+            )
 
     runner = RolloutController(
         store,
@@ -126,17 +123,63 @@ def test_a_rollback_while_a_runner_migrates_never_serves_the_default_on_new_data
         drain=0,
         settle=0,
         lease_ttl=30,
-        on_event=roll_back_once,
+        on_event=end_the_rollout_once,
     )
     runner.register(["acme"])
     runner.start("v2", percent=100)
     result = runner.run()
 
-    (rollback,) = rolled_back
-    assert [r.outcome for r in rollback.results] == ["busy"]
-    assert store.policy().rollout is None
+    assert ended and store.policy().rollout is None
     (moved,) = result.results
     assert moved.outcome == "failed" and "moved its data back to v1" in (moved.error or "")
     assert _served(store, clock, "acme") == "v1"
     assert data["acme"] == 1
     assert store.tenant("acme").state.get("modules") == {"app": 1}
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_a_rollback_right_after_a_killed_runner_keeps_the_rollout_until_its_data_is_back() -> None:
+    """A runner is killed mid-migration; the operator rolls back at once, inside its lease. The
+    rollback must not end the rollout over that tenant (it skipped it as busy, and then nothing
+    ever resumed it: the default served it on half-migrated data, for good)."""
+    data = {"acme": 1}
+    migrations = _world(data, set())
+    clock = ManualClock(1000.0)
+    store = MemoryStore()
+    store.clock = clock
+    store.register_versions(["v1", "v2"], "v1")
+
+    def controller(on_event: Callable[[str, str], None] | None = None) -> RolloutController:
+        return RolloutController(
+            store,
+            migrations=migrations,
+            clock=clock,
+            drain=0,
+            settle=0,
+            lease_ttl=30,
+            on_event=on_event,
+        )
+
+    def crash_after_a_step(event: str, tenant: str) -> None:
+        if event == "step":
+            raise Crash
+
+    killed = controller(crash_after_a_step)
+    killed.register(["acme"])
+    killed.start("v2", percent=100)
+    with pytest.raises(Crash):
+        killed.run()
+
+    operator = controller()
+    refused = operator.rollback()
+    assert not refused.ok
+    (outcome,) = refused.results
+    assert outcome.outcome == "refused" and "roll back again" in (outcome.error or "")
+    rollout = store.policy().rollout
+    assert rollout is not None and rollout.halted  # not ended: acme's data is half-moved
+    assert _served(store, clock, "acme") == "503"
+
+    clock.advance(60)  # the killed runner's lease runs out
+    assert operator.rollback().ok
+    assert store.policy().rollout is None
+    assert data["acme"] == 1 and _served(store, clock, "acme") == "v1"

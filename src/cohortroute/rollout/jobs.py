@@ -10,6 +10,7 @@ runner migrates exactly the tenants routers would put on the candidate), the bui
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -251,3 +252,13 @@ def undo_steps(migrations: Migrations, job: Job, done: list[MigrationStep]) -> l
     for step in done:
         current[step.module] = step.after
     return migrations.steps_between(current, modules_for(migrations, job.source))
+
+
+def held_elsewhere(name: str, owner: str, until: float) -> str:
+    """Why a tenant another runner holds cannot be moved back now, and when to try again."""
+    expiry = time.strftime("%H:%M:%S UTC", time.gmtime(until))
+    return (
+        f"{name} is being migrated by another runner ({owner}, lease until {expiry}; a "
+        "killed runner's lease runs out then): roll back again once that run has finished or "
+        "the lease has expired (`cohortroute rollout status` lists it)"
+    )

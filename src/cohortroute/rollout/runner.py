@@ -122,6 +122,7 @@ class MigrationRunner:
             lease = record.lease
             if lease is not None and lease.held_at(now):
                 found["busy"] = lease.owner
+                found["until"] = lease.expires
                 return record
             job = jobs.plan_job(
                 self.migrations, policy, record, mode, now, force, hold, retry_failed, intends
@@ -145,6 +146,12 @@ class MigrationRunner:
             return replace(record, state=state)
 
         self._write(name, "migration-start", take, _describe_start)
+        if "busy" in found and mode == "back":
+            # Not "busy": a rollback must not end the rollout over a tenant another runner (or
+            # a killed one, until its lease expires) is migrating, or its data is left behind.
+            return TenantResult(
+                name, "refused", error=jobs.held_elsewhere(name, found["busy"], found["until"])
+            )
         if "busy" in found:
             return TenantResult(name, "busy", error=f"another runner holds it ({found['busy']})")
         if "refused" in found:
