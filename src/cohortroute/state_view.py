@@ -189,20 +189,25 @@ class StateView:
             detail="this router cannot confirm the store's state during a migration; retry",
         )
 
-    def tenant(self, name: str) -> TenantRecord | None:
+    def _left(self, waited: float) -> float:
+        """What is left of ``lookup_timeout`` for a request that waited ``waited`` seconds."""
+        return max(0.0, self.lookup_timeout - waited) if waited > 0 else self.lookup_timeout
+
+    def tenant(self, name: str, waited: float = 0.0) -> TenantRecord | None:
         """The tenant's record; when the store failed or is slow, the last one read (from an
-        earlier revision), and None when nothing is known."""
+        earlier revision), and None when nothing is known. ``waited``: seconds the request
+        already waited for the store (a refresh): it waits at most ``lookup_timeout`` in all."""
         record, future = self._lookup(name)
         if future is None:
             return record
         try:
-            return future.result(timeout=self.lookup_timeout)
+            return future.result(timeout=self._left(waited))
         except FutureTimeout:
             return self._slow(name)
         except StoreError:
             return self._fallback(name)
 
-    async def tenant_async(self, name: str) -> TenantRecord | None:
+    async def tenant_async(self, name: str, waited: float = 0.0) -> TenantRecord | None:
         """:meth:`tenant` for an event loop: waiting for a remote store never blocks the loop."""
         record, future = self._lookup(name)
         if future is None:
@@ -210,22 +215,22 @@ class StateView:
         try:
             asyncio.get_running_loop()
         except RuntimeError:  # another event loop (trio): wait on one of anyio's threads
-            return await self._tenant_off_loop(name, future)
+            return await self._tenant_off_loop(name, future, self._left(waited))
         wrapped = asyncio.wrap_future(future)
         wrapped.add_done_callback(_retrieve)  # a late failure is expected, not "never retrieved"
         try:
-            return await asyncio.wait_for(asyncio.shield(wrapped), self.lookup_timeout)
+            return await asyncio.wait_for(asyncio.shield(wrapped), self._left(waited))
         except asyncio.TimeoutError:
             return self._slow(name)
         except StoreError:
             return self._fallback(name)
 
     async def _tenant_off_loop(
-        self, name: str, future: Future[TenantRecord]
+        self, name: str, future: Future[TenantRecord], timeout: float
     ) -> TenantRecord | None:
-        """Wait for ``future`` on a worker thread, at most ``lookup_timeout`` (any anyio loop)."""
+        """Wait for ``future`` on a worker thread, at most ``timeout`` (any anyio loop)."""
         try:
-            return await anyio.to_thread.run_sync(future.result, self.lookup_timeout)
+            return await anyio.to_thread.run_sync(future.result, timeout)
         except FutureTimeout:
             return self._slow(name)
         except StoreError:

@@ -195,10 +195,12 @@ class Dispatcher:
         decided = self._view.guard(outcome.decision, record)
         return self._mounted(policy, decided), outcome
 
-    def miss(self, key: str | bytes) -> Entry:
+    def miss(self, key: str | bytes, waited: float = 0.0) -> Entry:
         """Decide for a host not in the cache (reading the store, bounded by its timeout).
 
         ``key`` is the raw Host value: ``str`` under WSGI, ``bytes`` (Latin-1) under ASGI.
+        ``waited``: seconds this request already waited for the store (a refresh), taken off
+        the look-up's ``lookup_timeout`` so that the request waits at most that in all.
         """
         if len(key) > MAX_HOST_LENGTH:
             return self._too_long  # before any other work, and never cached
@@ -206,10 +208,10 @@ class Dispatcher:
         tenant, rejected = self._resolve(key)
         if rejected is not None:
             return self._remember_rejected(key, generation, rejected)
-        record = None if tenant is None else self._view.tenant(tenant)
+        record = None if tenant is None else self._view.tenant(tenant, waited)
         return self._settle(key, generation, tenant, record, RequestAwareWSGI)
 
-    async def miss_async(self, key: str | bytes) -> Entry:
+    async def miss_async(self, key: str | bytes, waited: float = 0.0) -> Entry:
         """:meth:`miss` for an event loop: a slow store or a backend with a ``timeout`` never
         blocks the loop (the decision is then made on a worker thread)."""
         if len(key) > MAX_HOST_LENGTH:
@@ -218,7 +220,7 @@ class Dispatcher:
         tenant, rejected = self._resolve(key)
         if rejected is not None:
             return self._remember_rejected(key, generation, rejected)
-        record = None if tenant is None else await self._view.tenant_async(tenant)
+        record = None if tenant is None else await self._view.tenant_async(tenant, waited)
         if tenant is not None and self._chain.may_block:
             return await anyio.to_thread.run_sync(
                 self._settle, key, generation, tenant, record, RequestAwareASGI

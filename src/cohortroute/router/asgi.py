@@ -93,11 +93,13 @@ class ASGICohortRouter(CohortRouter, interface="asgi"):
                 host = _no_host(scope)
             read_clock = self._monotonic  # then call: a method-style call on an instance
             now = read_clock()  # attribute is never specialised by CPython
+            waited = 0.0  # on the store (past the fail-closed horizon a refresh waits)
             if now >= self._next_check:
                 self._refresh(now, wait=False)  # never block the event loop on the store
+                waited = read_clock() - now
             entry = self._entries.get(host)
             if entry is None:
-                entry = await self._dispatch.miss_async(host)
+                entry = await self._dispatch.miss_async(host, waited)
             # Literal keys (DECISION_KEY, TENANT_KEY): a constant is cheaper than a global.
             scope["cohortroute.decision"], scope["cohortroute.tenant"], app = entry
             if self._states_given:

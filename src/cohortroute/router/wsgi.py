@@ -65,10 +65,12 @@ class WSGICohortRouter(CohortRouter, interface="wsgi"):
             )
         read_clock = self._monotonic  # then call: a method-style call on an instance
         now = read_clock()  # attribute is never specialised by CPython
+        waited = 0.0  # on the store by this request: a miss waits only what is left of the bound
         if now >= self._next_check:
             self._refresh(now)
+            waited = read_clock() - now
         entry = self._entries.get(host)
         if entry is None:
-            entry = self._dispatch.miss(host)
+            entry = self._dispatch.miss(host, waited)
         environ[DECISION_KEY], environ[TENANT_KEY], app = entry
         return app(environ, start_response)  # type: ignore[no-any-return]
