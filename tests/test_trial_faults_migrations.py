@@ -183,3 +183,44 @@ def test_a_rollback_right_after_a_killed_runner_keeps_the_rollout_until_its_data
     assert operator.rollback().ok
     assert store.policy().rollout is None
     assert data["acme"] == 1 and _served(store, clock, "acme") == "v1"
+
+
+def test_a_tenant_a_runner_migrates_while_a_rollback_starts_is_moved_back_too() -> None:
+    """The rollback listed the tenants to move back before it halted the rollout: a runner that
+    took and finished a tenant in between left it on the candidate's data, and the rollback then
+    ended the rollout over it (the default served it on v2 data). It lists after the halt now."""
+    data = {"acme": 1, "globex": 1}
+    migrations = _world(data, set())
+    clock = ManualClock(1000.0)
+    store = MemoryStore()
+    store.clock = clock
+    store.register_versions(["v1", "v2"], "v1")
+
+    def controller() -> RolloutController:
+        return RolloutController(
+            store, migrations=migrations, clock=clock, drain=0, settle=0, lease_ttl=30
+        )
+
+    first = controller()
+    first.register(["acme", "globex"])
+    first.start("v2", percent=100)
+    assert first.run(tenants=["acme"]).ok
+    assert data == {"acme": 3, "globex": 1}
+
+    listed = store.tenants
+    raced: list[bool] = []
+
+    def tenants_then_a_runner_finishes_globex() -> object:
+        records = list(listed())
+        if not raced:  # the rollback's first look; another runner is faster
+            raced.append(True)
+            assert controller().run(tenants=["globex"]).ok
+        return records
+
+    store.tenants = tenants_then_a_runner_finishes_globex  # type: ignore[method-assign]
+    result = controller().rollback()
+    assert raced and result.ok, result.summary()
+    assert store.policy().rollout is None
+    assert data == {"acme": 1, "globex": 1}
+    assert _served(store, clock, "globex") == "v1"
+    assert store.tenant("globex").data_version is None

@@ -39,14 +39,20 @@ def rollback(
         return _rollback_one(ctx, policy, rollout, check_tenant_name(tenant), force)
     result = RunResult("rollback")
     if rollout.gated:
-        records = [
-            r
-            for r in ctx.store.tenants()
-            if r.data_version == rollout.candidate or r.migration_status in BUSY_STATUSES
-        ]
+
+        def moved() -> list[TenantRecord]:
+            return [
+                r
+                for r in ctx.store.tenants()
+                if r.data_version == rollout.candidate or r.migration_status in BUSY_STATUSES
+            ]
+
         if not force:
-            jobs.refuse_missing_downgrades(ctx.migrations, policy, records)
+            jobs.refuse_missing_downgrades(ctx.migrations, policy, moved())
         ctx.halt(ROLLING_BACK)
+        # Listed after the halt: a runner may have taken (or finished) a tenant since the check
+        # above; from the halt on, no runner takes a new one.
+        records = moved()
         result = ctx.batch(
             "rollback",
             [r.name for r in records],
