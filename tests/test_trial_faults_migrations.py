@@ -175,6 +175,7 @@ def test_a_rollback_right_after_a_killed_runner_keeps_the_rollout_until_its_data
     assert not refused.ok
     (outcome,) = refused.results
     assert outcome.outcome == "refused" and "roll back again" in (outcome.error or "")
+    assert "(None -> None)" not in refused.summary()
     rollout = store.policy().rollout
     assert rollout is not None and rollout.halted  # not ended: acme's data is half-moved
     assert _served(store, clock, "acme") == "503"

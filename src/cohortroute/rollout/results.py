@@ -84,8 +84,12 @@ class RunResult:
         parts = [f"{n} {outcome}" for outcome, n in sorted(counts.items())] or ["no tenant to move"]
         lines = [f"{self.action}: {', '.join(parts)}" + (" -- FAILED" if not self.ok else "")]
         for r in self.failures:
-            move = f"{r.from_version} -> {r.to_version}"
-            lines.append(f"  {r.tenant}: {r.outcome} ({move}): {r.error}")
+            move = (
+                f" ({r.from_version} -> {r.to_version})"
+                if r.from_version is not None or r.to_version is not None
+                else ""
+            )
+            lines.append(f"  {r.tenant}: {r.outcome}{move}: {r.error}")
         if self.halted:
             lines.append(f"  the rollout was halted: {self.halted}")
         if self.note:
