@@ -110,6 +110,15 @@ def parse_host(raw: str) -> str:
     return host
 
 
+def server_host(name: str) -> str:
+    """The Host of a request that sent none (HTTP/1.0), from the server's own address
+    (``SERVER_NAME``, ``scope["server"][0]``): an IPv6 address (``::1``, ``fe80::1%eth0``) is
+    put in brackets without its zone, as a Host carries it; anything else is left as it is."""
+    if ":" not in name or name.startswith("["):
+        return name
+    return "[" + name.partition("%")[0] + "]"
+
+
 def is_ip(host: str) -> bool:
     """True when a normalised host is an IP literal (IPv4 dotted quad or bracketed IPv6)."""
     if host.startswith("["):

@@ -19,6 +19,7 @@ from typing import Any
 
 from .._types import ASGIApp, Receive, Scope, Send
 from ..assign.asgi import SignedOverrideASGI, VisitorSamplingASGI
+from ..tenancy import server_host
 from . import _exit
 from ._dispatch import Flavour
 from .base import DECISION_KEY, CohortRouter
@@ -116,7 +117,7 @@ def _no_host(scope: Scope) -> bytes:
     """The Host of a request without one: the server's name on HTTP/1.0, else none (400)."""
     server = scope.get("server")
     if server and scope.get("http_version") in _HTTP_10:
-        return str(server[0]).encode("latin-1")
+        return server_host(str(server[0])).encode("latin-1")
     return b""
 
 

@@ -8,6 +8,7 @@ from .._types import OptExcInfo, StartResponse, WSGIEnvironment
 from ..assign.visitors import VisitorSamplingWSGI
 from ..assign.wsgi import SignedOverrideWSGI
 from ..errors import ConfigurationError
+from ..tenancy import server_host
 from ._dispatch import Flavour
 from .base import DECISION_KEY, TENANT_KEY, CohortRouter, Interface, is_asgi_app
 from .registration import watch_wsgi
@@ -59,7 +60,7 @@ class WSGICohortRouter(CohortRouter, interface="wsgi"):
                 raise TypeError(_SERVED_AS_ASGI) from None
             # HTTP/1.0 requests may omit Host; SERVER_NAME is the server's own name then.
             host = (
-                environ.get("SERVER_NAME", "")
+                server_host(environ.get("SERVER_NAME", ""))
                 if environ.get("SERVER_PROTOCOL") == "HTTP/1.0"
                 else ""
             )
