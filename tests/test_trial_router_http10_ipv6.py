@@ -1,6 +1,8 @@
 """An HTTP/1.0 request without Host is routed by the server's own address (the default, reason
 ``no-tenant``), also when the server listens on IPv6 (``uvicorn --host ::1``, gunicorn
-``-b [::1]:8000``): its bare address ``::1`` was read as a host with port ``:1`` and got 400."""
+``-b [::1]:8000``): its bare address ``::1`` was read as a host with port ``:1`` and got 400;
+and on a Unix socket (gunicorn ``-b unix:/run/app.sock`` gives its path as ``SERVER_NAME``,
+``uvicorn --uds`` as ``scope["server"] == (path, None)``), whose path got 400 too."""
 
 from __future__ import annotations
 
@@ -20,7 +22,9 @@ def wsgi_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     return [f"{decision.version} {decision.reason.value}".encode()]
 
 
-@pytest.mark.parametrize("server", ["::1", "fe80::1%eth0", "2001:db8::7"])
+@pytest.mark.parametrize(
+    "server", ["::1", "fe80::1%eth0", "2001:db8::7", "/run/app.sock", "@abstract"]
+)
 def test_wsgi_http10_without_host_on_an_ipv6_server_gets_the_default(server: str) -> None:
     router = CohortRouter(
         {"v1": wsgi_app, "v2": wsgi_app}, domains=["example.com"], register_tenants=False
@@ -40,7 +44,7 @@ def test_wsgi_http10_without_host_on_an_ipv6_server_gets_the_default(server: str
     assert body == b"v1 no-tenant"
 
 
-@pytest.mark.parametrize("server", ["::1", "fe80::1%eth0"])
+@pytest.mark.parametrize("server", ["::1", "fe80::1%eth0", "/run/app.sock"])
 def test_asgi_http10_without_host_on_an_ipv6_server_gets_the_default(server: str) -> None:
     router = CohortRouter(
         {"v1": asgi_version("v1"), "v2": asgi_version("v2")},
@@ -60,7 +64,7 @@ def test_asgi_http10_without_host_on_an_ipv6_server_gets_the_default(server: str
         "root_path": "",
         "headers": [],
         "client": ("::1", 40000),
-        "server": (server, 8000),
+        "server": (server, None if "/" in server else 8000),
     }
 
     async def receive() -> dict[str, Any]:

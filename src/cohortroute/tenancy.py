@@ -110,10 +110,18 @@ def parse_host(raw: str) -> str:
     return host
 
 
+#: What a request with no Host that arrived on a Unix socket is routed as: the local machine.
+UNIX_SOCKET_HOST = "127.0.0.1"
+
+
 def server_host(name: str) -> str:
     """The Host of a request that sent none (HTTP/1.0), from the server's own address
     (``SERVER_NAME``, ``scope["server"][0]``): an IPv6 address (``::1``, ``fe80::1%eth0``) is
-    put in brackets without its zone, as a Host carries it; anything else is left as it is."""
+    put in brackets without its zone, as a Host carries it; a Unix socket's path (gunicorn
+    ``-b unix:/run/app.sock``, ``uvicorn --uds``; ``@name`` or a NUL for an abstract one) is the
+    local machine, :data:`UNIX_SOCKET_HOST`; anything else is left as it is."""
+    if "/" in name or name.startswith(("@", "\0")):
+        return UNIX_SOCKET_HOST
     if ":" not in name or name.startswith("["):
         return name
     return "[" + name.partition("%")[0] + "]"
