@@ -77,3 +77,30 @@ def test_asgi_http10_without_host_on_an_ipv6_server_gets_the_default(server: str
     router.close()
     assert sent[0]["status"] == 200, sent
     assert scope["cohortroute.decision"].reason is Reason.NO_TENANT
+
+
+def test_wsgi_http10_with_an_empty_host_gets_the_default_as_under_asgi() -> None:
+    """gunicorn passes ``Host:`` with no value as ``HTTP_HOST == ""``: on HTTP/1.0 that is routed
+    by the server's name like a missing Host (the ASGI router did; the WSGI one answered 400)."""
+    router = CohortRouter(
+        {"v1": wsgi_app, "v2": wsgi_app}, domains=["example.com"], register_tenants=False
+    )
+    statuses: list[str] = []
+
+    def call(protocol: str) -> bytes:
+        environ = {
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": "/",
+            "SERVER_PROTOCOL": protocol,
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "8000",
+            "HTTP_HOST": "",
+            "wsgi.url_scheme": "http",
+        }
+        start = lambda status, headers, exc_info=None: statuses.append(status)  # noqa: E731
+        return b"".join(router(environ, start))
+
+    assert call("HTTP/1.0") == b"v1 no-tenant"
+    call("HTTP/1.1")  # an empty Host on HTTP/1.1 stays a 400 (RFC 9112)
+    router.close()
+    assert statuses == ["200 OK", "400 Bad Request"]

@@ -58,7 +58,10 @@ class WSGICohortRouter(CohortRouter, interface="wsgi"):
         except KeyError:
             if "asgi" in environ:  # an ASGI scope (HTTP_HOST is in every WSGI request with Host)
                 raise TypeError(_SERVED_AS_ASGI) from None
-            # HTTP/1.0 requests may omit Host; SERVER_NAME is the server's own name then.
+            host = ""
+        if not host:
+            # HTTP/1.0 requests may omit Host (or send it empty, as the ASGI router also
+            # accepts); SERVER_NAME is the server's own name then. HTTP/1.1 and later: 400.
             host = (
                 server_host(environ.get("SERVER_NAME", ""))
                 if environ.get("SERVER_PROTOCOL") == "HTTP/1.0"
