@@ -204,6 +204,8 @@ def test_no_non_ascii_host_or_tenant_name_is_folded_into_an_ascii_one(text: str)
         return
     variants = {text, text.lower(), text.casefold(), unicodedata.normalize("NFKC", text)}
     for variant in variants:
+        if variant.isascii():  # NFKC('¹') is '1': another name, which anyone may send as such
+            continue
         with pytest.raises(InvalidHostError):
             parse_host(f"{variant}.example.com")
         with pytest.raises(ValidationError):
