@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import pytest
@@ -10,6 +10,7 @@ import pytest
 from cohortroute._clock import ManualClock
 from cohortroute.decision import decide
 from cohortroute.migrations import Migrations
+from cohortroute.policy import TenantRecord
 from cohortroute.rollout import RolloutController
 from cohortroute.store import MemoryStore, Store
 
@@ -211,12 +212,12 @@ def test_a_tenant_a_runner_migrates_while_a_rollback_starts_is_moved_back_too() 
     listed = store.tenants
     raced: list[bool] = []
 
-    def tenants_then_a_runner_finishes_globex() -> object:
+    def tenants_then_a_runner_finishes_globex() -> Iterator[TenantRecord]:
         records = list(listed())
         if not raced:  # the rollback's first look; another runner is faster
             raced.append(True)
             assert controller().run(tenants=["globex"]).ok
-        return records
+        return iter(records)
 
     store.tenants = tenants_then_a_runner_finishes_globex  # type: ignore[method-assign]
     result = controller().rollback()
