@@ -16,9 +16,10 @@ when the real one arrives and differs, decisions are dropped. Local stores (memo
 read inline, with no thread at all.
 
 A revision that moved only because routers registered tenants (audited as
-:data:`SERVED_ACTION`) changes no decision, so the view confirms it from the audit log and
-keeps its state. While a gated rollout runs, a view that has not confirmed the revision for
-:func:`cohortroute.fail_closed.horizon` seconds fails closed (:meth:`StateView.guard`).
+:data:`SERVED_ACTION`) or migration runners renewed their leases changes no decision, so the
+view confirms it from the audit log and keeps its state. While a gated rollout runs, a view that
+has not confirmed the revision for :func:`cohortroute.fail_closed.horizon` seconds fails closed
+(:meth:`StateView.guard`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from .errors import CohortRouteError, StoreError
 from .fail_closed import reachable
 from .policy import Policy, TenantRecord
 from .store.base import Store
+from .tenant_state import LEASE_RENEWED_ACTION
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,8 @@ LOG_EVERY = 30.0  # seconds between repeated log lines about store failures
 #: The audit action of routers' tenant registrations: a revision made only of these changes no
 #: decision, so views keep their caches.
 SERVED_ACTION = "tenants-served"
+# Audit actions that change no decision: a revision made only of these keeps every cache.
+_NEUTRAL_ACTIONS = frozenset({SERVED_ACTION, LEASE_RENEWED_ACTION})
 # How many revisions a view checks in the audit log before it simply re-reads the state.
 _NEUTRAL_SCAN = 32
 # Fewer cached tenants than this are not re-read in a batch when the revision moves.
@@ -340,7 +344,7 @@ class StateView:
 
     def _neutral(self, old: int, new: int) -> bool:
         """True when the audit log shows that every revision after ``old`` up to ``new`` only
-        registered tenants (which changes no decision)."""
+        registered tenants or renewed migration leases (which change no decision)."""
         gap = new - old
         if old < 0 or gap <= 0 or gap > _NEUTRAL_SCAN:
             return False
@@ -353,7 +357,7 @@ class StateView:
         complete = len(entries) <= gap or len(newer) < len(entries)
         return (
             complete
-            and all(e.action == SERVED_ACTION for e in newer)
+            and all(e.action in _NEUTRAL_ACTIONS for e in newer)
             and {e.revision for e in newer} == set(range(old + 1, new + 1))
         )
 

@@ -31,6 +31,11 @@ def _str_or_none(value: object) -> str | None:
     return None if value is None else str(value)
 
 
+LEASE_RENEWED_ACTION = "migration-lease"
+"""The audit action of a migration runner extending its lease on a tenant: it changes no
+decision (the tenant stays ``migrating`` either way), so routers keep their caches for it."""
+
+
 @dataclass(frozen=True, slots=True)
 class Lease:
     """``state["lease"]``: which runner owns a tenant's migration, and until when (Unix time).

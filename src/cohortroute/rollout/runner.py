@@ -41,6 +41,7 @@ from ..policy import (
     TenantRecord,
 )
 from ..store.base import Store
+from ..tenant_state import LEASE_RENEWED_ACTION
 from . import jobs
 from .fencing import LeaseLost, breach_update, lost
 from .jobs import Job
@@ -440,7 +441,7 @@ class MigrationRunner:
                 return record
             return replace(record, state={**record.state, STATE_LEASE: self._renewed(record)})
 
-        self._write(name, "migration-lease", update, lambda b, a: (None, None))
+        self._write(name, LEASE_RENEWED_ACTION, update, lambda b, a: (None, None))
         self._event("renewed", name)
 
     def _write(self, name: str, action: str, update: RecordUpdate, describe: Describe) -> None:
