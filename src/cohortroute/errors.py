@@ -6,7 +6,7 @@ are operators in the middle of a rollout.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -84,3 +84,9 @@ def quoted(value: object, limit: int = 80) -> str:
         return text
     end = text[-1] if text[-1] in "'\"" else ""
     return text[: max(limit - 3 - len(end), 1)] + "..." + end
+
+
+def listed(items: Sequence[str], limit: int = 10) -> str:
+    """``a, b, c and 7 more``: the first ``limit`` of ``items`` named, the rest counted."""
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")

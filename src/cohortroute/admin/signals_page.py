@@ -9,7 +9,7 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from ..errors import CohortRouteError, StoreError
+from ..errors import CohortRouteError, StoreError, listed
 from ..report import p95
 from ..signals.model import SignalRow, Ticket
 from .app import Ctx
@@ -208,9 +208,7 @@ def _left_out(pinned: list[str]) -> str:
     moves (the first few named)."""
     if not pinned:
         return "none (every tenant on the candidate is there by the rollout)"
-    shown = ", ".join(pinned[:LEFT_OUT_SHOWN])
-    more = f" and {len(pinned) - LEFT_OUT_SHOWN} more" if len(pinned) > LEFT_OUT_SHOWN else ""
     return (
         f"{len(pinned)} tenant{'s' if len(pinned) != 1 else ''} on the candidate by a pin or "
-        f"tag rule, neither judged nor moved: {shown}{more}"
+        f"tag rule, neither judged nor moved: {listed(pinned, LEFT_OUT_SHOWN)}"
     )

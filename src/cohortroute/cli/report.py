@@ -10,6 +10,7 @@ import argparse
 import logging
 from typing import TYPE_CHECKING, Any
 
+from ..errors import listed
 from .context import EXIT_OK, Context
 from .options import Subparsers, add_command, add_json, positive_int
 from .shapes import JsonShape
@@ -89,8 +90,7 @@ def notes(a: Assessment) -> list[str]:
     out = []
     if a.subject.ended is None and a.verdict.no_baseline:
         names = a.verdict.no_baseline
-        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
-        out.append(f"{no_baseline_text(len(names))} ({shown})")
+        out.append(f"{no_baseline_text(len(names))} ({listed(names)})")
     if a.verdict.pinned:
         out.append(f"{PINNED}: {', '.join(a.verdict.pinned)}")
     return out

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from itertools import islice
 
-from ..errors import ValidationError
+from ..errors import ValidationError, listed
 from .results import RunResult, TenantResult
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,6 @@ def _say_interrupted(action: str, names: list[str]) -> None:
     A second Ctrl-C does not stop them either: the interpreter waits for the worker threads."""
     if not names:
         return
-    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
     log.warning(
         "cohortroute: interrupted: letting the %s of %d tenant(s) in progress finish (%s), so "
         "no tenant's data is left half-moved; to stop at once, kill the process (SIGKILL): "
@@ -108,7 +107,7 @@ def _say_interrupted(action: str, names: list[str]) -> None:
         "them once their lease expires",
         action,
         len(names),
-        shown,
+        listed(names),
     )
 
 
@@ -116,12 +115,11 @@ def _say_crashed(action: str, result: RunResult, names: list[str]) -> None:
     """The runner itself failed (the store went away, say): the error is raised, and lost with
     it what was done before, and which tenants it was moving. Say both, and what to do."""
     moved = sum(1 for r in result.results if r.outcome == "moved")
-    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
     log.warning(
         "cohortroute: the %s stopped on an error after moving %d tenant(s); it was moving %s, "
         "which may be left in maintenance (503): once the cause is fixed, run it again (it "
         "resumes them when their lease expires), or see `cohortroute rollout status`",
         action,
         moved,
-        shown,
+        listed(names),
     )

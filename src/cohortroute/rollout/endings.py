@@ -13,7 +13,7 @@ from dataclasses import replace
 from .. import ratchet
 from ..advice import Call, advise
 from ..decision import decide, intended
-from ..errors import ConflictError
+from ..errors import ConflictError, listed
 from ..policy import BUSY_STATUSES, Policy, Rollout, TenantRecord, check_tenant_name
 from . import jobs
 from .context import Progress, RolloutContext
@@ -93,11 +93,10 @@ def _who_is_where(ctx: RolloutContext, rollout: Rollout) -> str:
     ended = f"the rollout of {rollout.candidate} ended"
     if not elsewhere:
         return f"{ended}; everybody is on {default}"
-    shown = ", ".join(f"{name} on {d.version} ({d.detail})" for name, d in elsewhere[:10])
-    more = f" and {len(elsewhere) - 10} more" if len(elsewhere) > 10 else ""
+    shown = listed([f"{name} on {d.version} ({d.detail})" for name, d in elsewhere])
     return (
         f"{ended}; everybody is on {default} except {len(elsewhere)} tenant(s) a pin or tag "
-        f"rule keeps elsewhere: {shown}{more} (unpin them or remove the rule to move them too)"
+        f"rule keeps elsewhere: {shown} (unpin them or remove the rule to move them too)"
     )
 
 

@@ -26,6 +26,7 @@ A websocket cannot reach a WSGI version: it is closed with 1003.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 class _Response:
     """One request's response, written by the app in a worker thread, sent on the loop."""
 
-    def __init__(self, send: Send, watch: Any = None) -> None:
+    def __init__(self, send: Send, watch: Callable[[], None] | None = None) -> None:
         self._send = send
         self.start: Message | None = None
         self.started = False  # the start message went out
